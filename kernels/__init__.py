@@ -1,0 +1,12 @@
+"""Compute kernels of hapgpu: arrays in, arrays out.
+
+No astropy, no FITS, no logging, no configuration dictionaries. Per-pixel mathematics is
+written once as plain Python functions (see ``_pixel_math``, ``_interp_math``) and compiled
+for each target by :func:`hapgpu.kernels.targets.compile_namespace`:
+
+* ``cpu``: ``numba.njit(inline="always")`` device functions driven by parallel ``prange`` loops;
+* ``cuda``: ``numba.cuda.jit(device=True)`` device functions driven by CUDA kernels;
+* ``cudasim``: the same CUDA kernels run by Numba's CUDA simulator on NumPy arrays.
+
+This package is installed as ``hapgpu.kernels``.
+"""

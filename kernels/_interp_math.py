@@ -1,0 +1,273 @@
+"""Per-pixel mathematics of blot (drizzlepac ``cdriz.tblot``), written once for every target.
+
+Plain Python functions compiled by :func:`hapgpu.kernels.targets.compile_namespace`. All
+interpolation arithmetic is float32, like drizzlepac's, including the sample position; float32
+constants are module-level ``np.float32`` values so that Numba and NumPy agree on the types.
+
+Edge rules follow drizzlepac: columns beyond the image are reflected anti-symmetrically about
+the edge pixel (``v(-k) = 2 v(0) - v(k)``), rows likewise, except that poly5's sixth block row
+beyond the top is source row ``ny - 4``. Where drizzlepac's behaviour is undefined (poly3 in the
+last half-pixel band at the top, nearest in the last half pixel, positions exactly on the far
+edge) these functions reflect anti-symmetrically by source index and clamp indices instead.
+"""
+
+import math
+
+import numpy as np
+
+from ._pixel_math import table_map  # noqa: F401  (resolved by name when compiled)
+
+f32 = np.float32
+
+I_NEAREST = 0
+I_LINEAR = 1
+I_POLY3 = 2
+I_POLY5 = 3
+I_LANCZOS3 = 4
+I_LANCZOS5 = 5
+
+# Slots of the float64 parameter vector of blot.
+B_FACTOR = 0  # coordinate-table step (0: explicit coordinates)
+B_EF = 1  # float32 exposure-time factor
+B_SCALE2 = 2  # float32(scale**2)
+B_MISVAL = 3  # value for points outside the source image
+B_SPACE = 4  # lanczos LUT spacing (float32 0.01)
+N_BPARAMS = 5
+
+# Slots of the int64 parameter vector of blot.
+J_INTERP = 0
+J_NBOX = 1
+N_JPARAMS = 2
+
+ZERO = f32(0.0)
+ONE = f32(1.0)
+TWO = f32(2.0)
+THREE = f32(3.0)
+FOUR = f32(4.0)
+SIX = f32(6.0)
+HALF = f32(0.5)
+SIXTH = f32(1.0 / 6.0)
+ONE_120TH = f32(1.0 / 120.0)
+
+
+def clamp_index(k, n):
+    """Clamp an index to ``0..n-1``."""
+    if k < 0:
+        return 0
+    if k > n - 1:
+        return n - 1
+    return k
+
+
+def row_value(src, m, c):
+    """Value at column ``c`` of valid source row ``m``, reflecting columns beyond the edges."""
+    nx = src.shape[1]
+    if c < 0:
+        return f32(f32(TWO * src[m, 0]) - src[m, clamp_index(-c, nx)])
+    if c >= nx:
+        return f32(f32(TWO * src[m, nx - 1]) - src[m, clamp_index(2 * nx - 2 - c, nx)])
+    return src[m, c]
+
+
+def reflected_value(src, m, c):
+    """Value at (row ``m``, column ``c``) with anti-symmetric reflection in both axes."""
+    ny = src.shape[0]
+    if m < 0:
+        return f32(f32(TWO * row_value(src, 0, c)) - row_value(src, clamp_index(-m, ny), c))
+    if m >= ny:
+        top = ny - 1
+        return f32(f32(TWO * row_value(src, top, c))
+                   - row_value(src, clamp_index(2 * top - m, ny), c))
+    return row_value(src, m, c)
+
+
+def poly5_block_value(src, k, iy, c):
+    """Element ``k`` (row) of poly5's 6x6 block around row ``iy`` at source column ``c``."""
+    ny = src.shape[0]
+    m = iy - 2 + k
+    if k == 5 and m >= ny:
+        return row_value(src, clamp_index(ny - 4, ny), c)
+    return reflected_value(src, m, c)
+
+
+def everett5(r0, r1, r2, r3, r4, r5, s):
+    """Six-point Everett (quintic) interpolation between ``r2`` and ``r3`` at fraction ``s``."""
+    s2 = f32(s * s)
+    t = f32(ONE - s)
+    t2 = f32(t * t)
+    c20 = f32(SIXTH * f32(f32(r3 - f32(TWO * r2)) + r1))
+    c21 = f32(SIXTH * f32(f32(r4 - f32(TWO * r3)) + r2))
+    c40 = f32(ONE_120TH * f32(f32(f32(f32(r0 - f32(FOUR * r1)) + f32(SIX * r2))
+                                  - f32(FOUR * r3)) + r4))
+    c41 = f32(ONE_120TH * f32(f32(f32(f32(r1 - f32(FOUR * r2)) + f32(SIX * r3))
+                                  - f32(FOUR * r4)) + r5))
+    hi = f32(s * f32(r3 + f32(f32(s2 - ONE) * f32(c21 + f32(f32(s2 - FOUR) * c41)))))
+    lo = f32(t * f32(r2 + f32(f32(t2 - ONE) * f32(c20 + f32(f32(t2 - FOUR) * c40)))))
+    return f32(hi + lo)
+
+
+def everett3(r0, r1, r2, r3, s):
+    """Four-point Everett (cubic) interpolation between ``r1`` and ``r2`` at fraction ``s``."""
+    s2 = f32(s * s)
+    t = f32(ONE - s)
+    t2 = f32(t * t)
+    c20 = f32(SIXTH * f32(f32(r2 - f32(TWO * r1)) + r0))
+    c21 = f32(SIXTH * f32(f32(r3 - f32(TWO * r2)) + r1))
+    return f32(f32(s * f32(r2 + f32(f32(s2 - ONE) * c21)))
+               + f32(t * f32(r1 + f32(f32(t2 - ONE) * c20))))
+
+
+def split_position(x, offset):
+    """Integer base and float32 fraction of ``x`` as drizzlepac's Everett code forms them.
+
+    ``xval = offset + (x - int(x))`` in float32; the fraction is ``xval - int(xval)`` and the
+    base is shifted when float32 rounding pushed ``xval`` up to the next integer.
+    """
+    ix = int(x)
+    xval = f32(offset + f32(x - f32(ix)))
+    kx = int(xval)
+    return ix + kx - int(offset), f32(xval - f32(kx))
+
+
+def interp_poly5(src, x, y):
+    """drizzlepac poly5: separable six-point quintic interpolation."""
+    ix, sx = split_position(x, THREE)
+    iy, sy = split_position(y, THREE)
+    z0 = everett5(poly5_block_value(src, 0, iy, ix - 2), poly5_block_value(src, 0, iy, ix - 1),
+                  poly5_block_value(src, 0, iy, ix), poly5_block_value(src, 0, iy, ix + 1),
+                  poly5_block_value(src, 0, iy, ix + 2), poly5_block_value(src, 0, iy, ix + 3), sx)
+    z1 = everett5(poly5_block_value(src, 1, iy, ix - 2), poly5_block_value(src, 1, iy, ix - 1),
+                  poly5_block_value(src, 1, iy, ix), poly5_block_value(src, 1, iy, ix + 1),
+                  poly5_block_value(src, 1, iy, ix + 2), poly5_block_value(src, 1, iy, ix + 3), sx)
+    z2 = everett5(poly5_block_value(src, 2, iy, ix - 2), poly5_block_value(src, 2, iy, ix - 1),
+                  poly5_block_value(src, 2, iy, ix), poly5_block_value(src, 2, iy, ix + 1),
+                  poly5_block_value(src, 2, iy, ix + 2), poly5_block_value(src, 2, iy, ix + 3), sx)
+    z3 = everett5(poly5_block_value(src, 3, iy, ix - 2), poly5_block_value(src, 3, iy, ix - 1),
+                  poly5_block_value(src, 3, iy, ix), poly5_block_value(src, 3, iy, ix + 1),
+                  poly5_block_value(src, 3, iy, ix + 2), poly5_block_value(src, 3, iy, ix + 3), sx)
+    z4 = everett5(poly5_block_value(src, 4, iy, ix - 2), poly5_block_value(src, 4, iy, ix - 1),
+                  poly5_block_value(src, 4, iy, ix), poly5_block_value(src, 4, iy, ix + 1),
+                  poly5_block_value(src, 4, iy, ix + 2), poly5_block_value(src, 4, iy, ix + 3), sx)
+    z5 = everett5(poly5_block_value(src, 5, iy, ix - 2), poly5_block_value(src, 5, iy, ix - 1),
+                  poly5_block_value(src, 5, iy, ix), poly5_block_value(src, 5, iy, ix + 1),
+                  poly5_block_value(src, 5, iy, ix + 2), poly5_block_value(src, 5, iy, ix + 3), sx)
+    return everett5(z0, z1, z2, z3, z4, z5, sy)
+
+
+def interp_poly3(src, x, y):
+    """drizzlepac poly3: separable four-point cubic interpolation."""
+    ix, sx = split_position(x, TWO)
+    iy, sy = split_position(y, TWO)
+    z0 = everett3(reflected_value(src, iy - 1, ix - 1), reflected_value(src, iy - 1, ix),
+                  reflected_value(src, iy - 1, ix + 1), reflected_value(src, iy - 1, ix + 2), sx)
+    z1 = everett3(reflected_value(src, iy, ix - 1), reflected_value(src, iy, ix),
+                  reflected_value(src, iy, ix + 1), reflected_value(src, iy, ix + 2), sx)
+    z2 = everett3(reflected_value(src, iy + 1, ix - 1), reflected_value(src, iy + 1, ix),
+                  reflected_value(src, iy + 1, ix + 1), reflected_value(src, iy + 1, ix + 2), sx)
+    z3 = everett3(reflected_value(src, iy + 2, ix - 1), reflected_value(src, iy + 2, ix),
+                  reflected_value(src, iy + 2, ix + 1), reflected_value(src, iy + 2, ix + 2), sx)
+    return everett3(z0, z1, z2, z3, sy)
+
+
+def interp_linear(src, x, y):
+    """drizzlepac bilinear interpolation (1-D on the last row/column)."""
+    ny = src.shape[0]
+    nx = src.shape[1]
+    ix = clamp_index(int(x), nx)
+    iy = clamp_index(int(y), ny)
+    f00 = src[iy, ix]
+    if ix == nx - 1:
+        if iy == ny - 1:
+            return f00
+        sy = f32(y - f32(iy))
+        return f32(f32(f32(ONE - sy) * f00) + f32(sy * src[iy + 1, ix]))
+    if iy == ny - 1:
+        sx = f32(x - f32(ix))
+        return f32(f32(f32(ONE - sx) * f00) + f32(sx * src[iy, ix + 1]))
+    sx = f32(x - f32(ix))
+    tx = f32(ONE - sx)
+    sy = f32(y - f32(iy))
+    ty = f32(ONE - sy)
+    return f32(f32(f32(f32(f32(tx * ty) * f00) + f32(f32(sx * ty) * src[iy, ix + 1]))
+                   + f32(f32(sy * tx) * src[iy + 1, ix])) + f32(f32(sx * sy) * src[iy + 1, ix + 1]))
+
+
+def interp_nearest(src, x, y):
+    """Nearest neighbour (indices clamped in the last half pixel)."""
+    ny = src.shape[0]
+    nx = src.shape[1]
+    return src[clamp_index(int(y + HALF), ny), clamp_index(int(x + HALF), nx)]
+
+
+def interp_lanczos(src, x, y, lut, space, nbox, misval):
+    """drizzlepac lanczos: unnormalised (2*nbox+1)^2 window with truncated LUT indexing."""
+    ny = src.shape[0]
+    nx = src.shape[1]
+    ixs = int(x) - nbox
+    ixe = int(x) + nbox
+    iys = int(y) - nbox
+    iye = int(y) + nbox
+    if ixs < 0 or ixe >= nx or iys < 0 or iye >= ny:
+        return f32(misval)
+    nlut = lut.shape[0]
+    total = ZERO
+    for j in range(iys, iye + 1):
+        yoff = clamp_index(int(abs(f32(f32(y - f32(j)) / space))), nlut)
+        luty = lut[yoff]
+        for i in range(ixs, ixe + 1):
+            xoff = clamp_index(int(abs(f32(f32(x - f32(i)) / space))), nlut)
+            total = f32(total + f32(f32(src[j, i] * lut[xoff]) * luty))
+    return total
+
+
+def blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut):
+    """Blotted value of output (chip) pixel ``[r, k]`` sampled from the source image."""
+    factor = fp[B_FACTOR]
+    if factor > 0.0:
+        xm, ym = table_map(tx, ty, factor, k + 1.0, r + 1.0)
+    else:
+        xm = ex[0, r, k]
+        ym = ey[0, r, k]
+    misval = f32(fp[B_MISVAL])
+    if not (math.isfinite(xm) and math.isfinite(ym)):
+        return misval
+    xo = f32(xm - 1.0)
+    yo = f32(ym - 1.0)
+    ny = src.shape[0]
+    nx = src.shape[1]
+    if not (xo >= ZERO and xo <= f32(nx) and yo >= ZERO and yo <= f32(ny)):
+        return misval
+    interp = ip[J_INTERP]
+    if interp == I_POLY5:
+        v = interp_poly5(src, xo, yo)
+    elif interp == I_POLY3:
+        v = interp_poly3(src, xo, yo)
+    elif interp == I_LINEAR:
+        v = interp_linear(src, xo, yo)
+    elif interp == I_NEAREST:
+        v = interp_nearest(src, xo, yo)
+    else:
+        v = interp_lanczos(src, xo, yo, lut, f32(fp[B_SPACE]), ip[J_NBOX], fp[B_MISVAL])
+        if not (int(xo) - ip[J_NBOX] >= 0 and int(xo) + ip[J_NBOX] < nx
+                and int(yo) - ip[J_NBOX] >= 0 and int(yo) + ip[J_NBOX] < ny):
+            return misval
+    return f32(f32(v * f32(fp[B_EF])) / f32(fp[B_SCALE2]))
+
+
+#: Per-pixel blot functions in dependency order.
+BLOT_FUNCTIONS = (
+    table_map,
+    clamp_index,
+    row_value,
+    reflected_value,
+    poly5_block_value,
+    everett5,
+    everett3,
+    split_position,
+    interp_poly5,
+    interp_poly3,
+    interp_linear,
+    interp_nearest,
+    interp_lanczos,
+    blot_pixel,
+)

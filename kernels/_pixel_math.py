@@ -1,0 +1,369 @@
+"""Per-pixel mathematics of drizzle, written once for every target.
+
+These are plain Python functions. :func:`hapgpu.kernels.targets.compile_namespace` compiles
+them as ``numba.njit(inline="always")`` functions for the CPU and as CUDA device functions for
+the GPU and the CUDA simulator. A function calls another one by its global name; the
+compiled namespace supplies the compiled callee. ``deposit`` is not defined here: each target
+provides its own (plain read-modify-write on the CPU, atomics on CUDA).
+
+Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
+project documentation): input positions are 1-based FITS coordinates, mapped output
+positions are 0-based, output pixel ``[jj, ii]`` covers ``[ii-0.5, ii+0.5) x [jj-0.5, jj+0.5)``.
+Coordinates, overlaps and Jacobians are float64; data and weights are float32.
+
+Every float32 operation is wrapped in ``f32(...)`` so that Numba (where ``float32 * 2.0`` is
+float64) and NumPy 2 scalars (where it is float32) give the same result.
+"""
+
+import math
+
+import numpy as np
+
+f32 = np.float32
+f64 = np.float64
+
+# Kernel identifiers (shared with the host code through hapgpu.kernels.drizzle).
+K_SQUARE = 0
+K_TURBO = 1
+K_POINT = 2
+K_GAUSSIAN = 3
+K_TOPHAT = 4
+K_LANCZOS2 = 5
+K_LANCZOS3 = 6
+
+# Slots of the float64 parameter vector handed to the kernels.
+P_PIXFRAC = 0
+P_SCALE = 1
+P_HALF = 2  # pixfrac / 2: square-kernel corner offset in input pixels
+P_PFO = 3  # kernel half-size / radius in output pixels
+P_AC = 4  # 1 / pixfrac**2
+P_EFAC = 5  # gaussian exponent factor
+P_ES = 6  # gaussian normalisation
+P_SDP = 7  # lanczos: LUT index per output pixel of offset
+P_FACTOR = 8  # coordinate-table step (0: explicit coordinate arrays)
+P_INV_EXP = 9  # float32(1/exptime) applied to the data for counts input, else 1
+P_SCALE2 = 10  # float32(scale**2) applied to the data
+P_WT_SCL = 11  # float32 weight scale
+N_FPARAMS = 12
+
+# Slots of the int64 parameter vector.
+I_KERNEL = 0
+I_ONX = 1
+I_ONY = 2
+I_NX = 3
+I_NY = 4
+I_FLAGS = 5
+N_IPARAMS = 6
+
+# Flags.
+F_COUNTS = 1  # divide the data by the exposure time
+F_VARIANCE = 2  # propagate an error array (squared weights)
+F_DQ = 4  # OR-propagate a DQ array
+
+
+def nint(v):
+    """Round half away from zero (drizzlepac's ``nint``)."""
+    if v >= 0.0:
+        return int(math.floor(v + 0.5))
+    return -int(math.floor(0.5 - v))
+
+
+def table_map(tx, ty, factor, x, y):
+    """Interpolate drizzlepac's coordinate table at 1-based input position ``(x, y)``.
+
+    ``tx[b, a]``, ``ty[b, a]`` hold the 1-based output coordinates of the input point
+    ``(a*factor, b*factor)``. The bilinear interpolation is evaluated in drizzlepac's exact
+    order, including the odd 360-degree guard on X. Returns 1-based output ``(X, Y)``.
+    """
+    u = x / factor
+    v = y / factor
+    a = int(math.floor(u))
+    b = int(math.floor(v))
+    na = tx.shape[1] - 2
+    nb = tx.shape[0] - 2
+    if a > na:
+        a = na
+    if a < 0:
+        a = 0
+    if b > nb:
+        b = nb
+    if b < 0:
+        b = 0
+    fu = u - a
+    fv = v - b
+    gu = 1.0 - fu
+    gv = 1.0 - fv
+    x00 = tx[b, a]
+    x01 = tx[b, a + 1]
+    x10 = tx[b + 1, a]
+    x11 = tx[b + 1, a + 1]
+    if x00 - x01 > 359.0:
+        x00 = x00 - 360.0
+        x10 = x10 - 360.0
+    elif x00 - x01 < -359.0:
+        x01 = x01 - 360.0
+        x11 = x11 - 360.0
+    xo = x00 * gu * gv + x01 * fu * gv + x10 * gu * fv + x11 * fu * fv
+    yo = ty[b, a] * gu * gv + ty[b, a + 1] * fu * gv + ty[b + 1, a] * gu * fv + ty[b + 1, a + 1] * fu * fv
+    return xo, yo
+
+
+def map_offset(k, i, j, ox, oy, factor, tx, ty, ex, ey):
+    """0-based output position of input pixel ``[j, i]`` offset by ``(ox, oy)`` input pixels.
+
+    With ``factor > 0`` the coordinate table is interpolated; with ``factor == 0`` the
+    pre-computed exact coordinates ``ex[k, j, i]``, ``ey[k, j, i]`` are read (``k`` is the
+    corner number for the square kernel, 0 for the centre).
+    """
+    if factor > 0.0:
+        xo, yo = table_map(tx, ty, factor, (i + 1.0) + ox, (j + 1.0) + oy)
+        return xo - 1.0, yo - 1.0
+    return ex[k, j, i] - 1.0, ey[k, j, i] - 1.0
+
+
+def edge_area(px, py, qx, qy):
+    """Signed area under the directed segment P->Q inside the unit square [0,1]x[0,1].
+
+    The area is clipped to 0 <= y <= 1 and to the segment's x-extent inside [0, 1]; it is
+    positive for a segment running left to right.
+    """
+    dx = qx - px
+    if dx == 0.0:
+        return 0.0
+    if dx > 0.0:
+        xlo = px
+        xhi = qx
+        sign = 1.0
+    else:
+        xlo = qx
+        xhi = px
+        sign = -1.0
+    if xlo >= 1.0 or xhi <= 0.0:
+        return 0.0
+    m = (qy - py) / dx
+    c = py - m * px
+    if xlo < 0.0:
+        xlo = 0.0
+    if xhi > 1.0:
+        xhi = 1.0
+    ylo = m * xlo + c
+    yhi = m * xhi + c
+    if ylo <= 0.0 and yhi <= 0.0:
+        return 0.0
+    if ylo < 0.0:
+        xlo = -c / m
+        ylo = 0.0
+    if yhi < 0.0:
+        xhi = -c / m
+        yhi = 0.0
+    if ylo >= 1.0 and yhi >= 1.0:
+        area = xhi - xlo
+    elif ylo <= 1.0 and yhi <= 1.0:
+        area = 0.5 * (xhi - xlo) * (ylo + yhi)
+    else:
+        xt = (1.0 - c) / m
+        if ylo < 1.0:
+            area = 0.5 * (xt - xlo) * (1.0 + ylo) + (xhi - xt)
+        else:
+            area = 0.5 * (xhi - xt) * (1.0 + yhi) + (xt - xlo)
+    return sign * area
+
+
+def boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3):
+    """Area of the clockwise quadrilateral (x_k, y_k) inside output pixel ``[jj, ii]``."""
+    sx = ii - 0.5
+    sy = jj - 0.5
+    a0x = x0 - sx
+    a0y = y0 - sy
+    a1x = x1 - sx
+    a1y = y1 - sy
+    a2x = x2 - sx
+    a2y = y2 - sy
+    a3x = x3 - sx
+    a3y = y3 - sy
+    return (
+        edge_area(a0x, a0y, a1x, a1y)
+        + edge_area(a1x, a1y, a2x, a2y)
+        + edge_area(a2x, a2y, a3x, a3y)
+        + edge_area(a3x, a3y, a0x, a0y)
+    )
+
+
+def clamp_range(lo, hi, n):
+    """Clamp the rounded candidate range ``nint(lo)..nint(hi)`` to ``0..n-1``."""
+    a = nint(lo)
+    b = nint(hi)
+    if a < 0:
+        a = 0
+    if b > n - 1:
+        b = n - 1
+    return a, b
+
+
+def input_value(data, weight, j, i, fp, flags):
+    """Return the float32 data value ``d`` and weight ``w32`` of input pixel ``[j, i]``.
+
+    Non-finite data or weights are treated as weight 0 and value 0 (a documented deviation:
+    drizzlepac lets a NaN poison every output pixel its footprint touches).
+    """
+    v = f32(data[j, i])
+    w = f32(weight[j, i])
+    if not (math.isfinite(v) and math.isfinite(w)):
+        return f32(0.0), f32(0.0)
+    if flags & F_COUNTS:
+        v = f32(v * f32(fp[P_INV_EXP]))
+    d = f32(v * f32(fp[P_SCALE2]))
+    w32 = f32(w * f32(fp[P_WT_SCL]))
+    return d, w32
+
+
+def input_error(err, j, i, fp, flags):
+    """Squared float32 error of input pixel ``[j, i]``, scaled like the data (float64)."""
+    e = f32(err[j, i])
+    if not math.isfinite(e):
+        return 0.0
+    if flags & F_COUNTS:
+        e = f32(e * f32(fp[P_INV_EXP]))
+    e = f32(e * f32(fp[P_SCALE2]))
+    return f64(e) * f64(e)
+
+
+def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                  num, den, var, outdq, zidx, ctx, ctxbit):
+    """Drizzle input pixel ``[j, i]`` onto the output accumulators with the chosen kernel."""
+    kernel = ip[I_KERNEL]
+    onx = ip[I_ONX]
+    ony = ip[I_ONY]
+    flags = ip[I_FLAGS]
+    factor = fp[P_FACTOR]
+    d, w32 = input_value(data, weight, j, i, fp, flags)
+    e2 = 0.0
+    if flags & F_VARIANCE:
+        e2 = input_error(err, j, i, fp, flags)
+    dqv = 0
+    if flags & F_DQ:
+        dqv = dq[j, i]
+    scan = j * ip[I_NX] + i
+
+    if kernel == K_SQUARE:
+        h = fp[P_HALF]
+        x0, y0 = map_offset(0, i, j, -h, h, factor, tx, ty, ex, ey)
+        x1, y1 = map_offset(1, i, j, h, h, factor, tx, ty, ex, ey)
+        x2, y2 = map_offset(2, i, j, h, -h, factor, tx, ty, ex, ey)
+        x3, y3 = map_offset(3, i, j, -h, -h, factor, tx, ty, ex, ey)
+        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)
+                and math.isfinite(x3) and math.isfinite(y0) and math.isfinite(y1)
+                and math.isfinite(y2) and math.isfinite(y3)):
+            return
+        jac = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
+        if jac < 0.0:
+            jac = -jac
+            tmpx = x1
+            tmpy = y1
+            x1 = x3
+            y1 = y3
+            x3 = tmpx
+            y3 = tmpy
+        if jac == 0.0:
+            return
+        i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)), onx)
+        j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)), ony)
+        for jj in range(j0, j1 + 1):
+            for ii in range(i0, i1 + 1):
+                area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3)
+                if area > 0.0:
+                    dow = f32((area / jac) * w32)
+                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
+                            scan, ctxbit, flags)
+        return
+
+    xc, yc = map_offset(0, i, j, 0.0, 0.0, factor, tx, ty, ex, ey)
+    if not (math.isfinite(xc) and math.isfinite(yc)):
+        return
+    pfo = fp[P_PFO]
+
+    if kernel == K_POINT:
+        ii = nint(xc)
+        jj = nint(yc)
+        if ii >= 0 and ii < onx and jj >= 0 and jj < ony:
+            deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan, ctxbit, flags)
+        return
+
+    i0, i1 = clamp_range(xc - pfo, xc + pfo, onx)
+    j0, j1 = clamp_range(yc - pfo, yc + pfo, ony)
+
+    if kernel == K_TURBO:
+        frac = fp[P_SCALE] * fp[P_SCALE] * fp[P_AC]
+        for jj in range(j0, j1 + 1):
+            dy = min(yc + pfo, jj + 0.5) - max(yc - pfo, jj - 0.5)
+            if dy <= 0.0:
+                continue
+            for ii in range(i0, i1 + 1):
+                dx = min(xc + pfo, ii + 0.5) - max(xc - pfo, ii - 0.5)
+                if dx > 0.0:
+                    dow = f32((dx * dy * frac) * w32)
+                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
+                            scan, ctxbit, flags)
+    elif kernel == K_GAUSSIAN:
+        efac = fp[P_EFAC]
+        es = fp[P_ES]
+        for jj in range(j0, j1 + 1):
+            ddy = yc - jj
+            for ii in range(i0, i1 + 1):
+                ddx = xc - ii
+                g = f32(es * math.exp(-(ddx * ddx + ddy * ddy) * efac))
+                dow = f32(f64(g) * w32)
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
+                        scan, ctxbit, flags)
+    elif kernel == K_TOPHAT:
+        pfo2 = pfo * pfo
+        for jj in range(j0, j1 + 1):
+            ddy = yc - jj
+            for ii in range(i0, i1 + 1):
+                ddx = xc - ii
+                if ddx * ddx + ddy * ddy <= pfo2:
+                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv,
+                            scan, ctxbit, flags)
+    else:  # lanczos2 / lanczos3
+        sdp = fp[P_SDP]
+        nlut = lut.shape[0]
+        for jj in range(j0, j1 + 1):
+            iy = nint(abs(yc - jj) * sdp) + 1
+            ly = f32(0.0)
+            if iy < nlut:
+                ly = lut[iy]
+            for ii in range(i0, i1 + 1):
+                ix = nint(abs(xc - ii) * sdp) + 1
+                lx = f32(0.0)
+                if ix < nlut:
+                    lx = lut[ix]
+                dow = f32(f64(f32(lx * ly)) * w32)
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
+                        scan, ctxbit, flags)
+
+
+def zero_weight_value(data, idx, nx, fp, flags):
+    """Float32 data value ``d`` of the input pixel with flat index ``idx`` (0 if non-finite)."""
+    j = idx // nx
+    i = idx - j * nx
+    v = f32(data[j, i])
+    if not math.isfinite(v):
+        return f32(0.0)
+    if flags & F_COUNTS:
+        v = f32(v * f32(fp[P_INV_EXP]))
+    return f32(v * f32(fp[P_SCALE2]))
+
+
+#: Per-pixel drizzle functions in dependency order (``deposit`` comes from the target).
+DRIZZLE_FUNCTIONS = (
+    nint,
+    table_map,
+    map_offset,
+    edge_area,
+    boxer,
+    clamp_range,
+    input_value,
+    input_error,
+    drizzle_pixel,
+    zero_weight_value,
+)

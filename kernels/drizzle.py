@@ -1,0 +1,265 @@
+"""Drizzle kernels: scatter input pixels onto float64 output accumulators.
+
+The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers:
+
+* CPU (``numba.njit(parallel=True)``): input pixels are processed in tiles; tiles whose output
+  footprints (bounding boxes) are disjoint form a *wave* and run in parallel without atomics.
+  The result is deterministic and independent of the number of threads.
+* CUDA (real device or simulator): one thread per input pixel, atomics on the accumulators.
+
+Accumulators (all ``(ony, onx)``): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
+``var`` = sum(w**2 * err**2) (float64, optional), ``outdq`` (int32 OR, optional), ``ctx``
+(int32 bit plane), and ``zidx`` (int32): the largest flat input index that reached the pixel
+with zero weight, which reproduces drizzlepac's "last zero-weight value" rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+from numba import cuda, prange
+
+from . import _pixel_math as pm
+from .targets import compile_namespace, cuda_module_for, rebind
+
+__all__ = [
+    "KERNEL_IDS",
+    "lanczos_lut",
+    "drizzle_cpu",
+    "resolve_zero_weight_cpu",
+    "cuda_drizzle_kernels",
+    "tile_waves",
+]
+
+KERNEL_IDS = {
+    "square": pm.K_SQUARE,
+    "turbo": pm.K_TURBO,
+    "point": pm.K_POINT,
+    "gaussian": pm.K_GAUSSIAN,
+    "tophat": pm.K_TOPHAT,
+    "lanczos2": pm.K_LANCZOS2,
+    "lanczos3": pm.K_LANCZOS3,
+}
+
+
+def lanczos_lut(order: int, n: int = 512, space: float = 0.01) -> np.ndarray:
+    """drizzlepac's float32 Lanczos look-up table (``L[k]`` at offset ``k * float32(space)``)."""
+    delta = np.float32(space)
+    lut = np.zeros(n, dtype=np.float32)
+    lut[0] = 1.0
+    for k in range(1, n):
+        p = np.float32(np.pi * k * float(delta))
+        if p < np.pi * order:
+            q = np.float32(p / order)
+            lut[k] = np.float32((np.sin(p) / p) * np.sin(q) / q)
+    return lut
+
+
+# --------------------------------------------------------------------------------------------
+# CPU target
+# --------------------------------------------------------------------------------------------
+
+
+def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags):
+    if dow != 0.0:
+        num[jj, ii] += np.float64(dow) * np.float64(d)
+        den[jj, ii] += np.float64(dow)
+        if flags & 2:
+            var[jj, ii] += np.float64(dow) * np.float64(dow) * e2
+    elif scan > zidx[jj, ii]:
+        zidx[jj, ii] = scan
+    if dow > 0.0:
+        ctx[jj, ii] |= ctxbit
+        if flags & 4:
+            outdq[jj, ii] |= dqv
+
+
+_cpu = compile_namespace(
+    pm.DRIZZLE_FUNCTIONS,
+    "cpu",
+    extra={"deposit": numba.njit(_deposit_cpu)},
+)
+_drizzle_pixel_cpu = _cpu.drizzle_pixel
+_map_offset_cpu = _cpu.map_offset
+_zero_weight_value_cpu = _cpu.zero_weight_value
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _drizzle_tiles_cpu(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                       num, den, var, outdq, zidx, ctx, ctxbit):
+    for t in prange(tiles.shape[0]):
+        for j in range(tiles[t, 0], tiles[t, 1]):
+            for i in range(tiles[t, 2], tiles[t, 3]):
+                _drizzle_pixel_cpu(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                                   num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin):
+    """Output bounding box ``(x0, x1, y0, y1)`` of every tile, from its mapped perimeter."""
+    n = tiles.shape[0]
+    out = np.empty((n, 4), dtype=np.float64)
+    factor = fp[pm.P_FACTOR]
+    ncorner = ex.shape[0] if factor == 0.0 else 1
+    h = 0.5
+    for t in prange(n):
+        xmin = np.inf
+        xmax = -np.inf
+        ymin = np.inf
+        ymax = -np.inf
+        j0 = tiles[t, 0]
+        j1 = tiles[t, 1] - 1
+        i0 = tiles[t, 2]
+        i1 = tiles[t, 3] - 1
+        npts = 2 * (j1 - j0 + 1) + 2 * (i1 - i0 + 1)
+        for p in range(npts):
+            if p < j1 - j0 + 1:
+                j = j0 + p
+                i = i0
+                ox = -h
+                oy = 0.0
+            elif p < 2 * (j1 - j0 + 1):
+                j = j0 + p - (j1 - j0 + 1)
+                i = i1
+                ox = h
+                oy = 0.0
+            elif p < 2 * (j1 - j0 + 1) + (i1 - i0 + 1):
+                j = j0
+                i = i0 + p - 2 * (j1 - j0 + 1)
+                ox = 0.0
+                oy = -h
+            else:
+                j = j1
+                i = i0 + p - 2 * (j1 - j0 + 1) - (i1 - i0 + 1)
+                ox = 0.0
+                oy = h
+            for k in range(ncorner):
+                xo, yo = _map_offset_cpu(k, i, j, ox, oy, factor, tx, ty, ex, ey)
+                if math.isfinite(xo) and math.isfinite(yo):
+                    xmin = min(xmin, xo)
+                    xmax = max(xmax, xo)
+                    ymin = min(ymin, yo)
+                    ymax = max(ymax, yo)
+        out[t, 0] = xmin - margin
+        out[t, 1] = xmax + margin
+        out[t, 2] = ymin - margin
+        out[t, 3] = ymax + margin
+    return out
+
+
+def _tiles(ny: int, nx: int, tile: int) -> np.ndarray:
+    rows = [(y, min(y + tile, ny)) for y in range(0, ny, tile)]
+    cols = [(x, min(x + tile, nx)) for x in range(0, nx, tile)]
+    return np.array([(r0, r1, c0, c1) for r0, r1 in rows for c0, c1 in cols], dtype=np.int64)
+
+
+def tile_waves(boxes: np.ndarray) -> list[np.ndarray]:
+    """Group tiles into waves whose output bounding boxes do not intersect (greedy colouring).
+
+    Parameters
+    ----------
+    boxes : ndarray, shape (n, 4)
+        ``(x0, x1, y0, y1)`` per tile; NaN/inf boxes (tiles mapping nowhere) are dropped.
+
+    Returns
+    -------
+    list of ndarray
+        Tile indices of each wave, in order.
+    """
+    valid = np.isfinite(boxes).all(axis=1)
+    idx = np.flatnonzero(valid)
+    b = boxes[idx]
+    overlap = (
+        (b[:, None, 0] <= b[None, :, 1])
+        & (b[None, :, 0] <= b[:, None, 1])
+        & (b[:, None, 2] <= b[None, :, 3])
+        & (b[None, :, 2] <= b[:, None, 3])
+    )
+    color = np.full(len(idx), -1, dtype=np.int64)
+    for t in range(len(idx)):
+        used = color[overlap[t] & (color >= 0)]
+        c = 0
+        if used.size:
+            taken = np.zeros(used.max() + 2, dtype=bool)
+            taken[used] = True
+            c = int(np.argmin(taken))
+        color[t] = c
+    return [idx[color == c] for c in range(color.max() + 1)] if len(idx) else []
+
+
+def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit, *, tile: int = 96) -> None:
+    """Drizzle one input image onto the accumulators with the parallel CPU driver."""
+    ny, nx = data.shape
+    tile = max(8, min(tile, max(ny, nx)))
+    tiles = _tiles(ny, nx, tile)
+    margin = fp[pm.P_PFO] + 2.0
+    boxes = _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin)
+    for wave in tile_waves(boxes):
+        _drizzle_tiles_cpu(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                           num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def resolve_zero_weight_cpu(zidx, last_zero, data, fp, ip):
+    """Store the value of the last zero-weight contribution per pixel and reset ``zidx``."""
+    ny, nx = zidx.shape
+    flags = ip[pm.I_FLAGS]
+    inx = data.shape[1]
+    for jj in prange(ny):
+        for ii in range(nx):
+            k = zidx[jj, ii]
+            if k >= 0:
+                last_zero[jj, ii] = _zero_weight_value_cpu(data, k, inx, fp, flags)
+                zidx[jj, ii] = -1
+
+
+# --------------------------------------------------------------------------------------------
+# CUDA target (real device or simulator)
+# --------------------------------------------------------------------------------------------
+
+
+def _deposit_cuda(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags):
+    if dow != 0.0:
+        cuda.atomic.add(num, (jj, ii), np.float64(dow) * np.float64(d))
+        cuda.atomic.add(den, (jj, ii), np.float64(dow))
+        if flags & 2:
+            cuda.atomic.add(var, (jj, ii), np.float64(dow) * np.float64(dow) * e2)
+    else:
+        cuda.atomic.max(zidx, (jj, ii), scan)
+    if dow > 0.0:
+        cuda.atomic.or_(ctx, (jj, ii), ctxbit)
+        if flags & 4:
+            cuda.atomic.or_(outdq, (jj, ii), dqv)
+
+
+def _drizzle_kernel(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                    num, den, var, outdq, zidx, ctx, ctxbit):
+    i, j = cuda.grid(2)
+    if j < data.shape[0] and i < data.shape[1]:
+        drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                      num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+def _resolve_kernel(zidx, last_zero, data, fp, ip):
+    ii, jj = cuda.grid(2)
+    if jj < zidx.shape[0] and ii < zidx.shape[1]:
+        k = zidx[jj, ii]
+        if k >= 0:
+            last_zero[jj, ii] = zero_weight_value(data, k, data.shape[1], fp, ip[I_FLAGS])
+            zidx[jj, ii] = -1
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_drizzle_kernels(target: str):
+    """Return ``(drizzle_kernel, resolve_kernel)`` compiled for ``cuda`` or ``cudasim``."""
+    module = cuda_module_for(target)
+    deposit = module.jit(device=True)(_deposit_cuda)
+    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, target, extra={"deposit": deposit})
+    names = dict(vars(ns), I_FLAGS=pm.I_FLAGS)
+    drizzle_kernel = module.jit(rebind(_drizzle_kernel, names))
+    resolve_kernel = module.jit(rebind(_resolve_kernel, names))
+    return drizzle_kernel, resolve_kernel

@@ -1,0 +1,74 @@
+"""Compile plain-Python per-pixel functions for the CPU, CUDA and the CUDA simulator.
+
+A per-pixel function is written once, in plain Python, and refers to the other per-pixel
+functions it calls by their global names. :func:`compile_namespace` rebinds each function's
+globals to the already-compiled versions for the chosen target and compiles it, in dependency
+order, so the same source runs as ``numba.njit`` code, as CUDA device code, or in the CUDA
+simulator.
+"""
+
+from __future__ import annotations
+
+import types
+
+__all__ = ["TARGETS", "compile_namespace", "cuda_module_for", "rebind"]
+
+TARGETS = ("cpu", "cuda", "cudasim")
+
+
+def rebind(fn, namespace: dict):
+    """Return a copy of ``fn`` whose global names resolve in ``namespace`` first."""
+    glb = dict(fn.__globals__)
+    glb.update(namespace)
+    new = types.FunctionType(fn.__code__, glb, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = fn.__qualname__
+    new.__doc__ = fn.__doc__
+    return new
+
+
+def cuda_module_for(target: str):
+    """Return ``numba.cuda`` for ``cuda`` or the simulator module for ``cudasim``."""
+    if target == "cuda":
+        from numba import cuda
+
+        return cuda
+    if target == "cudasim":
+        from numba.cuda import simulator
+
+        return simulator
+    raise ValueError(f"no CUDA module for target {target!r}")
+
+
+def _device_decorator(target: str):
+    if target == "cpu":
+        import numba
+
+        return numba.njit(error_model="numpy", nogil=True)
+    return cuda_module_for(target).jit(device=True)
+
+
+def compile_namespace(functions, target: str, extra: dict | None = None) -> types.SimpleNamespace:
+    """Compile ``functions`` (plain Python, in dependency order) as device functions.
+
+    Parameters
+    ----------
+    functions : sequence of callables
+        Per-pixel functions; a later one may call an earlier one by its ``__name__``.
+    target : {"cpu", "cuda", "cudasim"}
+        Compilation target.
+    extra : dict, optional
+        Already-compiled functions or constants made visible to every function by name
+        (e.g. the target's own ``deposit`` that uses atomics on CUDA).
+
+    Returns
+    -------
+    types.SimpleNamespace
+        The compiled functions by name, plus everything in ``extra``.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
+    decorate = _device_decorator(target)
+    namespace: dict = dict(extra or {})
+    for fn in functions:
+        namespace[fn.__name__] = decorate(rebind(fn, namespace))
+    return types.SimpleNamespace(**namespace)
