@@ -4,7 +4,8 @@ These are plain Python functions. :func:`hapgpu.kernels.targets.compile_namespac
 them as ``numba.njit(inline="always")`` functions for the CPU and as CUDA device functions for
 the GPU and the CUDA simulator. A function calls another one by its global name; the
 compiled namespace supplies the compiled callee. ``deposit`` is not defined here: each target
-provides its own (plain read-modify-write on the CPU, atomics on CUDA).
+provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the CPU every
+function is inlined except ``drizzle_span``, the unit of work of the tiled driver.
 
 Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
 project documentation): input positions are 1-based FITS coordinates, mapped output
@@ -243,7 +244,7 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     dqv = 0
     if flags & F_DQ:
         dqv = dq[j, i]
-    scan = j * ip[I_NX] + i
+    scan = j * ip[I_NX] + i + 1  # 1-based so that 0 means "no zero-weight contribution"
 
     if kernel == K_SQUARE:
         h = fp[P_HALF]
@@ -342,6 +343,23 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                         scan, ctxbit, flags)
 
 
+def drizzle_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                 num, den, var, outdq, zidx, ctx, ctxbit):
+    """Drizzle input pixels ``[j, i0:i1]`` (the CPU driver's unit of work)."""
+    for i in range(i0, i1):
+        drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                      num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+def final_value(num, den, last_zero, fill, has_fill):
+    """Output SCI of one pixel from its sums: weighted mean, else fill, else INDEF value."""
+    if den != 0.0:
+        return f32(num / den)
+    if has_fill:
+        return fill
+    return last_zero
+
+
 def zero_weight_value(data, idx, nx, fp, flags):
     """Float32 data value ``d`` of the input pixel with flat index ``idx`` (0 if non-finite)."""
     j = idx // nx
@@ -365,5 +383,7 @@ DRIZZLE_FUNCTIONS = (
     input_value,
     input_error,
     drizzle_pixel,
+    drizzle_span,
+    final_value,
     zero_weight_value,
 )

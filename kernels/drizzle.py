@@ -10,7 +10,8 @@ The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers:
 Accumulators (all ``(ony, onx)``): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
 ``var`` = sum(w**2 * err**2) (float64, optional), ``outdq`` (int32 OR, optional), ``ctx``
 (int32 bit plane), and ``zidx`` (int32): the largest flat input index that reached the pixel
-with zero weight, which reproduces drizzlepac's "last zero-weight value" rule.
+with zero weight, plus one (0: none), which reproduces drizzlepac's "last zero-weight value"
+rule.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = [
     "lanczos_lut",
     "drizzle_cpu",
     "resolve_zero_weight_cpu",
+    "finalize_cpu",
+    "pixmap_cpu",
     "cuda_drizzle_kernels",
     "tile_waves",
 ]
@@ -80,10 +83,13 @@ def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan,
 _cpu = compile_namespace(
     pm.DRIZZLE_FUNCTIONS,
     "cpu",
-    extra={"deposit": numba.njit(_deposit_cpu)},
+    extra={"deposit": numba.njit(inline="always")(_deposit_cpu)},
+    outline=("drizzle_span",),
 )
-_drizzle_pixel_cpu = _cpu.drizzle_pixel
+_drizzle_span_cpu = _cpu.drizzle_span
 _map_offset_cpu = _cpu.map_offset
+_table_map_cpu = _cpu.table_map
+_final_value_cpu = _cpu.final_value
 _zero_weight_value_cpu = _cpu.zero_weight_value
 
 
@@ -92,9 +98,29 @@ def _drizzle_tiles_cpu(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut
                        num, den, var, outdq, zidx, ctx, ctxbit):
     for t in prange(tiles.shape[0]):
         for j in range(tiles[t, 0], tiles[t, 1]):
-            for i in range(tiles[t, 2], tiles[t, 3]):
-                _drizzle_pixel_cpu(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                                   num, den, var, outdq, zidx, ctx, ctxbit)
+            _drizzle_span_cpu(j, tiles[t, 2], tiles[t, 3], data, weight, err, dq, fp, ip, tx, ty,
+                              ex, ey, lut, num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def finalize_cpu(num, den, last_zero, fill, has_fill, out):
+    """Write the output SCI (float32) from the accumulators, in parallel over rows."""
+    ny, nx = out.shape
+    for jj in prange(ny):
+        for ii in range(nx):
+            out[jj, ii] = _final_value_cpu(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def pixmap_cpu(tx, ty, factor, ny, nx):
+    """0-based output position of every input pixel centre from the table, ``(ny, nx, 2)``."""
+    out = np.empty((ny, nx, 2), dtype=np.float64)
+    for j in prange(ny):
+        for i in range(nx):
+            xo, yo = _table_map_cpu(tx, ty, factor, i + 1.0, j + 1.0)
+            out[j, i, 0] = xo - 1.0
+            out[j, i, 1] = yo - 1.0
+    return out
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -212,9 +238,9 @@ def resolve_zero_weight_cpu(zidx, last_zero, data, fp, ip):
     for jj in prange(ny):
         for ii in range(nx):
             k = zidx[jj, ii]
-            if k >= 0:
-                last_zero[jj, ii] = _zero_weight_value_cpu(data, k, inx, fp, flags)
-                zidx[jj, ii] = -1
+            if k > 0:
+                last_zero[jj, ii] = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)
+                zidx[jj, ii] = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,18 +274,25 @@ def _resolve_kernel(zidx, last_zero, data, fp, ip):
     ii, jj = cuda.grid(2)
     if jj < zidx.shape[0] and ii < zidx.shape[1]:
         k = zidx[jj, ii]
-        if k >= 0:
-            last_zero[jj, ii] = zero_weight_value(data, k, data.shape[1], fp, ip[I_FLAGS])
-            zidx[jj, ii] = -1
+        if k > 0:
+            last_zero[jj, ii] = zero_weight_value(data, k - 1, data.shape[1], fp, ip[I_FLAGS])
+            zidx[jj, ii] = 0
+
+
+def _finalize_kernel(num, den, last_zero, fill, has_fill, out):
+    ii, jj = cuda.grid(2)
+    if jj < out.shape[0] and ii < out.shape[1]:
+        out[jj, ii] = final_value(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
 
 
 @functools.lru_cache(maxsize=None)
 def cuda_drizzle_kernels(target: str):
-    """Return ``(drizzle_kernel, resolve_kernel)`` compiled for ``cuda`` or ``cudasim``."""
+    """Return ``(drizzle, resolve, finalize)`` kernels compiled for ``cuda`` or ``cudasim``."""
     module = cuda_module_for(target)
     deposit = module.jit(device=True)(_deposit_cuda)
     ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, target, extra={"deposit": deposit})
     names = dict(vars(ns), I_FLAGS=pm.I_FLAGS)
     drizzle_kernel = module.jit(rebind(_drizzle_kernel, names))
     resolve_kernel = module.jit(rebind(_resolve_kernel, names))
-    return drizzle_kernel, resolve_kernel
+    finalize_kernel = module.jit(rebind(_finalize_kernel, names))
+    return drizzle_kernel, resolve_kernel, finalize_kernel

@@ -39,15 +39,21 @@ def cuda_module_for(target: str):
     raise ValueError(f"no CUDA module for target {target!r}")
 
 
-def _device_decorator(target: str):
+def _device_decorator(target: str, inline: bool):
     if target == "cpu":
         import numba
 
-        return numba.njit(error_model="numpy", nogil=True)
+        if inline:
+            return numba.njit(error_model="numpy", nogil=True, inline="always")
+        # Outlined span functions allocate nothing: compiling them without the Numba runtime
+        # removes the reference counting of the many arrays handed to the inlined helpers,
+        # which otherwise costs more than the arithmetic of a simple kernel.
+        return numba.njit(error_model="numpy", nogil=True, _nrt=False)
     return cuda_module_for(target).jit(device=True)
 
 
-def compile_namespace(functions, target: str, extra: dict | None = None) -> types.SimpleNamespace:
+def compile_namespace(functions, target: str, extra: dict | None = None,
+                      outline: tuple = ()) -> types.SimpleNamespace:
     """Compile ``functions`` (plain Python, in dependency order) as device functions.
 
     Parameters
@@ -59,6 +65,11 @@ def compile_namespace(functions, target: str, extra: dict | None = None) -> type
     extra : dict, optional
         Already-compiled functions or constants made visible to every function by name
         (e.g. the target's own ``deposit`` that uses atomics on CUDA).
+    outline : tuple of str
+        Names of functions compiled as real calls on the CPU. Every other function is inlined
+        into its callers by Numba (its array arguments would otherwise be passed member by
+        member on every call, which dominates the cost of small per-pixel functions). An
+        outlined function is typically the one that loops over a span of pixels.
 
     Returns
     -------
@@ -67,8 +78,8 @@ def compile_namespace(functions, target: str, extra: dict | None = None) -> type
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
-    decorate = _device_decorator(target)
     namespace: dict = dict(extra or {})
     for fn in functions:
+        decorate = _device_decorator(target, inline=fn.__name__ not in outline)
         namespace[fn.__name__] = decorate(rebind(fn, namespace))
     return types.SimpleNamespace(**namespace)

@@ -10,7 +10,14 @@ import numpy as np
 from ..backend import resolve_backend
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels import _pixel_math as pm
-from ..kernels.drizzle import KERNEL_IDS, cuda_drizzle_kernels, drizzle_cpu, lanczos_lut, resolve_zero_weight_cpu
+from ..kernels.drizzle import (
+    KERNEL_IDS,
+    cuda_drizzle_kernels,
+    drizzle_cpu,
+    finalize_cpu,
+    lanczos_lut,
+    resolve_zero_weight_cpu,
+)
 from ._launch import launch_2d
 from ._pixmap import SQUARE_CORNERS, PixelMap, _normalise_shape
 
@@ -120,7 +127,7 @@ class Drizzle:
         ny, nx = self.output_shape
         self._num = xp.zeros((ny, nx), dtype=np.float64)
         self._den = xp.zeros((ny, nx), dtype=np.float64)
-        self._zidx = xp.full((ny, nx), -1, dtype=np.int32)
+        self._zidx = xp.zeros((ny, nx), dtype=np.int32)
         self._last_zero = xp.full((ny, nx), self.initial_value, dtype=np.float32)
         self._ctx = xp.zeros((1, ny, nx), dtype=np.int32)
         self._var = None
@@ -230,11 +237,14 @@ class Drizzle:
             drizzle_cpu(*args)
             resolve_zero_weight_cpu(self._zidx, self._last_zero, data, fp, ip)
         else:
-            kernel, resolve = cuda_drizzle_kernels("cuda" if backend.name == "gpu" else "cudasim")
+            kernel, resolve, _ = self._cuda_kernels()
             launch_2d(kernel, backend, (ny, nx), *args)
             launch_2d(resolve, backend, self.output_shape, self._zidx, self._last_zero, data, fp_dev, ip_dev)
         self.n_inputs += 1
         self._max_context_id = max(self._max_context_id, context_id)
+
+    def _cuda_kernels(self):
+        return cuda_drizzle_kernels("cuda" if self.backend.name == "gpu" else "cudasim")
 
     def _as_image(self, array, pmap: PixelMap, name: str, dtype):
         xp = self.backend.xp
@@ -265,13 +275,13 @@ class Drizzle:
     # ---------------------------------------------------------------------------------------
     def device_arrays(self):
         """``(sci, wht, ctx)`` on the backend's device (CuPy on ``gpu``), without a copy to host."""
-        xp = self.backend.xp
-        covered = self._den != 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sci = xp.where(covered, self._num / xp.where(covered, self._den, 1.0), self._last_zero)
-        sci = sci.astype(np.float32)
-        if self.fillval is not None:
-            sci[~covered] = self.fillval
+        sci = self.backend.xp.empty(self.output_shape, dtype=np.float32)
+        fill = np.float32(0.0 if self.fillval is None else self.fillval)
+        args = (self._num, self._den, self._last_zero, fill, self.fillval is not None, sci)
+        if self.backend.name == "cpu":
+            finalize_cpu(*args)
+        else:
+            launch_2d(self._cuda_kernels()[2], self.backend, self.output_shape, *args)
         return sci, self._den.astype(np.float32), self._ctx
 
     @property

@@ -135,13 +135,16 @@ class PixelMap:
     def map_points(self, x, y) -> tuple[np.ndarray, np.ndarray]:
         """Exact 1-based output coordinates of 1-based input points (float64, on the host)."""
         x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        shape = x.shape
+        x = x.ravel()  # stwcs' all_world2pix only handles 1-D arrays
+        y = np.asarray(y, dtype=np.float64).ravel()
         ra, dec = self.input_wcs.all_pix2world(x, y, 1)
         if _has_distortion(self.output_wcs):
             xo, yo = self.output_wcs.all_world2pix(ra, dec, 1, quiet=True)
         else:
             xo, yo = self.output_wcs.wcs_world2pix(ra, dec, 1)
-        return np.asarray(xo, dtype=np.float64), np.asarray(yo, dtype=np.float64)
+        return (np.asarray(xo, dtype=np.float64).reshape(shape),
+                np.asarray(yo, dtype=np.float64).reshape(shape))
 
     def _build_table(self) -> tuple[np.ndarray, np.ndarray]:
         ny, nx = self.input_shape
@@ -182,9 +185,9 @@ class PixelMap:
         if self.stepsize == 0:
             ex, ey = self.exact_coordinates([(0.0, 0.0)])
             return np.stack([ex[0] - 1.0, ey[0] - 1.0], axis=-1)
-        gx, gy = np.meshgrid(np.arange(1, nx + 1, dtype=np.float64), np.arange(1, ny + 1, dtype=np.float64))
-        xo, yo = interpolate_table(self.table_x, self.table_y, self.stepsize, gx, gy)
-        return np.stack([xo - 1.0, yo - 1.0], axis=-1)
+        from ..kernels.drizzle import pixmap_cpu
+
+        return pixmap_cpu(self.table_x, self.table_y, float(self.stepsize), ny, nx)
 
     def kernel_inputs(self, backend, offsets):
         """Coordinate arrays for the kernels on ``backend``: ``(factor, tx, ty, ex, ey)``.

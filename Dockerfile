@@ -1,0 +1,24 @@
+# hapgpu on a CUDA node: `docker build -t hapgpu .` then
+#   docker run --gpus all -v $PWD:/work -w /work hapgpu demo /work/demo
+# A CPU-only image for running the tests: `docker build --target cpu-test -t hapgpu-test .`
+FROM nvidia/cuda:12.6.3-runtime-ubuntu24.04 AS gpu
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HAPGPU_BACKEND=auto
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/hapgpu
+ENV PATH=/opt/hapgpu/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY hapgpu ./hapgpu
+COPY kernels ./kernels
+COPY pars ./pars
+RUN pip install '.[gpu]'
+ENTRYPOINT ["hapgpu"]
+CMD ["--help"]
+
+FROM python:3.12-slim AS cpu-test
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HAPGPU_BACKEND=cpu
+WORKDIR /src
+COPY . .
+RUN pip install -e '.[test,reference]'
+CMD ["python", "-m", "pytest"]

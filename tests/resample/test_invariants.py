@@ -1,0 +1,134 @@
+"""Physical invariants: flux conservation, weight sums, context bits, tiling independence."""
+
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from hapgpu.kernels.drizzle import drizzle_cpu
+from hapgpu.resample import Drizzle, PixelMap
+
+from ..conftest import REAL_CHIPS, load_chip_wcs, output_frame, synthetic_scene
+
+
+def linear_wcs(shape, rot_deg=0.0, scale_arcsec=0.04, crval=(150.0, 2.0)):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = list(crval)
+    th = np.deg2rad(rot_deg)
+    s = scale_arcsec / 3600.0
+    w.wcs.cd = s * np.array([[-np.cos(th), np.sin(th)], [np.sin(th), np.cos(th)]])
+    w.wcs.crpix = [shape[1] / 2.0 + 0.5, shape[0] / 2.0 + 0.5]
+    w.pixel_shape = (shape[1], shape[0])
+    return w
+
+
+@pytest.mark.parametrize("kernel", ["square", "turbo"])
+@pytest.mark.parametrize("distorted", [False, True])
+def test_flux_conservation(kernel, distorted):
+    """Square and turbo conserve flux for a source well inside the frame.
+
+    With unit input weights each input pixel spreads a total weight of 1 over the output, so
+    sum(WHT) is the number of input pixels and sum(SCI * WHT) is the sum of the drops
+    ``d = data * scale**2``.
+    """
+    in_shape = (60, 70)
+    if distorted:
+        in_wcs = load_chip_wcs(*REAL_CHIPS["hrc"])
+    else:
+        in_wcs = linear_wcs(in_shape)
+    ratio = 1.37
+    out_wcs, out_shape, _ = output_frame(in_wcs, in_shape, rot_deg=23.0, scale_ratio=ratio, coverage=1.4)
+    data = np.zeros(in_shape, np.float32)
+    yy, xx = np.mgrid[0:60, 0:70]
+    data += (500 * np.exp(-((xx - 33.3) ** 2 + (yy - 29.6) ** 2) / 18.0)).astype(np.float32)
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    drz = Drizzle(out_shape, kernel=kernel, pixfrac=1.0, backend="cpu", initial_value=0.0)
+    drz.add_image(data, pmap, scale=ratio)
+    out_sum = np.sum(drz.sci.astype(np.float64) * drz.wht)
+    in_sum = np.sum(data.astype(np.float64)) * ratio**2
+    assert out_sum == pytest.approx(in_sum, rel=1e-4)
+    assert np.sum(drz.wht, dtype=np.float64) == pytest.approx(data.size, rel=1e-4)
+
+
+def test_weight_sum_and_context_bits_many_inputs():
+    """40 inputs: weights add up, and context bits go to plane (id-1)//32, bit (id-1)%32."""
+    in_shape = (20, 20)
+    in_wcs = linear_wcs(in_shape)
+    out_wcs = linear_wcs((30, 30), rot_deg=10.0)
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    drz = Drizzle((30, 30), kernel="square", backend="cpu")
+    for k in range(1, 41):
+        drz.add_image(np.full(in_shape, float(k), np.float32), pmap, weight=np.full(in_shape, 0.5, np.float32))
+    assert drz.ctx.shape == (2, 30, 30)
+    centre = (15, 15)
+    assert drz.ctx[0][centre] == -1  # all 32 bits of plane 0 (bit 31 makes the int32 negative)
+    assert drz.ctx[1][centre] == (1 << 8) - 1
+    assert drz.wht[centre] == pytest.approx(40 * 0.5, rel=1e-6)
+    assert drz.sci[centre] == pytest.approx(np.mean(np.arange(1, 41)), rel=1e-6)
+
+
+def test_tiling_does_not_change_the_result():
+    """The CPU driver's tile size (and hence its waves) leaves the result unchanged."""
+    w = load_chip_wcs(*REAL_CHIPS["uvis1"])
+    in_shape = (64, 80)
+    out_wcs, out_shape, _ = output_frame(w, in_shape, rot_deg=37.0, scale_ratio=0.6)
+    data, wht = synthetic_scene(in_shape, seed=11)
+    pmap = PixelMap.from_wcs(w, out_wcs, in_shape)
+    results = []
+    for tile in (8, 17, 200):
+        drz = Drizzle(out_shape, kernel="square", backend="cpu")
+        drz.add_image(data, pmap, weight=wht)  # the public path, for reference
+        num = np.zeros(out_shape)
+        den = np.zeros(out_shape)
+        zidx = np.full(out_shape, -1, np.int32)
+        ctx = np.zeros(out_shape, np.int32)
+        from hapgpu.kernels import _pixel_math as pm
+        from hapgpu.resample._drizzle import _kernel_parameters
+
+        fp = _kernel_parameters("square", 1.0, 1.0)
+        fp[pm.P_INV_EXP] = 1.0
+        fp[pm.P_SCALE2] = 1.0
+        fp[pm.P_WT_SCL] = 1.0
+        fp[pm.P_FACTOR] = 10.0
+        ip = np.array([pm.K_SQUARE, out_shape[1], out_shape[0], in_shape[1], in_shape[0], 0], np.int64)
+        d3 = np.zeros((1, 1, 1))
+        drizzle_cpu(data, wht, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.int32), fp, ip,
+                    pmap.table_x, pmap.table_y, d3, d3, np.zeros(1, np.float32), num, den,
+                    np.zeros((1, 1)), np.zeros((1, 1), np.int32), zidx, ctx, np.int32(1), tile=tile)
+        results.append((num, den, ctx))
+        np.testing.assert_allclose(den.astype(np.float32), drz.wht, rtol=1e-12)
+    for num, den, ctx in results[1:]:
+        np.testing.assert_allclose(num, results[0][0], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(den, results[0][1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(ctx, results[0][2])
+
+
+def test_fill_value_and_initial_value():
+    in_shape = (10, 10)
+    in_wcs = linear_wcs(in_shape)
+    out_wcs = linear_wcs((30, 30))
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    data = np.ones(in_shape, np.float32)
+    for fillval, expected in ((None, np.nan), ("INDEF", np.nan), ("-5", -5.0), (3.5, 3.5)):
+        drz = Drizzle((30, 30), kernel="turbo", fillval=fillval, backend="cpu")
+        drz.add_image(data, pmap)
+        np.testing.assert_array_equal(drz.sci[0, 0], np.float32(expected))
+        assert drz.sci[15, 15] == pytest.approx(1.0)
+    drz = Drizzle((30, 30), kernel="turbo", backend="cpu", initial_value=0.0)
+    drz.add_image(data, pmap)
+    assert drz.sci[0, 0] == 0.0
+
+
+def test_counts_units_and_scale():
+    in_shape = (10, 10)
+    in_wcs = linear_wcs(in_shape)
+    out_wcs = linear_wcs((30, 30))
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    data = np.full(in_shape, 300.0, np.float32)
+    drz = Drizzle((30, 30), kernel="point", backend="cpu")
+    drz.add_image(data, pmap, in_units="counts", exptime=150.0, scale=1.0)
+    assert drz.sci[15, 15] == pytest.approx(2.0, rel=1e-6)
+    drz = Drizzle((30, 30), kernel="point", backend="cpu")
+    drz.add_image(data, pmap, scale=2.0)
+    assert drz.sci[15, 15] == pytest.approx(1200.0, rel=1e-6)
+    np.testing.assert_array_equal(data, 300.0)  # the input is never modified
