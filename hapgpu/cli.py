@@ -21,6 +21,7 @@ __all__ = ["main", "build_parser"]
 # Modules that provide ``register(subparsers)``; order is the order shown in --help.
 _SUBCOMMAND_MODULES = (
     "hapgpu.resample._cli",
+    "hapgpu.simulate._cli",
 )
 
 EXIT_OK = 0

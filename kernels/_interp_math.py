@@ -72,6 +72,8 @@ def row_value(src, m, c):
 def reflected_value(src, m, c):
     """Value at (row ``m``, column ``c``) with anti-symmetric reflection in both axes."""
     ny = src.shape[0]
+    if m >= 0 and m < ny and c >= 0 and c < src.shape[1]:
+        return src[m, c]  # the common, interior case first
     if m < 0:
         return f32(f32(TWO * row_value(src, 0, c)) - row_value(src, clamp_index(-m, ny), c))
     if m >= ny:
@@ -85,6 +87,8 @@ def poly5_block_value(src, k, iy, c):
     """Element ``k`` (row) of poly5's 6x6 block around row ``iy`` at source column ``c``."""
     ny = src.shape[0]
     m = iy - 2 + k
+    if m >= 0 and m < ny and c >= 0 and c < src.shape[1]:
+        return src[m, c]  # the common, interior case first
     if k == 5 and m >= ny:
         return row_value(src, clamp_index(ny - 4, ny), c)
     return reflected_value(src, m, c)
@@ -254,6 +258,12 @@ def blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut):
     return f32(f32(v * f32(fp[B_EF])) / f32(fp[B_SCALE2]))
 
 
+def blot_span(r, k0, k1, src, out, fp, ip, tx, ty, ex, ey, lut):
+    """Blot output pixels ``[r, k0:k1]`` (the CPU driver's unit of work)."""
+    for k in range(k0, k1):
+        out[r, k] = blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut)
+
+
 #: Per-pixel blot functions in dependency order.
 BLOT_FUNCTIONS = (
     table_map,
@@ -270,4 +280,5 @@ BLOT_FUNCTIONS = (
     interp_nearest,
     interp_lanczos,
     blot_pixel,
+    blot_span,
 )

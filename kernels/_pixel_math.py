@@ -1,11 +1,11 @@
 """Per-pixel mathematics of drizzle, written once for every target.
 
 These are plain Python functions. :func:`hapgpu.kernels.targets.compile_namespace` compiles
-them as ``numba.njit(inline="always")`` functions for the CPU and as CUDA device functions for
+them as ``numba.njit`` functions for the CPU and as CUDA device functions for
 the GPU and the CUDA simulator. A function calls another one by its global name; the
 compiled namespace supplies the compiled callee. ``deposit`` is not defined here: each target
-provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the CPU every
-function is inlined except ``drizzle_span``, the unit of work of the tiled driver.
+provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the CPU the tiled
+driver calls ``drizzle_span`` once per row of a tile.
 
 Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
 project documentation): input positions are 1-based FITS coordinates, mapped output

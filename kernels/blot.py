@@ -35,8 +35,12 @@ def blot_lut(order: int, n: int = 2048, space: float = 0.01) -> np.ndarray:
     return lanczos_lut(order, n=n, space=space)
 
 
-_cpu = compile_namespace(im.BLOT_FUNCTIONS, "cpu")
-_blot_pixel_cpu = _cpu.blot_pixel
+_cpu = compile_namespace(
+    im.BLOT_FUNCTIONS,
+    "cpu",
+    inline=("clamp_index", "everett5", "everett3", "split_position", "blot_pixel"),
+)
+_blot_span_cpu = _cpu.blot_span
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -44,8 +48,7 @@ def blot_cpu(src, out, fp, ip, tx, ty, ex, ey, lut):
     """Blot ``src`` onto ``out`` (float32, the chip's shape) with the parallel CPU driver."""
     ny, nx = out.shape
     for r in prange(ny):
-        for k in range(nx):
-            out[r, k] = _blot_pixel_cpu(r, k, src, fp, ip, tx, ty, ex, ey, lut)
+        _blot_span_cpu(r, 0, nx, src, out, fp, ip, tx, ty, ex, ey, lut)
 
 
 def _blot_kernel(src, out, fp, ip, tx, ty, ex, ey, lut):

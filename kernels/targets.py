@@ -45,15 +45,14 @@ def _device_decorator(target: str, inline: bool):
 
         if inline:
             return numba.njit(error_model="numpy", nogil=True, inline="always")
-        # Outlined span functions allocate nothing: compiling them without the Numba runtime
-        # removes the reference counting of the many arrays handed to the inlined helpers,
-        # which otherwise costs more than the arithmetic of a simple kernel.
+        # The functions allocate nothing, so they are compiled without the Numba runtime
+        # (no reference counting of their array arguments).
         return numba.njit(error_model="numpy", nogil=True, _nrt=False)
     return cuda_module_for(target).jit(device=True)
 
 
 def compile_namespace(functions, target: str, extra: dict | None = None,
-                      outline: tuple = ()) -> types.SimpleNamespace:
+                      inline: tuple = ()) -> types.SimpleNamespace:
     """Compile ``functions`` (plain Python, in dependency order) as device functions.
 
     Parameters
@@ -65,11 +64,13 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
     extra : dict, optional
         Already-compiled functions or constants made visible to every function by name
         (e.g. the target's own ``deposit`` that uses atomics on CUDA).
-    outline : tuple of str
-        Names of functions compiled as real calls on the CPU. Every other function is inlined
-        into its callers by Numba (its array arguments would otherwise be passed member by
-        member on every call, which dominates the cost of small per-pixel functions). An
-        outlined function is typically the one that loops over a span of pixels.
+    inline : tuple of str
+        CPU only: names of functions that Numba inlines into their callers (for large
+        functions that LLVM would leave as calls, and scalar helpers). Every other function is
+        a plain call that LLVM inlines when it pays. Numba-level inlining copies each array
+        argument into fresh zero-initialised structures at every call site, which costs more
+        than the arithmetic of a small per-candidate helper such as ``deposit``: do not list
+        those.
 
     Returns
     -------
@@ -80,6 +81,6 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
         raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
     namespace: dict = dict(extra or {})
     for fn in functions:
-        decorate = _device_decorator(target, inline=fn.__name__ not in outline)
+        decorate = _device_decorator(target, fn.__name__ in inline)
         namespace[fn.__name__] = decorate(rebind(fn, namespace))
     return types.SimpleNamespace(**namespace)
