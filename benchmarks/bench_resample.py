@@ -2,8 +2,8 @@
 
 One full-size WFC3/UVIS chip (4096 x 2051, real SIP/NPOL/D2IM header) is drizzled onto a frame
 rotated by 17 degrees, with every kernel, and a drizzled image is blotted back with poly5.
-Each hapgpu timing includes building the pixel map; each cdriz timing includes building its
-``DefaultWCSMapping``. The pixel-map row compares the full per-pixel map (table + device
+Each hapgpu timing includes building the pixel map and finishing SCI/WHT/CTX on the device;
+each cdriz timing includes building its ``DefaultWCSMapping``. The pixel-map row compares the full per-pixel map (table + device
 interpolation) with astropy's exact per-pixel evaluation.
 
 Usage::
@@ -138,6 +138,7 @@ def main(argv=None) -> int:
             pmap = PixelMap.from_wcs(in_wcs, out_wcs, CHIP_SHAPE, stepsize=10)
             drz = Drizzle(out_shape, kernel=kernel, pixfrac=pixfrac, backend=backend, initial_value=0.0)
             drz.add_image(d_data, pmap, weight=d_weight, in_units="counts", exptime=500.0)
+            drz.device_arrays()  # the finished SCI/WHT/CTX, as cdriz leaves them
             return drz
 
         warm = Drizzle((8, 8), kernel=kernel, backend=backend)  # compile outside the timing

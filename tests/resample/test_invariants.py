@@ -80,7 +80,7 @@ def test_tiling_does_not_change_the_result():
         drz.add_image(data, pmap, weight=wht)  # the public path, for reference
         num = np.zeros(out_shape)
         den = np.zeros(out_shape)
-        zidx = np.full(out_shape, -1, np.int32)
+        zidx = np.zeros(out_shape, np.int32)
         ctx = np.zeros(out_shape, np.int32)
         from hapgpu.kernels import _pixel_math as pm
         from hapgpu.resample._drizzle import _kernel_parameters
