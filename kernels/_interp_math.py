@@ -133,44 +133,34 @@ def split_position(x, offset):
     return ix + kx - int(offset), f32(xval - f32(kx))
 
 
+def poly5_row(src, k, iy, ix, sx):
+    """Quintic interpolation along block row ``k`` of poly5's 6x6 block, at fraction ``sx``."""
+    return everett5(poly5_block_value(src, k, iy, ix - 2), poly5_block_value(src, k, iy, ix - 1),
+                    poly5_block_value(src, k, iy, ix), poly5_block_value(src, k, iy, ix + 1),
+                    poly5_block_value(src, k, iy, ix + 2), poly5_block_value(src, k, iy, ix + 3), sx)
+
+
 def interp_poly5(src, x, y):
     """drizzlepac poly5: separable six-point quintic interpolation."""
     ix, sx = split_position(x, THREE)
     iy, sy = split_position(y, THREE)
-    z0 = everett5(poly5_block_value(src, 0, iy, ix - 2), poly5_block_value(src, 0, iy, ix - 1),
-                  poly5_block_value(src, 0, iy, ix), poly5_block_value(src, 0, iy, ix + 1),
-                  poly5_block_value(src, 0, iy, ix + 2), poly5_block_value(src, 0, iy, ix + 3), sx)
-    z1 = everett5(poly5_block_value(src, 1, iy, ix - 2), poly5_block_value(src, 1, iy, ix - 1),
-                  poly5_block_value(src, 1, iy, ix), poly5_block_value(src, 1, iy, ix + 1),
-                  poly5_block_value(src, 1, iy, ix + 2), poly5_block_value(src, 1, iy, ix + 3), sx)
-    z2 = everett5(poly5_block_value(src, 2, iy, ix - 2), poly5_block_value(src, 2, iy, ix - 1),
-                  poly5_block_value(src, 2, iy, ix), poly5_block_value(src, 2, iy, ix + 1),
-                  poly5_block_value(src, 2, iy, ix + 2), poly5_block_value(src, 2, iy, ix + 3), sx)
-    z3 = everett5(poly5_block_value(src, 3, iy, ix - 2), poly5_block_value(src, 3, iy, ix - 1),
-                  poly5_block_value(src, 3, iy, ix), poly5_block_value(src, 3, iy, ix + 1),
-                  poly5_block_value(src, 3, iy, ix + 2), poly5_block_value(src, 3, iy, ix + 3), sx)
-    z4 = everett5(poly5_block_value(src, 4, iy, ix - 2), poly5_block_value(src, 4, iy, ix - 1),
-                  poly5_block_value(src, 4, iy, ix), poly5_block_value(src, 4, iy, ix + 1),
-                  poly5_block_value(src, 4, iy, ix + 2), poly5_block_value(src, 4, iy, ix + 3), sx)
-    z5 = everett5(poly5_block_value(src, 5, iy, ix - 2), poly5_block_value(src, 5, iy, ix - 1),
-                  poly5_block_value(src, 5, iy, ix), poly5_block_value(src, 5, iy, ix + 1),
-                  poly5_block_value(src, 5, iy, ix + 2), poly5_block_value(src, 5, iy, ix + 3), sx)
-    return everett5(z0, z1, z2, z3, z4, z5, sy)
+    return everett5(poly5_row(src, 0, iy, ix, sx), poly5_row(src, 1, iy, ix, sx),
+                    poly5_row(src, 2, iy, ix, sx), poly5_row(src, 3, iy, ix, sx),
+                    poly5_row(src, 4, iy, ix, sx), poly5_row(src, 5, iy, ix, sx), sy)
+
+
+def poly3_row(src, m, ix, sx):
+    """Cubic interpolation along source row ``m`` (reflected beyond the edges)."""
+    return everett3(reflected_value(src, m, ix - 1), reflected_value(src, m, ix),
+                    reflected_value(src, m, ix + 1), reflected_value(src, m, ix + 2), sx)
 
 
 def interp_poly3(src, x, y):
     """drizzlepac poly3: separable four-point cubic interpolation."""
     ix, sx = split_position(x, TWO)
     iy, sy = split_position(y, TWO)
-    z0 = everett3(reflected_value(src, iy - 1, ix - 1), reflected_value(src, iy - 1, ix),
-                  reflected_value(src, iy - 1, ix + 1), reflected_value(src, iy - 1, ix + 2), sx)
-    z1 = everett3(reflected_value(src, iy, ix - 1), reflected_value(src, iy, ix),
-                  reflected_value(src, iy, ix + 1), reflected_value(src, iy, ix + 2), sx)
-    z2 = everett3(reflected_value(src, iy + 1, ix - 1), reflected_value(src, iy + 1, ix),
-                  reflected_value(src, iy + 1, ix + 1), reflected_value(src, iy + 1, ix + 2), sx)
-    z3 = everett3(reflected_value(src, iy + 2, ix - 1), reflected_value(src, iy + 2, ix),
-                  reflected_value(src, iy + 2, ix + 1), reflected_value(src, iy + 2, ix + 2), sx)
-    return everett3(z0, z1, z2, z3, sy)
+    return everett3(poly3_row(src, iy - 1, ix, sx), poly3_row(src, iy, ix, sx),
+                    poly3_row(src, iy + 1, ix, sx), poly3_row(src, iy + 2, ix, sx), sy)
 
 
 def interp_linear(src, x, y):
@@ -203,16 +193,21 @@ def interp_nearest(src, x, y):
     return src[clamp_index(int(y + HALF), ny), clamp_index(int(x + HALF), nx)]
 
 
-def interp_lanczos(src, x, y, lut, space, nbox, misval):
-    """drizzlepac lanczos: unnormalised (2*nbox+1)^2 window with truncated LUT indexing."""
-    ny = src.shape[0]
-    nx = src.shape[1]
+def lanczos_window_inside(src, x, y, nbox):
+    """True when the (2*nbox+1)^2 lanczos window around ``(x, y)`` lies inside ``src``."""
+    return (int(x) - nbox >= 0 and int(x) + nbox < src.shape[1]
+            and int(y) - nbox >= 0 and int(y) + nbox < src.shape[0])
+
+
+def interp_lanczos(src, x, y, lut, space, nbox):
+    """drizzlepac lanczos: unnormalised (2*nbox+1)^2 window with truncated LUT indexing.
+
+    The window must lie inside the image (see :func:`lanczos_window_inside`).
+    """
     ixs = int(x) - nbox
     ixe = int(x) + nbox
     iys = int(y) - nbox
     iye = int(y) + nbox
-    if ixs < 0 or ixe >= nx or iys < 0 or iye >= ny:
-        return f32(misval)
     nlut = lut.shape[0]
     total = ZERO
     for j in range(iys, iye + 1):
@@ -251,10 +246,10 @@ def blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut):
     elif interp == I_NEAREST:
         v = interp_nearest(src, xo, yo)
     else:
-        v = interp_lanczos(src, xo, yo, lut, f32(fp[B_SPACE]), ip[J_NBOX], fp[B_MISVAL])
-        if not (int(xo) - ip[J_NBOX] >= 0 and int(xo) + ip[J_NBOX] < nx
-                and int(yo) - ip[J_NBOX] >= 0 and int(yo) + ip[J_NBOX] < ny):
+        # drizzlepac leaves the previous pixel's value here (undefined); we use misval
+        if not lanczos_window_inside(src, xo, yo, ip[J_NBOX]):
             return misval
+        v = interp_lanczos(src, xo, yo, lut, f32(fp[B_SPACE]), ip[J_NBOX])
     return f32(f32(v * f32(fp[B_EF])) / f32(fp[B_SCALE2]))
 
 
@@ -274,10 +269,13 @@ BLOT_FUNCTIONS = (
     everett5,
     everett3,
     split_position,
+    poly5_row,
     interp_poly5,
+    poly3_row,
     interp_poly3,
     interp_linear,
     interp_nearest,
+    lanczos_window_inside,
     interp_lanczos,
     blot_pixel,
     blot_span,

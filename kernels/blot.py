@@ -14,7 +14,10 @@ import numpy as np
 from numba import cuda, prange
 
 from . import _interp_math as im
-from .targets import compile_namespace, cuda_module_for, rebind
+from . import _pixel_math, targets
+from .targets import compile_namespace, cuda_module_for, rebind, refresh_cache_stamp
+
+refresh_cache_stamp(__file__, im.__file__, _pixel_math.__file__, targets.__file__)
 
 __all__ = ["INTERP_IDS", "blot_lut", "blot_cpu", "cuda_blot_kernel"]
 

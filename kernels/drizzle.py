@@ -24,7 +24,10 @@ import numpy as np
 from numba import cuda, prange
 
 from . import _pixel_math as pm
-from .targets import compile_namespace, cuda_module_for, rebind
+from . import targets
+from .targets import compile_namespace, cuda_module_for, rebind, refresh_cache_stamp
+
+refresh_cache_stamp(__file__, pm.__file__, targets.__file__)
 
 __all__ = [
     "KERNEL_IDS",

@@ -9,9 +9,10 @@ simulator.
 
 from __future__ import annotations
 
+import os
 import types
 
-__all__ = ["TARGETS", "compile_namespace", "cuda_module_for", "rebind"]
+__all__ = ["TARGETS", "compile_namespace", "cuda_module_for", "rebind", "refresh_cache_stamp"]
 
 TARGETS = ("cpu", "cuda", "cudasim")
 
@@ -84,3 +85,20 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
         decorate = _device_decorator(target, fn.__name__ in inline)
         namespace[fn.__name__] = decorate(rebind(fn, namespace))
     return types.SimpleNamespace(**namespace)
+
+
+def refresh_cache_stamp(driver_file: str, *dependency_files: str) -> None:
+    """Make Numba's on-disk cache of ``driver_file`` notice edits to the files it calls into.
+
+    Numba keys a cached function on its own source file's timestamp only, so a driver compiled
+    with ``cache=True`` would keep stale machine code after an edit to the per-pixel maths it
+    calls. Touching the driver file when a dependency is newer makes Numba recompile it.
+    Read-only installations are left alone (their files do not change).
+    """
+    try:
+        stamp = os.stat(driver_file).st_mtime
+        newest = max(os.stat(f).st_mtime for f in dependency_files)
+        if newest > stamp:
+            os.utime(driver_file)
+    except OSError:
+        pass

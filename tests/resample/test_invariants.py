@@ -132,3 +132,22 @@ def test_counts_units_and_scale():
     drz.add_image(data, pmap, scale=2.0)
     assert drz.sci[15, 15] == pytest.approx(1200.0, rel=1e-6)
     np.testing.assert_array_equal(data, 300.0)  # the input is never modified
+
+
+def test_error_and_dq_propagation():
+    """Squared-weight variance: two equal-weight inputs halve the variance; DQ is OR-ed."""
+    in_shape = (12, 12)
+    in_wcs = linear_wcs(in_shape)
+    out_wcs = linear_wcs(in_shape)
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    drz = Drizzle(in_shape, kernel="point", backend="cpu")
+    dq1 = np.zeros(in_shape, np.int16)
+    dq1[3, 4] = 64
+    dq2 = np.zeros(in_shape, np.int16)
+    dq2[3, 4] = 2
+    drz.add_image(np.full(in_shape, 10.0, np.float32), pmap, error=np.full(in_shape, 3.0), dq=dq1)
+    drz.add_image(np.full(in_shape, 20.0, np.float32), pmap, error=np.full(in_shape, 4.0), dq=dq2)
+    np.testing.assert_allclose(drz.sci[1:-1, 1:-1], 15.0, rtol=1e-6)
+    np.testing.assert_allclose(drz.err[1:-1, 1:-1], np.hypot(3.0, 4.0) / 2.0, rtol=1e-6)
+    assert drz.dq[3, 4] == 66 and drz.dq[5, 5] == 0
+    assert Drizzle(in_shape, backend="cpu").err is None
