@@ -1,0 +1,68 @@
+"""``hapgpu drizzle`` / ``hapgpu demo``: products, clear errors, no partial files."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from hapgpu.backend import cuda_available
+from hapgpu.cli import main
+
+
+@pytest.fixture(scope="module")
+def small_visit(tmp_path_factory):
+    from hapgpu.simulate import simulate_visit
+
+    out = tmp_path_factory.mktemp("visit")
+    return simulate_visit(out, instrument="wfc3-ir", n_exposures=2, seed=5, shape=64)
+
+
+def test_drizzle_command_writes_product(small_visit, tmp_path):
+    files = [str(e.path) for e in small_visit.exposures]
+    rc = main(["--backend", "cpu", "drizzle", *files, "--output", str(tmp_path / "mosaic")])
+    assert rc == 0
+    product = tmp_path / "mosaic_drz.fits"
+    assert product.exists() and not list(tmp_path.glob("*.part"))
+    with fits.open(product) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT", "CTX"]
+        assert hdul[0].header["NDRIZIM"] == 2
+        wht = hdul["WHT"].data
+        assert np.isfinite(hdul["SCI"].data[wht > 0]).all()
+        assert set(np.unique(hdul["CTX"].data)) <= {0, 1, 2, 3}
+
+
+def logged(capsys) -> str:
+    """Everything the CLI printed, with rich's line wrapping removed."""
+    captured = capsys.readouterr()
+    return "".join((captured.out + captured.err).split())
+
+
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    rc = main(["--backend", "cpu", "drizzle", str(tmp_path / "nope_flt.fits"), "--output", str(tmp_path / "x")])
+    assert rc == 1
+    text = logged(capsys)
+    assert "notfound" in text and "nope_flt.fits" in text
+    assert not list(tmp_path.iterdir())
+
+
+def test_corrupt_input_leaves_no_product(tmp_path, capsys):
+    bad = tmp_path / "bad_flt.fits"
+    bad.write_bytes(b"SIMPLE  = this is not a FITS file" * 10)
+    rc = main(["--backend", "cpu", "drizzle", str(bad), "--output", str(tmp_path / "x")])
+    assert rc == 1
+    assert "bad_flt.fits" in logged(capsys)
+    assert not (tmp_path / "x_drz.fits").exists()
+
+
+@pytest.mark.skipif(cuda_available(), reason="checks the error on machines without CUDA")
+def test_gpu_backend_without_cuda_exits_cleanly(small_visit, tmp_path, capsys):
+    files = [str(e.path) for e in small_visit.exposures]
+    rc = main(["--backend", "gpu", "drizzle", *files, "--output", str(tmp_path / "x")])
+    assert rc == 3
+    assert "needsaCUDAdevice" in logged(capsys)
+
+
+def test_demo_command(tmp_path, capsys):
+    rc = main(["--backend", "cpu", "demo", str(tmp_path), "--size", "96", "--instrument", "acs-hrc"])
+    assert rc == 0
+    assert (tmp_path / "demo_drz.fits").exists()
+    assert "demo product" in capsys.readouterr().out
