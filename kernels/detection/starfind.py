@@ -1,0 +1,85 @@
+"""Peak finding and DAOFIND measurements (CPU and CUDA drivers).
+
+The per-pixel peak test and the per-star statistics are in :mod:`._star_math`. The CPU runs
+rows (peaks) and stars in ``prange``; CUDA runs one thread per pixel (peaks) and per star.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+from numba import cuda, prange
+
+from . import _star_math as sm
+from ..targets import compile_namespace, cuda_module_for, rebind
+
+__all__ = ["peak_mask_cpu", "dao_measure_cpu", "cuda_star_kernels", "N_STAR"]
+
+N_STAR = sm.N_STAR
+_cpu = compile_namespace(sm.STAR_FUNCTIONS, "cpu")
+_is_peak = _cpu.is_peak
+_dao_measure_one = _cpu.dao_measure_one
+
+_JIT = dict(nogil=True, cache=True)
+
+
+@numba.njit(parallel=True, **_JIT)
+def peak_mask_cpu(img, thr, scalar_thr, mask, use_mask, nan_value, border_y, border_x,
+                  footprint, off_y, off_x, zero_rule, insc_half):
+    """Boolean map of local peaks (see :func:`._star_math.is_peak`)."""
+    ny, nx = img.shape
+    out = np.zeros((ny, nx), dtype=np.bool_)
+    for j in prange(ny):
+        for i in range(nx):
+            out[j, i] = _is_peak(img, j, i, thr, scalar_thr, mask, use_mask, nan_value,
+                                 border_y, border_x, footprint, off_y, off_x, zero_rule,
+                                 insc_half)
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def dao_measure_cpu(data, conv, xpos, ypos, kmask, n_kpix, kconst, kern1d, dkern1d, wt1d,
+                    dxx1d):
+    """DAOFIND statistics of the stars at integer positions ``(xpos, ypos)``.
+
+    Returns
+    -------
+    ndarray, float64, shape (n, N_STAR)
+        Columns ``S_DX .. S_CONV_PEAK`` of :mod:`._star_math`.
+    """
+    n = xpos.shape[0]
+    out = np.empty((n, N_STAR))
+    for k in prange(n):
+        _dao_measure_one(data, conv, xpos[k], ypos[k], kmask, n_kpix, kconst, kern1d, dkern1d,
+                         wt1d, dxx1d, out, k)
+    return out
+
+
+def _peak_kernel(img, thr, scalar_thr, mask, use_mask, nan_value, border_y, border_x,
+                 footprint, off_y, off_x, zero_rule, insc_half, out):
+    i, j = cuda.grid(2)
+    if j < img.shape[0] and i < img.shape[1]:
+        out[j, i] = is_peak(img, j, i, thr, scalar_thr, mask, use_mask, nan_value, border_y,
+                            border_x, footprint, off_y, off_x, zero_rule, insc_half)
+
+
+def _measure_kernel(data, conv, xpos, ypos, kmask, n_kpix, kconst, kern1d, dkern1d, wt1d,
+                    dxx1d, out):
+    k = cuda.grid(1)
+    if k < xpos.shape[0]:
+        dao_measure_one(data, conv, xpos[k], ypos[k], kmask, n_kpix, kconst, kern1d, dkern1d,
+                        wt1d, dxx1d, out, k)
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_star_kernels(target: str):
+    """``(peak_kernel, measure_kernel)`` for ``cuda`` or ``cudasim``.
+
+    ``peak_kernel`` runs over a 2-D grid (x fastest) and writes a bool map; ``measure_kernel``
+    runs one thread per star and writes rows of an (n, N_STAR) float64 array.
+    """
+    module = cuda_module_for(target)
+    names = dict(vars(compile_namespace(sm.STAR_FUNCTIONS, target)))
+    return module.jit(rebind(_peak_kernel, names)), module.jit(rebind(_measure_kernel, names))
