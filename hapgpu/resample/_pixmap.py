@@ -214,24 +214,3 @@ class PixelMap:
         mode = f"table step {self.stepsize}" if self.stepsize else "exact"
         return f"PixelMap(input_shape={self.input_shape}, {mode})"
 
-
-def interpolate_table(tx, ty, factor, x, y):
-    """Vectorised NumPy evaluation of drizzlepac's table interpolation (reference/host use)."""
-    u = np.asarray(x, dtype=np.float64) / factor
-    v = np.asarray(y, dtype=np.float64) / factor
-    a = np.clip(np.floor(u).astype(np.int64), 0, tx.shape[1] - 2)
-    b = np.clip(np.floor(v).astype(np.int64), 0, tx.shape[0] - 2)
-    fu = u - a
-    fv = v - b
-    gu = 1.0 - fu
-    gv = 1.0 - fv
-    x00, x01, x10, x11 = tx[b, a].copy(), tx[b, a + 1].copy(), tx[b + 1, a].copy(), tx[b + 1, a + 1].copy()
-    wrap_lo = x00 - x01 > 359.0
-    wrap_hi = x00 - x01 < -359.0
-    x00[wrap_lo] -= 360.0
-    x10[wrap_lo] -= 360.0
-    x01[wrap_hi] -= 360.0
-    x11[wrap_hi] -= 360.0
-    xo = x00 * gu * gv + x01 * fu * gv + x10 * gu * fv + x11 * fu * fv
-    yo = ty[b, a] * gu * gv + ty[b, a + 1] * fu * gv + ty[b + 1, a] * gu * fv + ty[b + 1, a + 1] * fu * fv
-    return xo, yo

@@ -29,14 +29,9 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 def defined_region(interp, chip_wcs, src_wcs, src_shape, chip_shape):
     """Chip pixels whose source position lies where cdriz's interpolant is defined."""
-    ny, nx = chip_shape
-    yy, xx = np.mgrid[1:ny + 1, 1:nx + 1].astype(float)
-    pmap = PixelMap.from_wcs(chip_wcs, src_wcs, chip_shape)
-    from hapgpu.resample._pixmap import interpolate_table
-
-    x, y = interpolate_table(pmap.table_x, pmap.table_y, 10, xx, yy)
-    xo = (x - 1).astype(np.float32)
-    yo = (y - 1).astype(np.float32)
+    positions = PixelMap.from_wcs(chip_wcs, src_wcs, chip_shape).pixmap()  # 0-based, table
+    xo = positions[..., 0].astype(np.float32)
+    yo = positions[..., 1].astype(np.float32)
     sny, snx = src_shape
     ok = np.ones(chip_shape, bool)
     if interp in ("poly3", "nearest"):
