@@ -8,7 +8,7 @@ interpolation) with astropy's exact per-pixel evaluation.
 
 Usage::
 
-    python benchmarks/bench_resample.py [--backend cpu|gpu] [--repeat 3] [--kernels square,turbo]
+    python benchmarks/bench_resample.py [--backend cpu|gpu] [--repeat 5] [--kernels square,turbo]
 
 Prints a table of best-of-``repeat`` wall times and the speed-up ratio (reference / hapgpu).
 """
@@ -81,14 +81,22 @@ def rotated_frame(in_wcs, rot_deg=17.0):
     return w, (ony, onx)
 
 
-def best_of(fn, repeat, sync=lambda: None):
-    times = []
+def timed(fn, sync=lambda: None) -> float:
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def best_pair(ours, ref, repeat, sync=lambda: None):
+    """Best-of-``repeat`` times of ``ours`` and ``ref``, alternating them so that both see the
+    same machine load (None for ``ref`` skips it)."""
+    t_ours, t_ref = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        t_ours.append(timed(ours, sync))
+        if ref is not None:
+            t_ref.append(timed(ref))
+    return min(t_ours), (min(t_ref) if t_ref else float("nan"))
 
 
 def scene(rng=None):
@@ -99,7 +107,7 @@ def scene(rng=None):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="cpu")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--no-reference", action="store_true", help="skip drizzlepac timings")
     args = parser.parse_args(argv)
@@ -139,8 +147,8 @@ def main(argv=None) -> int:
         yy, xx = np.mgrid[1:CHIP_SHAPE[0] + 1, 1:CHIP_SHAPE[1] + 1].astype(np.float64)
         out_wcs.wcs_world2pix(*in_wcs.all_pix2world(xx.ravel(), yy.ravel(), 1), 1)
 
-    t_ours = best_of(ours_pixmap, args.repeat)
-    t_ref = best_of(astropy_pixmap, 1)
+    t_ours = min(timed(ours_pixmap) for _ in range(args.repeat))
+    t_ref = timed(astropy_pixmap)
     rows.append(("pixel map (per-pixel)", t_ours, "astropy exact", t_ref))
 
     for kernel in args.kernels.split(","):
@@ -156,8 +164,7 @@ def main(argv=None) -> int:
         warm = Drizzle((8, 8), kernel=kernel, backend=backend)  # compile outside the timing
         warm.add_image(np.ones((6, 6), np.float32),
                        PixelMap.from_wcs(in_wcs, out_wcs, (6, 6), stepsize=10))
-        t_ours = best_of(ours, args.repeat, sync)
-        t_ref = float("nan")
+        ref = None
         if cdriz is not None:
             def ref():
                 outs = np.zeros(out_shape, np.float32)
@@ -167,7 +174,7 @@ def main(argv=None) -> int:
                 cdriz.tdriz(data.copy(), weight, outs, outw, outc, 1, 0, 1, 1, CHIP_SHAPE[0], 1.0, 1.0,
                             1.0, "center", pixfrac, kernel, "counts", 500.0, 1.0, "INDEF", 0, 0, 1, mapping)
 
-            t_ref = best_of(ref, max(1, args.repeat - 1))
+        t_ours, t_ref = best_pair(ours, ref, args.repeat, sync)
         rows.append((f"drizzle {kernel}", t_ours, "cdriz.tdriz", t_ref))
 
     # blot poly5: a drizzled-like source image back onto the chip
@@ -179,8 +186,7 @@ def main(argv=None) -> int:
         blot(d_source, pmap, interp="poly5", exptime=500.0, backend=backend)
 
     blot(np.ones((8, 8), np.float32), PixelMap.from_wcs(in_wcs, out_wcs, (6, 6)), backend=backend)
-    t_ours = best_of(ours_blot, args.repeat, sync)
-    t_ref = float("nan")
+    ref_blot = None
     if cdriz is not None:
         def ref_blot():
             out = np.zeros(CHIP_SHAPE, np.float32)
@@ -188,7 +194,7 @@ def main(argv=None) -> int:
             cdriz.tblot(source, out, 1, out_shape[1], 1, out_shape[0], 1.0, 1.0, 1.0, 1.0, "center",
                         "poly5", 500.0, 0.0, 1.0, 1, mapping)
 
-        t_ref = best_of(ref_blot, max(1, args.repeat - 1))
+    t_ours, t_ref = best_pair(ours_blot, ref_blot, args.repeat, sync)
     rows.append(("blot poly5", t_ours, "cdriz.tblot", t_ref))
 
     print(f"{'operation':<24}{'hapgpu [s]':>12}{'Mpix/s':>10}  {'reference':<16}{'ref [s]':>10}{'speed-up':>10}")

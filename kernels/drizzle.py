@@ -106,12 +106,13 @@ def _drizzle_tiles_cpu(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def finalize_cpu(num, den, last_zero, fill, has_fill, out):
-    """Write the output SCI (float32) from the accumulators, in parallel over rows."""
-    ny, nx = out.shape
+def finalize_cpu(num, den, last_zero, fill, has_fill, out_sci, out_wht):
+    """Write the output SCI and WHT (float32) from the accumulators, in parallel over rows."""
+    ny, nx = out_sci.shape
     for jj in prange(ny):
         for ii in range(nx):
-            out[jj, ii] = _final_value_cpu(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
+            out_sci[jj, ii] = _final_value_cpu(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
+            out_wht[jj, ii] = np.float32(den[jj, ii])
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -282,10 +283,11 @@ def _resolve_kernel(zidx, last_zero, data, fp, ip):
             zidx[jj, ii] = 0
 
 
-def _finalize_kernel(num, den, last_zero, fill, has_fill, out):
+def _finalize_kernel(num, den, last_zero, fill, has_fill, out_sci, out_wht):
     ii, jj = cuda.grid(2)
-    if jj < out.shape[0] and ii < out.shape[1]:
-        out[jj, ii] = final_value(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
+    if jj < out_sci.shape[0] and ii < out_sci.shape[1]:
+        out_sci[jj, ii] = final_value(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
+        out_wht[jj, ii] = np.float32(den[jj, ii])
 
 
 @functools.lru_cache(maxsize=None)

@@ -275,14 +275,16 @@ class Drizzle:
     # ---------------------------------------------------------------------------------------
     def device_arrays(self):
         """``(sci, wht, ctx)`` on the backend's device (CuPy on ``gpu``), without a copy to host."""
-        sci = self.backend.xp.empty(self.output_shape, dtype=np.float32)
+        xp = self.backend.xp
+        sci = xp.empty(self.output_shape, dtype=np.float32)
+        wht = xp.empty(self.output_shape, dtype=np.float32)
         fill = np.float32(0.0 if self.fillval is None else self.fillval)
-        args = (self._num, self._den, self._last_zero, fill, self.fillval is not None, sci)
+        args = (self._num, self._den, self._last_zero, fill, self.fillval is not None, sci, wht)
         if self.backend.name == "cpu":
             finalize_cpu(*args)
         else:
             launch_2d(self._cuda_kernels()[2], self.backend, self.output_shape, *args)
-        return sci, self._den.astype(np.float32), self._ctx
+        return sci, wht, self._ctx
 
     @property
     def sci(self) -> np.ndarray:
