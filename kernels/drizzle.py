@@ -228,9 +228,12 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     tiles = _tiles(ny, nx, tile)
     margin = fp[pm.P_PFO] + 2.0
     boxes = _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin)
-    for wave in tile_waves(boxes):
-        _drizzle_tiles_cpu(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                           num, den, var, outdq, zidx, ctx, ctxbit)
+    # one tile at a time per thread (dynamic scheduling): a wave ends when its slowest thread
+    # does, so static blocks would stall whenever a core is shared with other work
+    with numba.parallel_chunksize(1):
+        for wave in tile_waves(boxes):
+            _drizzle_tiles_cpu(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                               num, den, var, outdq, zidx, ctx, ctxbit)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..backend import resolve_backend
@@ -96,7 +97,8 @@ def blot(image, pmap: PixelMap, interp: str = "poly5", scale: float = 1.0, expti
                           else np.zeros(1, np.float32), np.float32)
     out = backend.xp.empty(pmap.input_shape, dtype=np.float32)
     if backend.name == "cpu":
-        blot_cpu(src, out, fp, ip, tx, ty, ex, ey, lut)
+        with numba.parallel_chunksize(8):  # dynamic scheduling of 8-row chunks
+            blot_cpu(src, out, fp, ip, tx, ty, ex, ey, lut)
     else:
         kernel = cuda_blot_kernel("cuda" if backend.name == "gpu" else "cudasim")
         launch_2d(kernel, backend, pmap.input_shape, src, out, backend.asarray(fp), backend.asarray(ip),
