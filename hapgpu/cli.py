@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 _SUBCOMMAND_MODULES = (
     "hapgpu.resample._cli",
     "hapgpu.simulate._cli",
+    "hapgpu.astrodrizzle._cli",
 )
 
 EXIT_OK = 0

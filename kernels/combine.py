@@ -17,6 +17,7 @@ Array code for NumPy or CuPy: every function takes the stack of separately drizz
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ._arrays import array_module
@@ -120,6 +121,8 @@ def combine_stack(stack, bad=None, kind: str = "median", nlow: int = 0, nhigh: i
         raise ValueError("nlow + nhigh reject every image")
     if kind == "sum":
         return stack.sum(axis=0).astype(np.float32)
+    if xp is np:
+        return combine_stack_cpu(stack, bad, kind, nlow, nhigh)
     s, n_good = _sorted_good(xp, stack, bad)
     reducer = _median_of_sorted if kind.endswith("median") else _mean_of_sorted
     result = reducer(xp, s, n_good, nlow, nhigh, stack.shape[0])
@@ -175,6 +178,14 @@ def minmed(stack, weights, bad, readnoise, exptime, background, *, grow: int = 1
         float32 ``(ny, nx)``.
     """
     xp = array_module(stack)
+    if xp is np:
+        return minmed_cpu(stack, weights, bad, readnoise, exptime, background, grow, nsigma1, nsigma2, fill)
+    return _minmed_arrays(xp, stack, weights, bad, readnoise, exptime, background, grow, nsigma1,
+                          nsigma2, fill)
+
+
+def _minmed_arrays(xp, stack, weights, bad, readnoise, exptime, background, grow, nsigma1, nsigma2, fill):
+    """Array-module implementation of :func:`minmed` (the device path)."""
     n = stack.shape[0]
     if n == 2:
         base = combine_stack(stack, bad, "imean" if fill else "mean")
@@ -208,3 +219,180 @@ def minmed(stack, weights, bad, readnoise, exptime, background, *, grow: int = 1
     if all_bad is not None:
         result = xp.where(all_bad, np.float32(0.0), result)
     return result
+
+
+# ============================================================================ CPU (Numba) drivers
+# The same semantics as the array code above, one pass per pixel over the stack: the host
+# path avoids sorting (n, ny, nx) float64 copies. Summation orders follow the array code
+# (sequential over images), so both paths give identical bits.
+
+@numba.njit(cache=True, nogil=True)
+def _sort_prefix(buf, n):
+    """Insertion sort of ``buf[:n]`` (n is the stack depth: small)."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_of(buf, n_good, nlow, nhigh):
+    if n_good <= 0:
+        return 0.0
+    while nlow + nhigh >= n_good:
+        if nhigh > 0:
+            nhigh -= 1
+        if nlow > 0:
+            nlow -= 1
+    count = n_good - nlow - nhigh
+    mid = count // 2
+    if count % 2 == 1:
+        return buf[nlow + mid]
+    return (buf[nlow + mid] + buf[nlow + mid - 1]) / 2.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_of(buf, n_good, nlow, nhigh, n_total):
+    count = n_good - nlow - nhigh
+    if count <= 0:
+        return buf[n_total - 1] if n_good == n_total and n_total > 0 else 0.0
+    total = 0.0
+    for i in range(nlow, nlow + count):
+        total += buf[i]
+    return total / count
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(stack, bad, use_bad, fill, y, x, buf):
+    """Good values of pixel (y, x) into ``buf`` (float64); the ``i``-variant fill when asked."""
+    n = stack.shape[0]
+    k = 0
+    for i in range(n):
+        if not use_bad or not bad[i, y, x]:
+            buf[k] = stack[i, y, x]
+            k += 1
+    if k == 0 and fill:
+        for i in range(n):
+            if stack[i, y, x] != 0.0:
+                buf[0] = stack[i, y, x]
+                k = 1
+                break
+    _sort_prefix(buf, k)
+    return k
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _combine_cpu(stack, bad, use_bad, median, fill, nlow, nhigh, out):
+    n, ny, nx = stack.shape
+    for y in numba.prange(ny):
+        buf = np.empty(max(n, 1), dtype=np.float64)
+        for x in range(nx):
+            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), y, x, buf)
+            if median:
+                out[y, x] = np.float32(_median_of(buf, k, nlow, nhigh))
+            else:
+                out[y, x] = np.float32(_mean_of(buf, k, nlow, nhigh, n))
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _minmed_pass_cpu(stack, weights, bad, use_bad, fill, rn2, sky_rate, nsigma1, nsigma2,
+                     base_out, min_out, low_w_out, thr1_out, thr2_out, all_bad_out):
+    n, ny, nx = stack.shape
+    for y in numba.prange(ny):
+        buf = np.empty(n, dtype=np.float64)
+        for x in range(nx):
+            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), y, x, buf)
+            if n == 2:
+                base = np.float32(_mean_of(buf, k, 0, 0, n))
+            else:
+                base = np.float32(_median_of(buf, k, 0, 1))
+            n_bad = 0
+            only = np.float32(0.0)
+            lowest = np.float32(np.inf)
+            total_w = np.float32(0.0)
+            sky = 0.0
+            read2 = 0.0
+            for i in range(n):
+                v = stack[i, y, x]
+                w = weights[i, y, x]
+                total_w += w
+                sky += np.float64(w) * sky_rate[i]
+                if use_bad and bad[i, y, x]:
+                    n_bad += 1
+                else:
+                    read2 += rn2[i]
+                    only += v
+                    if v < lowest:
+                        lowest = v
+            if use_bad and n >= 3 and n_bad == n - 1:
+                base = only
+            all_bad = use_bad and n_bad == n
+            if all_bad:
+                lowest = np.float32(0.0)
+            low_w = lowest * total_w
+            base_w = base * total_w
+            s = np.float64(base_w) + sky + read2
+            sigma = np.sqrt(s if s > 0.0 else 0.0)
+            base_out[y, x] = base
+            min_out[y, x] = lowest
+            low_w_out[y, x] = low_w
+            thr1_out[y, x] = base_w - sigma * nsigma1
+            thr2_out[y, x] = base_w - sigma * nsigma2
+            all_bad_out[y, x] = all_bad
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _minmed_select_cpu(base, minimum, low_w, thr1, thr2, all_bad, grow, out):
+    ny, nx = base.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            threshold = thr1[y, x]
+            if grow != 0:
+                near = False
+                for yy in range(max(0, y - grow), min(ny, y + grow + 1)):
+                    for xx in range(max(0, x - grow), min(nx, x + grow + 1)):
+                        if low_w[yy, xx] < thr1[yy, xx]:
+                            near = True
+                if near:
+                    threshold = thr2[y, x]
+            value = minimum[y, x] if low_w[y, x] < threshold else base[y, x]
+            out[y, x] = np.float32(0.0) if all_bad[y, x] else value
+
+
+def _cpu_inputs(stack, bad):
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    if bad is None:
+        return stack, np.zeros((1, 1, 1), dtype=np.bool_), False
+    return stack, np.ascontiguousarray(bad, dtype=np.bool_), True
+
+
+def combine_stack_cpu(stack, bad, kind, nlow, nhigh):
+    """Host driver of :func:`combine_stack` (median/mean family)."""
+    stack, bad, use_bad = _cpu_inputs(stack, bad)
+    out = np.empty(stack.shape[1:], dtype=np.float32)
+    _combine_cpu(stack, bad, use_bad, kind.endswith("median"), kind.startswith("i") and use_bad,
+                 int(nlow), int(nhigh), out)
+    return out
+
+
+def minmed_cpu(stack, weights, bad, readnoise, exptime, background, grow, nsigma1, nsigma2, fill):
+    """Host driver of :func:`minmed`."""
+    stack, bad, use_bad = _cpu_inputs(stack, bad)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    shape = stack.shape[1:]
+    rn2 = np.asarray(readnoise, dtype=np.float64) ** 2
+    sky_rate = np.asarray([b / t for b, t in zip(background, exptime)], dtype=np.float64)
+    base = np.empty(shape, np.float32)
+    minimum = np.empty(shape, np.float32)
+    low_w = np.empty(shape, np.float32)
+    thr1 = np.empty(shape, np.float64)
+    thr2 = np.empty(shape, np.float64)
+    all_bad = np.empty(shape, np.bool_)
+    _minmed_pass_cpu(stack, weights, bad, use_bad, bool(fill) and use_bad, rn2, sky_rate,
+                     float(nsigma1), float(nsigma2), base, minimum, low_w, thr1, thr2, all_bad)
+    out = np.empty(shape, np.float32)
+    _minmed_select_cpu(base, minimum, low_w, thr1, thr2, all_bad, int(grow), out)
+    return out

@@ -12,6 +12,9 @@ Array code for NumPy or CuPy (algorithms §4.6). All inputs are in electrons:
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 from ._arrays import array_module
@@ -35,6 +38,15 @@ def abs_derivative(image):
         float32 ``(ny, nx)``: ``max |image - neighbour|`` over the four neighbours.
     """
     xp = array_module(image)
+    if xp is np:
+        out = np.empty(image.shape, dtype=np.float32)
+        _derivative_cpu(np.ascontiguousarray(image, dtype=np.float32), out)
+        return out
+    return _abs_derivative_arrays(xp, image)
+
+
+def _abs_derivative_arrays(xp, image):
+    """Array-module implementation of :func:`abs_derivative` (the device path)."""
     a = image.astype(np.float64)
     ny, nx = a.shape
     out = xp.zeros((ny, nx), dtype=np.float64)
@@ -127,12 +139,85 @@ def cosmic_ray_mask(data, blotted, derivative, *, background: float, gain: float
         ``(ny, nx)``, True where the pixel is kept.
     """
     xp = array_module(data)
+    if xp is np:
+        good = np.empty(data.shape, dtype=np.bool_)
+        _tests_cpu(np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(blotted, dtype=np.float32),
+                   np.ascontiguousarray(derivative, dtype=np.float32), _F32(background), _F32(gain),
+                   _F32(readnoise ** 2), _F32(snr[0]), _F32(snr[1]), _F32(scale[0]), _F32(scale[1]), good)
+        return _grow(good, grow, ctegrow, cte_dir)
+    return _cosmic_ray_mask_arrays(xp, data, blotted, derivative, background, gain, readnoise, snr, scale,
+                                   grow, ctegrow, cte_dir)
+
+
+def _cosmic_ray_mask_arrays(xp, data, blotted, derivative, background, gain, readnoise, snr, scale,
+                            grow, ctegrow, cte_dir):
+    """Array-module implementation of :func:`cosmic_ray_mask` (the device path)."""
     g = _F32(gain)
     t1 = xp.abs(data - blotted)
     noise = xp.sqrt(g * xp.abs(blotted + _F32(background)) + _F32(readnoise ** 2))
     loose = t1 <= (_F32(scale[0]) * derivative + _F32(snr[0]) * noise / g)
     neighbours = convolve_symmetric(loose, np.ones((3, 3), dtype=np.int64))
     good = (t1 <= (_F32(scale[1]) * derivative + _F32(snr[1]) * noise / g)) | (neighbours >= 9)
-    grown = convolve_symmetric(good, np.ones((grow, grow), dtype=np.int64)) >= grow * grow
-    cte = convolve_symmetric(good, cte_kernel(ctegrow, cte_dir)) >= ctegrow
-    return grown & cte
+    return _grow(good, grow, ctegrow, cte_dir)
+
+
+def _grow(good, grow: int, ctegrow: int, cte_dir: int):
+    """The square grow and the CTE grow (both identities at their defaults 1 and 0)."""
+    if grow > 1:
+        grown = convolve_symmetric(good, np.ones((grow, grow), dtype=np.int64)) >= grow * grow
+    else:
+        grown = good
+    if ctegrow > 0:
+        return grown & (convolve_symmetric(good, cte_kernel(ctegrow, cte_dir)) >= ctegrow)
+    return grown
+
+
+# ============================================================================ CPU (Numba) drivers
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _derivative_cpu(a, out):
+    ny, nx = a.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            v = a[y, x]
+            best = np.float32(0.0)
+            # left, right, below, above; a missing neighbour counts as 0 (gives |v|)
+            n = a[y, x - 1] if (y < ny - 1 and 1 <= x < nx - 1) else np.float32(0.0)
+            best = max(best, abs(v - n))
+            n = a[y, x + 1] if (y < ny - 1 and x < nx - 2) else np.float32(0.0)
+            best = max(best, abs(v - n))
+            n = a[y - 1, x] if (1 <= y < ny - 1 and x < nx - 1) else np.float32(0.0)
+            best = max(best, abs(v - n))
+            n = a[y + 1, x] if (y < ny - 2 and x < nx - 1) else np.float32(0.0)
+            best = max(best, abs(v - n))
+            out[y, x] = best
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _reflect(i, n):
+    if i < 0:
+        return -i - 1
+    if i >= n:
+        return 2 * n - i - 1
+    return i
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _tests_cpu(data, model, deriv, backg, gain, rn2, snr1, snr2, mult1, mult2, good):
+    ny, nx = data.shape
+    loose = np.empty((ny, nx), dtype=np.bool_)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            t1 = abs(data[y, x] - model[y, x])
+            noise = np.float32(math.sqrt(gain * abs(model[y, x] + backg) + rn2))
+            loose[y, x] = t1 <= mult1 * deriv[y, x] + snr1 * noise / gain
+            good[y, x] = t1 <= mult2 * deriv[y, x] + snr2 * noise / gain
+    for y in numba.prange(ny):
+        for x in range(nx):
+            if good[y, x]:
+                continue
+            count = 0
+            for dy in range(-1, 2):
+                yy = _reflect(y + dy, ny)
+                for dx in range(-1, 2):
+                    count += loose[yy, _reflect(x + dx, nx)]
+            good[y, x] = count >= 9

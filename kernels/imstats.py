@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ._arrays import array_module, to_scalar
@@ -37,8 +38,9 @@ class ImageStatistics:
         Clipped mean, standard deviation, minimum and maximum (float32 values).
     mode : float or None
         Histogram mode (None unless requested).
-    median : float or None
-        ``numpy.median`` of the clipped pixels (None unless requested).
+    median : numpy.float32 or None
+        ``numpy.median`` of the clipped pixels (None unless requested); a float32 scalar as
+        ImageStats returns it, so that arithmetic with it stays float32 as in the reference.
     nbins : int
         Number of histogram bins used for the mode (0 when no mode was requested).
     clip_lower, clip_upper : float
@@ -51,14 +53,179 @@ class ImageStatistics:
     min: float
     max: float
     mode: float | None
-    median: float | None
+    median: np.float32 | None
     nbins: int
     clip_lower: float
     clip_upper: float
 
 
-def _clip_pass(values, lo: float, hi: float):
+# The double sums use four interleaved accumulators (instruction-level parallelism). The result
+# can differ from a strictly sequential sum by ~1e-16 relative, far below the float32 rounding
+# that follows (a flip needs the exact sum within 1e-16 of a float32 rounding boundary).
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _inside(v, lo, hi):
+    return v >= lo and v <= hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _chunk_moments(values, start, stop, lo, hi):
+    """Count, sum (four accumulators), min and max of the in-range values of one chunk."""
+    s0 = s1 = s2 = s3 = 0.0
+    n = 0
+    vmin = np.float32(np.inf)
+    vmax = np.float32(-np.inf)
+    i = start
+    while i + 4 <= stop:
+        v0, v1, v2, v3 = values[i], values[i + 1], values[i + 2], values[i + 3]
+        if _inside(v0, lo, hi):
+            s0 += v0
+            n += 1
+            vmin = min(vmin, v0)
+            vmax = max(vmax, v0)
+        if _inside(v1, lo, hi):
+            s1 += v1
+            n += 1
+            vmin = min(vmin, v1)
+            vmax = max(vmax, v1)
+        if _inside(v2, lo, hi):
+            s2 += v2
+            n += 1
+            vmin = min(vmin, v2)
+            vmax = max(vmax, v2)
+        if _inside(v3, lo, hi):
+            s3 += v3
+            n += 1
+            vmin = min(vmin, v3)
+            vmax = max(vmax, v3)
+        i += 4
+    while i < stop:
+        v0 = values[i]
+        if _inside(v0, lo, hi):
+            s0 += v0
+            n += 1
+            vmin = min(vmin, v0)
+            vmax = max(vmax, v0)
+        i += 1
+    return n, (s0 + s1) + (s2 + s3), vmin, vmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments_cpu(values, lo, hi):
+    """Count, double sum and the seeded min/max of ``lo <= v <= hi`` (ImageStats' first loop)."""
+    n, total, vmin, vmax = _chunk_moments(values, 0, values.size, lo, hi)
+    # ImageStats seeds its running extremes with the clipped first element.
+    vmin = min(vmin, lo if lo > values[0] else values[0])
+    vmax = max(vmax, hi if hi < values[0] else values[0])
+    return n, total, vmin, vmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _chunk_sumdiff(values, start, stop, vmin, vmax, mean):
+    s0 = s1 = s2 = s3 = 0.0
+    i = start
+    while i + 4 <= stop:
+        v0, v1, v2, v3 = values[i], values[i + 1], values[i + 2], values[i + 3]
+        if _inside(v0, vmin, vmax):
+            d = v0 - mean
+            s0 += d * d
+        if _inside(v1, vmin, vmax):
+            d = v1 - mean
+            s1 += d * d
+        if _inside(v2, vmin, vmax):
+            d = v2 - mean
+            s2 += d * d
+        if _inside(v3, vmin, vmax):
+            d = v3 - mean
+            s3 += d * d
+        i += 4
+    while i < stop:
+        if _inside(values[i], vmin, vmax):
+            d = values[i] - mean
+            s0 += d * d
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sumdiff_cpu(values, vmin, vmax, mean):
+    return _chunk_sumdiff(values, 0, values.size, vmin, vmax, mean)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bucket(bits):
+    """Top 16 bits of an unsigned key ordered like the float32 value with these bits."""
+    if bits & np.uint32(0x80000000):
+        return (~bits) >> np.uint32(16)
+    return (bits | np.uint32(0x80000000)) >> np.uint32(16)
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_cpu(values, bits, lo, hi, rank, count):
+    """The ``rank``-th and next smallest of the values in ``[lo, hi]`` (two radix passes)."""
+    buckets = np.zeros(65536, dtype=np.int64)
+    for i in range(values.size):
+        v = values[i]
+        if v >= lo and v <= hi:
+            buckets[_bucket(bits[i])] += 1
+    below = 0
+    first = 0
+    while below + buckets[first] <= rank:
+        below += buckets[first]
+        first += 1
+    last = first
+    need = rank + 2 if rank + 1 < count else rank + 1
+    covered = below + buckets[first]
+    while covered < need:
+        last += 1
+        covered += buckets[last]
+    picked = np.empty(covered - below, dtype=np.float32)
+    k = 0
+    for i in range(values.size):
+        v = values[i]
+        if v >= lo and v <= hi:
+            b = _bucket(bits[i])
+            if b >= first and b <= last:
+                picked[k] = v
+                k += 1
+    picked.sort()
+    second = picked[rank - below + 1] if rank + 1 < count else picked[rank - below]
+    return picked[rank - below], second
+
+
+def _median_cpu(values, lo: float, hi: float, count: int):
+    """``numpy.median`` of the values in ``[lo, hi]`` (float32, mean of the middle pair)."""
+    if count == 0:
+        return _F32(np.nan)
+    lower, upper = _select_cpu(values, values.view(np.uint32), _F32(lo), _F32(hi), (count - 1) // 2, count)
+    if count % 2 == 1:
+        return _F32(lower)
+    return _F32(_F32(lower) + _F32(upper)) / _F32(2.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _histogram_cpu(values, start, top, inverse, inclusive, counts):
+    for v in values:
+        if v >= start and (v <= top if inclusive else v < top):
+            counts[int(inverse * (v - start))] += 1
+
+
+def _clip_pass_cpu(values, lo: float, hi: float):
+    lo32, hi32 = _F32(lo), _F32(hi)
+    npix, total, vmin, vmax = _moments_cpu(values, lo32, hi32)
+    if npix == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    mean = _F32(total / npix)
+    sumdiff = _sumdiff_cpu(values, _F32(vmin), _F32(vmax), mean)
+    stddev = _F32(math.sqrt(sumdiff / (npix - 1))) if npix > 1 else _F32(math.nan)
+    return npix, float(mean), float(stddev), float(vmin), float(vmax)
+
+
+def _clip_pass(values, lo: float, hi: float, host: bool):
     """One ``computeMean`` pass: ``(npix, mean, stddev, min, max)`` over ``lo <= v <= hi``."""
+    if host:
+        return _clip_pass_cpu(values, lo, hi)
     lo32, hi32 = _F32(lo), _F32(hi)
     inside = values[(values >= lo32) & (values <= hi32)]
     npix = int(inside.size)
@@ -76,7 +243,7 @@ def _clip_pass(values, lo: float, hi: float):
     return npix, float(mean), float(stddev), vmin, vmax
 
 
-def _histogram(values, nbins: int, bin_width: float, vmin: float):
+def _histogram(values, nbins: int, bin_width: float, vmin: float, host: bool):
     """``histogram1d``: float32 binning of every value in ``[vmin, vmin + nbins*width)``."""
     xp = array_module(values)
     width = _F32(bin_width)
@@ -86,19 +253,23 @@ def _histogram(values, nbins: int, bin_width: float, vmin: float):
     inclusive = int(inverse * (top - start)) == nbins
     if inclusive:  # the last edge would round onto nbins: shrink it and close the interval
         top = top * _F32(1.0 - np.finfo(np.float32).eps)
+    if host:
+        counts = np.zeros(nbins, dtype=np.int64)
+        _histogram_cpu(values, start, top, inverse, inclusive, counts)
+        return counts
     keep = (values >= start) & ((values <= top) if inclusive else (values < top))
     index = (inverse * (values[keep] - start)).astype(np.int32)
     counts = xp.bincount(index, minlength=nbins)[:nbins]
     return np.asarray(counts.get() if hasattr(counts, "get") else counts, dtype=np.int64)
 
 
-def _mode(values, stddev: float, vmin: float, vmax: float, binwidth: float) -> tuple[float, int]:
+def _mode(values, stddev: float, vmin: float, vmax: float, binwidth: float, host: bool) -> tuple[float, int]:
     hwidth = binwidth * stddev
     drange = vmax - vmin
     if hwidth < _MIN_FLOAT or abs(drange) < _MIN_FLOAT or hwidth > drange or not math.isfinite(hwidth):
         return vmin + 0.5 * hwidth, 1
     nbins = int(drange / hwidth) + 1
-    bins = _histogram(values, nbins, drange / float(nbins - 1), vmin)
+    bins = _histogram(values, nbins, drange / float(nbins - 1), vmin, host)
     if nbins == 2:
         if bins[0] > bins[1]:
             return vmin + 0.5 * hwidth, nbins
@@ -148,8 +319,14 @@ def image_statistics(values, *, lower=None, upper=None, nclip: int = 0, lsig: fl
         If ``values`` is empty, a limit excludes every pixel, or a clipping pass is left
         without pixels (ImageStats raises the same).
     """
+    return _statistics(values, lower, upper, nclip, lsig, usig, binwidth, mode, median,
+                       host=array_module(values) is np)
+
+
+def _statistics(values, lower, upper, nclip, lsig, usig, binwidth, mode, median, *, host: bool):
+    """:func:`image_statistics` with the implementation chosen: compiled host loops or array code."""
     xp = array_module(values)
-    values = xp.ravel(xp.asarray(values, dtype=np.float32))
+    values = xp.ascontiguousarray(xp.ravel(xp.asarray(values, dtype=np.float32)))
     if values.size == 0:
         raise ValueError("not enough data points to compute statistics")
     data_min = to_scalar(values.min())
@@ -166,7 +343,7 @@ def image_statistics(values, *, lower=None, upper=None, nclip: int = 0, lsig: fl
         raise ValueError("upper data cutoff is smaller than the minimum pixel value")
     clip_lo, clip_hi = lower, upper
     for iteration in range(nclip + 1):
-        npix, mean, stddev, vmin, vmax = _clip_pass(values, clip_lo, clip_hi)
+        npix, mean, stddev, vmin, vmax = _clip_pass(values, clip_lo, clip_hi, host)
         if npix <= 0:
             raise ValueError("no valid pixels within the clipping range")
         if iteration < nclip:
@@ -174,13 +351,15 @@ def image_statistics(values, *, lower=None, upper=None, nclip: int = 0, lsig: fl
             clip_hi = min(upper, mean + usig * stddev)
     med = None
     if median:
-        if nclip > 0:
-            chosen = values[(values <= _F32(clip_hi)) & (values >= _F32(clip_lo))]
+        lo_m, hi_m = (clip_lo, clip_hi) if nclip > 0 else (-np.inf, np.inf)
+        if host:
+            count = npix if nclip > 0 else values.size
+            med = _median_cpu(values, lo_m, hi_m, count)
         else:
-            chosen = values
-        med = to_scalar(xp.median(chosen))
+            chosen = values[(values <= _F32(hi_m)) & (values >= _F32(lo_m))] if nclip > 0 else values
+            med = _F32(to_scalar(xp.median(chosen)))  # numpy.median of float32 data is float32
     mode_value, nbins = (None, 0)
     if mode:
-        mode_value, nbins = _mode(values, stddev, vmin, vmax, binwidth)
+        mode_value, nbins = _mode(values, stddev, vmin, vmax, binwidth, host)
     return ImageStatistics(npix, mean, stddev, vmin, vmax, mode_value, med, nbins,
                            float(clip_lo), float(clip_hi))

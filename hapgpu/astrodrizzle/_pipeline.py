@@ -1,0 +1,487 @@
+"""``astrodrizzle()``: the AstroDrizzle image-combination chain, data resident on the device.
+
+Reads like AstroDrizzle's step list: read inputs, static mask, sky, separate drizzle, median,
+blot, driz_cr, final drizzle, write. Each step is switchable with AstroDrizzle's parameter of
+the same name; a step whose input is missing is skipped with a log message (documented below).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import resolve_backend
+from ..errors import InvalidInputError, InvalidParameterError, WCSError
+from ._exposure import read_exposure
+from ._frame import OutputFrame, custom_frame, default_frame, frame_from_reference, row_bands
+from ._parameters import AstroDrizzleParameters, resolve_parameters
+from ._product import (
+    build_product,
+    crclean_hdulist,
+    image_hdulist,
+    product_path,
+    update_inputs,
+    write_atomic,
+)
+from ._runtime import MemoryPlan, StepTimer, plan_memory
+from ._sky import SkySettings, compute_sky, sky_masks, static_masks, user_sky_from_file
+from ._stages import (
+    PixelMapCache,
+    blot_chip,
+    cr_mask,
+    drizzle_final,
+    drizzle_separate,
+    median_chunk,
+    weight_means,
+)
+
+__all__ = ["astrodrizzle", "AstroDrizzleResult"]
+
+log = logging.getLogger(__name__)
+
+_WCS_NAMES = ("ra", "dec", "scale", "rot", "outnx", "outny", "crpix1", "crpix2")
+
+
+@dataclass
+class AstroDrizzleResult:
+    """What :func:`astrodrizzle` produced.
+
+    Attributes
+    ----------
+    product : pathlib.Path or None
+        The DRZ/DRC file (None when ``driz_combine`` is off).
+    parameters : AstroDrizzleParameters
+        The parameters after merging.
+    sky : dict
+        Input file name -> MDRIZSKY per chip.
+    cosmic_rays : dict
+        Input file name -> number of pixels flagged per chip.
+    timings : dict
+        Step name -> seconds.
+    files : list of pathlib.Path
+        Every file written (product, intermediates, updated inputs or their copies).
+    """
+
+    product: Path | None
+    parameters: AstroDrizzleParameters
+    sky: dict = field(default_factory=dict)
+    cosmic_rays: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    def __fspath__(self) -> str:
+        if self.product is None:
+            raise TypeError("no product was written (driz_combine is off)")
+        return str(self.product)
+
+
+# ----------------------------------------------------------------------------- inputs
+def expand_inputs(inputs) -> list[Path]:
+    """Input files from a path, a comma-separated string, a glob, an ``@list`` file, or a list."""
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    files: list[Path] = []
+    for item in inputs:
+        text = str(item).strip()
+        if text.startswith("@"):
+            listing = Path(text[1:])
+            try:
+                lines = listing.read_text().splitlines()
+            except OSError as exc:
+                raise InvalidInputError(f"cannot read input list {listing}: {exc}") from exc
+            base = listing.parent
+            files += expand_inputs([str(base / ln.split()[0]) for ln in lines if ln.strip() and not ln.startswith("#")])
+        elif "," in text:
+            files += expand_inputs([t for t in text.split(",") if t.strip()])
+        elif any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise InvalidInputError(f"no input file matches {text!r}")
+            files += [Path(m) for m in matches]
+        else:
+            files.append(Path(text))
+    if not files:
+        raise InvalidInputError("no input files given")
+    return files
+
+
+def _frame_values(params, prefix: str) -> dict:
+    return {name: getattr(params, f"{prefix}{name}") for name in _WCS_NAMES}
+
+
+def _frames(exposures, params) -> tuple[OutputFrame, OutputFrame]:
+    """The separate-drizzle and the final output frames, as AstroDrizzle derives them."""
+    base = default_frame([chip.wcs for e in exposures for chip in e.chips])
+    single = base
+    if params.driz_separate and params.driz_sep_wcs:
+        ref = frame_from_reference(params.driz_sep_refimage) if params.driz_sep_refimage else base
+        single = custom_frame(ref, _frame_values(params, "driz_sep_"))
+    final = base
+    if params.driz_combine and params.final_wcs:
+        ref = frame_from_reference(params.final_refimage) if params.final_refimage else base
+        final = custom_frame(ref, _frame_values(params, "final_"))
+    return single, final
+
+
+def _check_overlap(exposures, frame: OutputFrame, role: str) -> None:
+    """Raise :class:`WCSError` naming every exposure that falls entirely outside ``frame``."""
+    ny, nx = frame.shape
+    outside = []
+    for exposure in exposures:
+        hit = False
+        for chip in exposure.chips:
+            cy, cx = chip.shape
+            x = np.concatenate([np.linspace(0.5, cx + 0.5, 64), np.full(64, cx + 0.5),
+                                np.linspace(cx + 0.5, 0.5, 64), np.full(64, 0.5)])
+            y = np.concatenate([np.full(64, 0.5), np.linspace(0.5, cy + 0.5, 64),
+                                np.full(64, cy + 0.5), np.linspace(cy + 0.5, 0.5, 64)])
+            ra, dec = chip.wcs.all_pix2world(x, y, 1)
+            fx, fy = frame.wcs.wcs_world2pix(ra, dec, 1)
+            if fx.max() >= 0.5 and fx.min() <= nx + 0.5 and fy.max() >= 0.5 and fy.min() <= ny + 0.5:
+                hit = True
+        if not hit:
+            outside.append(exposure.name)
+    if outside:
+        raise WCSError(f"{', '.join(outside)}: no overlap with the {role} output frame")
+
+
+# ----------------------------------------------------------------------------- sky
+def _run_sky(exposures, params, statics, xp) -> None:
+    """Set ``computed_sky``/``subtracted_sky`` of every chip (AstroDrizzle's sky step)."""
+    if not params.skysub:
+        for exposure in exposures:
+            for chip in exposure.chips:
+                if params.skyuser:
+                    if params.skyuser not in chip.header:
+                        raise InvalidInputError(f"{exposure.name}: no {params.skyuser} keyword for chip {chip.extver}")
+                    chip.computed_sky = chip.subtracted_sky = float(chip.header[params.skyuser])
+                else:
+                    chip.computed_sky = None
+        return
+    if params.skyfile:
+        values, applied = user_sky_from_file(params.skyfile, exposures)
+        for exposure, skies in zip(exposures, values):
+            for chip, sky in zip(exposure.chips, skies):
+                chip.computed_sky = None if applied else sky
+                chip.subtracted_sky = sky
+        return
+    masks = sky_masks(exposures, params.sky_bits, statics, params.use_static, xp)
+    values = compute_sky(exposures, masks, SkySettings.from_parameters(params), xp)
+    for exposure, skies in zip(exposures, values):
+        for chip, sky in zip(exposure.chips, skies):
+            if sky is None:  # undetermined: keep the header value (or 0)
+                sky = chip.subtracted_sky
+            chip.computed_sky = chip.subtracted_sky = float(sky)
+        log.info("sky %s: %s", exposure.name, ", ".join(f"{c.computed_sky:.6g}" for c in exposure.chips))
+
+
+# ----------------------------------------------------------------------------- drizzle stages
+def _separate(exposures, frame, pmaps, params, statics, backend, plan: MemoryPlan):
+    """Single-drizzle images ``[(sci, wht), ...]`` of the whole frame (device or host)."""
+    if plan.band_rows is None:
+        return [drizzle_separate(e, frame, pmaps, params, statics, backend) for e in exposures]
+    store = [(np.zeros(frame.shape, np.float32), np.zeros(frame.shape, np.float32)) for _ in exposures]
+    for core0, core1, _, _ in row_bands(frame.shape[0], plan.band_rows):
+        band = frame.band(core0, core1)
+        for (sci_out, wht_out), exposure in zip(store, exposures):
+            sci, wht = drizzle_separate(exposure, band, pmaps, params, statics, backend)
+            sci_out[core0:core1] = backend.to_host(sci)
+            wht_out[core0:core1] = backend.to_host(wht)
+        pmaps.forget(band)
+    return store
+
+
+def _median(store, exposures, frame, params, backend, plan: MemoryPlan):
+    """The median image of the single-drizzle stack (float32 on the device)."""
+    xp = backend.xp
+    wmeans = weight_means([w for _, w in store], params.combine_maskpt)
+    halo = params.combine_grow if "minmed" in params.combine_type else 0
+    median = xp.empty(frame.shape, dtype=np.float32)
+    for core0, core1, ext0, ext1 in row_bands(frame.shape[0], plan.median_rows, halo):
+        sci = backend.asarray(_stack([s[ext0:ext1] for s, _ in store]))
+        wht = backend.asarray(_stack([w[ext0:ext1] for _, w in store]))
+        rows = median_chunk(sci, wht, wmeans, exposures, params)
+        median[core0:core1] = rows[core0 - ext0:core1 - ext0]
+    return median
+
+
+def _stack(arrays):
+    from ..kernels._arrays import array_module
+
+    return array_module(*arrays).stack(arrays)
+
+
+def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan):
+    """Final ``(sci, wht, ctx)`` on the host, drizzled band by band when the plan says so."""
+    ny, nx = frame.shape
+    sci_out = np.empty((ny, nx), np.float32)
+    wht_out = np.empty((ny, nx), np.float32)
+    ctx_out = None
+    for core0, core1, _, _ in row_bands(ny, plan.band_rows):
+        band = frame if plan.band_rows is None else frame.band(core0, core1)
+        sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend)
+        sci_out[core0:core1] = backend.to_host(sci)
+        wht_out[core0:core1] = backend.to_host(wht)
+        ctx = backend.to_host(ctx)
+        if ctx_out is None:
+            ctx_out = np.zeros((ctx.shape[0], ny, nx), np.int32)
+        ctx_out[:, core0:core1] = ctx
+        if band is not frame:
+            pmaps.forget(band)
+    return sci_out, wht_out, ctx_out
+
+
+# ----------------------------------------------------------------------------- outputs
+def _write_intermediates(outdir, output_root, exposures, single_frame, store, median, blots, crmasks,
+                         statics, backend) -> list[Path]:
+    written = []
+    if statics is not None:
+        for (extver, shape), mask in statics.items():
+            name = outdir / f"{output_root}_{shape[1]}x{shape[0]}_{extver}_staticMask.fits"
+            written.append(write_atomic(image_hdulist(backend.to_host(mask).astype(np.int16)), name))
+    if store is not None:
+        for exposure, (sci, wht) in zip(exposures, store):
+            for kind, data in (("sci", sci), ("wht", wht)):
+                name = outdir / f"{exposure.rootname}_single_{kind}.fits"
+                written.append(write_atomic(image_hdulist(backend.to_host(data), single_frame), name))
+    if median is not None:
+        name = outdir / f"{output_root}_med.fits"
+        written.append(write_atomic(image_hdulist(backend.to_host(median), single_frame), name))
+    for i, exposure in enumerate(exposures):
+        for k, chip in enumerate(exposure.chips):
+            if blots is not None:
+                name = outdir / f"{exposure.rootname}_sci{chip.extver}_blt.fits"
+                written.append(write_atomic(image_hdulist(backend.to_host(blots[i][k])), name))
+            if crmasks is not None:
+                name = outdir / f"{exposure.rootname}_sci{chip.extver}_crmask.fits"
+                written.append(write_atomic(image_hdulist(backend.to_host(crmasks[i][k]).astype(np.uint8)), name))
+    return written
+
+
+def _final_dq(chip, crmask, crbit: int, xp):
+    if crmask is None:
+        return chip.dq
+    return chip.dq | xp.where(crmask, np.uint16(0), np.uint16(crbit & 0xFFFF))
+
+
+def _crclean(exposure, blots_i, crmasks_i, params, xp):
+    from ._exposure import dq_good
+
+    cleaned, dqs = [], []
+    for chip, blotted, crmask in zip(exposure.chips, blots_i, crmasks_i):
+        keep = dq_good(chip.dq, params.crbit, xp) & crmask
+        cleaned.append(xp.where(keep, chip.sci, blotted))
+        dqs.append(xp.where(keep, np.uint16(0), np.uint16(params.crbit)))
+    return cleaned, dqs
+
+
+# ----------------------------------------------------------------------------- the chain
+def _check_steps(params, n_images: int) -> AstroDrizzleParameters:
+    """Turn off steps that cannot run, saying why (documented skips)."""
+    median_ok = params.median and params.driz_separate and n_images >= 2
+    if params.median and not median_ok:
+        why = "driz_separate is off" if not params.driz_separate else f"only {n_images} exposure(s)"
+        log.warning("median skipped (%s): it needs separately drizzled images of >= 2 exposures", why)
+    blot_ok = params.blot and median_ok
+    if params.blot and not blot_ok:
+        log.warning("blot skipped: it needs the median image")
+    cr_ok = params.driz_cr and blot_ok
+    if params.driz_cr and not cr_ok:
+        log.warning("driz_cr skipped: it needs the blotted median")
+    if params.final_wht_type == "IVM":
+        raise InvalidParameterError("final_wht_type='IVM' needs flat and dark reference files, "
+                                    "which hapgpu does not read; use 'EXP' or 'ERR'")
+    changes = {k: v for k, v in (("median", median_ok), ("blot", blot_ok), ("driz_cr", cr_ok))
+               if getattr(params, k) != v}
+    return params.replace(**changes) if changes else params
+
+
+def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | None = None,
+                 update_inputs_dq: bool = True, save_intermediates: bool = False,
+                 progress: bool | None = None, **parameters) -> AstroDrizzleResult:
+    """Combine HST exposures with AstroDrizzle's chain, on the GPU when there is one.
+
+    Parameters
+    ----------
+    inputs : str, pathlib.Path or sequence
+        FLT/FLC files: paths, a comma-separated string, a glob, or ``@listfile``.
+    output : str or pathlib.Path
+        Product root: writes ``<output>_drz.fits`` (``_drc`` from FLC inputs).
+    backend : {"cpu", "gpu", "cudasim", "auto"}, optional
+        Compute backend (None reads ``HAPGPU_BACKEND``).
+    pars : str, pathlib.Path, dict or AstroDrizzleParameters, optional
+        Parameter set name (see :data:`PARAMETER_SETS`), hapgpu or drizzlepac ``hap_pars`` JSON
+        file, or values. Merge order: defaults < ``pars`` < ``**parameters``.
+    band_rows : int, optional
+        Process the output frames in bands of this many rows (default: decided from device
+        memory; a band gives the same result as the whole frame).
+    update_inputs_dq : bool
+        Write the cosmic-ray flags (``crbit``) and MDRIZSKY into the input files, as AstroDrizzle
+        does; False writes updated copies ``<output>_<input name>`` beside the product.
+    save_intermediates : bool
+        Also write the static masks, single-drizzle images, median, blotted images and CR masks.
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+    **parameters
+        AstroDrizzle parameters by name (e.g. ``final_kernel="square"``, ``skymethod="match"``).
+
+    Returns
+    -------
+    AstroDrizzleResult
+
+    Raises
+    ------
+    InvalidParameterError, InvalidInputError, WCSError
+        Bad parameters; unreadable, incomplete or inconsistent inputs (the message names the
+        file); an exposure entirely outside an output frame.
+
+    Notes
+    -----
+    Documented skips (logged as warnings, the rest of the chain runs): the median, blot and
+    driz_cr steps need separately drizzled images of at least two exposures; blot needs the
+    median and driz_cr the blotted median. Sky matching with a single image leaves MDRIZSKY as
+    found in the header (AstroDrizzle does the same).
+
+    Differences from AstroDrizzle: products are always multi-extension (``build=True``); the
+    product headers carry the first input's primary header and a curated SCI header instead of
+    fitsblender's blended headers; ``final_wht_type="IVM"`` (which needs reference files) is
+    rejected. Nothing is written before every step has succeeded, and the product is written
+    under a temporary name and renamed.
+    """
+    params = resolve_parameters(pars, **parameters)
+    backend = resolve_backend(backend)
+    files = expand_inputs(inputs)
+    timer = StepTimer(backend, progress)
+    timer.start(9)
+    try:
+        return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates, timer)
+    finally:
+        timer.stop()
+
+
+@dataclass(eq=False)
+class _Chain:
+    """Everything the steps hand to each other (device arrays, frames, the memory plan)."""
+
+    exposures: list
+    params: AstroDrizzleParameters
+    single_frame: OutputFrame
+    final_frame: OutputFrame
+    plan: MemoryPlan
+    statics: dict | None = None
+    store: list | None = None
+    median: object = None
+    blots: list | None = None
+    crmasks: list | None = None
+    final: tuple | None = None
+
+
+def _prepare(files, params, backend, band_rows, timer: StepTimer) -> _Chain:
+    """Read the inputs and derive the frames and the memory plan (step "read")."""
+    with timer.step("read"):
+        exposures = [read_exposure(f, backend, params, want_err=params.final_wht_type == "ERR") for f in files]
+        params = _check_steps(params, len(exposures))
+        single_frame, final_frame = _frames(exposures, params)
+        if params.driz_separate:
+            _check_overlap(exposures, single_frame, "separate-drizzle")
+        if params.driz_combine:
+            _check_overlap(exposures, final_frame, "final")
+        sizes = {single_frame.shape[0] * single_frame.shape[1]: single_frame.shape,
+                 final_frame.shape[0] * final_frame.shape[1]: final_frame.shape}
+        plan = plan_memory(sizes[max(sizes)], len(exposures), backend, band_rows)
+    return _Chain(exposures, params, single_frame, final_frame, plan)
+
+
+def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool) -> None:
+    """The image steps, from the static mask to the final drizzle (device arrays only)."""
+    params, exposures, xp = chain.params, chain.exposures, backend.xp
+    with timer.step("static"):
+        chain.statics = static_masks(exposures, params.static_sig, xp) if params.static else None
+    with timer.step("sky"):
+        _run_sky(exposures, params, chain.statics, xp)
+    pmaps = PixelMapCache(params.stepsize)
+    single = chain.single_frame
+    if params.driz_separate:
+        with timer.step("driz_separate"):
+            chain.store = _separate(exposures, single, pmaps, params, chain.statics, backend, chain.plan)
+    if params.median:
+        with timer.step("median"):
+            chain.median = _median(chain.store, exposures, single, params, backend, chain.plan)
+        if not keep:
+            chain.store = None  # free memory as soon as a product is no longer needed
+    if params.blot:
+        with timer.step("blot"):
+            chain.blots = [[blot_chip(chain.median, c, single, pmaps, params, backend) for c in e.chips]
+                           for e in exposures]
+    if not keep:
+        chain.median = None
+    if params.driz_cr:
+        with timer.step("driz_cr"):
+            chain.crmasks = [[cr_mask(c, b, params) for c, b in zip(e.chips, bl)]
+                             for e, bl in zip(exposures, chain.blots)]
+    if not (keep or params.driz_cr_corr):
+        chain.blots = None
+    if params.driz_combine:
+        with timer.step("driz_combine"):
+            sci, wht, ctx = _final(exposures, chain.final_frame, pmaps, params, chain.statics, chain.crmasks,
+                                   backend, chain.plan)
+            if params.final_units == "counts":
+                sci *= np.float32(sum({e.path: e.exptime for e in exposures}.values()))
+            chain.final = (sci, wht, ctx)
+
+
+def _write_inputs(chain: _Chain, outdir: Path, output_name: str, backend, update_inputs_dq: bool,
+                  result: AstroDrizzleResult) -> None:
+    """DQ (CR flags) and MDRIZSKY into the inputs or their copies; ``_crclean`` files."""
+    params, xp = chain.params, backend.xp
+    flag_crs = chain.crmasks is not None and params.driz_combine  # AstroDrizzle flags CRs while drizzling
+    for i, exposure in enumerate(chain.exposures):
+        masks = chain.crmasks[i] if chain.crmasks is not None else [None] * len(exposure.chips)
+        if flag_crs or params.skysub or params.resetbits:
+            dqs = [backend.to_host(_final_dq(c, m if flag_crs else None, params.crbit, xp))
+                   for c, m in zip(exposure.chips, masks)]
+            skies = [c.computed_sky if params.skysub else None for c in exposure.chips]
+            target = None if update_inputs_dq else outdir / f"{output_name}_{exposure.name}"
+            result.files.append(update_inputs(exposure, dqs, skies, target))
+        if params.driz_cr and params.driz_cr_corr:
+            cleaned, crdq = _crclean(exposure, chain.blots[i], chain.crmasks[i], params, xp)
+            hdul = crclean_hdulist(exposure, [backend.to_host(c) for c in cleaned], [backend.to_host(d) for d in crdq])
+            result.files.append(write_atomic(hdul, outdir / f"{exposure.rootname}_crclean.fits"))
+        result.sky[exposure.name] = [c.computed_sky for c in exposure.chips]
+        result.cosmic_rays[exposure.name] = [0 if m is None else int((~m).sum()) for m in masks]
+
+
+def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_intermediates: bool,
+           timer: StepTimer) -> AstroDrizzleResult:
+    """Write the product (temporary name, renamed), intermediates and input updates."""
+    from .. import __version__
+
+    result = AstroDrizzleResult(None, chain.params)
+    with timer.step("write"):
+        outdir = output.parent
+        outdir.mkdir(parents=True, exist_ok=True)
+        if chain.final is not None:
+            result.product = product_path(output, chain.exposures)
+            hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params, result.product,
+                                 __version__)
+            result.files.append(write_atomic(hdul, result.product))
+        if save_intermediates:
+            result.files += _write_intermediates(outdir, output.name, chain.exposures, chain.single_frame,
+                                                 chain.store, chain.median, chain.blots, chain.crmasks,
+                                                 chain.statics, backend)
+        _write_inputs(chain, outdir, output.name, backend, update_inputs_dq, result)
+    return result
+
+
+def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
+         timer: StepTimer) -> AstroDrizzleResult:
+    chain = _prepare(files, params, backend, band_rows, timer)
+    _combine(chain, backend, timer, keep=save_intermediates)
+    result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer)
+    result.timings = dict(timer.steps)
+    log.info("astrodrizzle timing: %s", timer.table())
+    return result

@@ -1,0 +1,312 @@
+"""Static mask and sky: the statistics AstroDrizzle (through skypac) takes from every chip.
+
+The pixel statistics run on the backend's arrays (:mod:`hapgpu.kernels.imstats`); only scalars
+and, for ``match``, the overlap polygons (small host geometry) leave the device.
+
+Sky values are compared in "brightness": data / pscale**2 (/ exptime for counts), with pscale
+the chip's IDCSCALE. The methods (algorithms §4.2.2):
+
+* ``localmin``: per image, the minimum over its chips of the chip statistic;
+* ``globalmin``: the minimum of those over all images;
+* ``match``: relative levels from the pairwise overlaps, solved by least squares, the lowest
+  image at 0;
+* ``globalmin+match``: ``match`` plus the global minimum of the matched statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..kernels.imstats import image_statistics
+from ._exposure import dq_good
+from ._footprint import chip_footprint, intersect_footprints, overlap_mask
+
+__all__ = ["SkySettings", "static_masks", "sky_masks", "compute_sky", "user_sky_from_file"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SkySettings:
+    """Statistic and clipping settings of the sky step."""
+
+    method: str
+    stat: str
+    lower: float | None
+    upper: float | None
+    nclip: int
+    lsigma: float
+    usigma: float
+    binwidth: float
+
+    @classmethod
+    def from_parameters(cls, params) -> "SkySettings":
+        """Settings from :class:`AstroDrizzleParameters`."""
+        return cls(params.skymethod, params.skystat, params.skylower, params.skyupper,
+                   params.skyclip, params.skylsigma, params.skyusigma, params.skywidth)
+
+
+def _host_map(fn, items, xp) -> list:
+    """``[fn(x) for x in items]``, on host threads for host arrays (the statistics kernels release
+    the GIL); in order on a device."""
+    items = list(items)
+    if xp is not np or len(items) < 2:
+        return [fn(item) for item in items]
+    import numba
+
+    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
+        return list(pool.map(fn, items))
+
+
+# ----------------------------------------------------------------------------- static mask
+def static_masks(exposures, sigma: float, xp) -> dict:
+    """AstroDrizzle's static masks, one per (chip number, shape), True = good.
+
+    A chip pixel is bad when it lies more than ``sigma`` standard deviations below the chip's
+    histogram mode (3-pass clipped statistics on the raw data); masks of the chips that share
+    a signature are combined with AND.
+    """
+    chips = [(exposure, chip) for exposure in exposures for chip in exposure.chips]
+
+    def threshold(item):
+        exposure, chip = item
+        # Inputs are finite (checked on reading), so nanmin/nanmax are min/max.
+        stats = image_statistics(chip.sci, nclip=3, mode=True,
+                                 lower=float(chip.sci.min()), upper=float(chip.sci.max()))
+        log.debug("static mask %s[SCI,%d]: mode %.6g, rms %.6g", exposure.name, chip.extver,
+                  stats.mode, stats.stddev)
+        return stats.mode - sigma * stats.stddev if stats.nbins >= 2 else None
+
+    masks: dict = {}
+    for (_, chip), limit in zip(chips, _host_map(threshold, chips, xp)):
+        mask = masks.setdefault((chip.extver, chip.shape), xp.ones(chip.shape, dtype=bool))
+        if limit is not None:
+            mask &= ~(chip.sci < np.float32(limit))
+    return masks
+
+
+def static_mask_of(masks: dict | None, chip):
+    """The static mask that applies to ``chip`` (None when the static step did not run)."""
+    return None if masks is None else masks.get((chip.extver, chip.shape))
+
+
+def sky_masks(exposures, bits, statics: dict | None, use_static: bool, xp) -> list[list]:
+    """Per chip: DQ good (``bits``) AND the static mask (when ``use_static``)."""
+    out = []
+    for exposure in exposures:
+        row = []
+        for chip in exposure.chips:
+            mask = dq_good(chip.dq, bits, xp)
+            static = static_mask_of(statics, chip) if use_static else None
+            if static is not None:
+                mask = mask & static
+            if not bool(mask.any()):
+                log.warning("%s[SCI,%d]: all pixels masked for the sky", exposure.name, chip.extver)
+            row.append(mask)
+        out.append(row)
+    return out
+
+
+# ----------------------------------------------------------------------------- statistics
+def _statistic(values, settings: SkySettings):
+    """``(value, npix)`` of the configured statistic, or ``(None, 0)`` without valid data."""
+    if values.size < 1:
+        return None, 0
+    try:
+        stats = image_statistics(values, lower=settings.lower, upper=settings.upper,
+                                 nclip=settings.nclip, lsig=settings.lsigma, usig=settings.usigma,
+                                 binwidth=settings.binwidth, mode=settings.stat == "mode",
+                                 median=settings.stat == "median")
+    except ValueError:
+        return None, 0
+    value = {"mode": stats.mode, "median": stats.median, "mean": stats.mean}[settings.stat]
+    return value, stats.npix
+
+
+def _to_brightness(exposure, chip) -> float:
+    factor = 1.0 / (chip.idcscale ** 2)
+    if chip.in_units == "counts":
+        factor /= exposure.exptime
+    return factor
+
+
+def _image_minimum(exposure, masks, settings: SkySettings):
+    """Lowest chip statistic of one image, in brightness (None without valid chips)."""
+    lowest = None
+    for chip, mask in zip(exposure.chips, masks):
+        sky, npix = _statistic(chip.sci[mask], settings)
+        if sky is None or npix < 1:
+            continue
+        brightness = _to_brightness(exposure, chip) * sky
+        if lowest is None or lowest > brightness:
+            lowest = brightness
+    return lowest
+
+
+def _overlaps(exposures, masks):
+    """Every overlapping chip pair of different images: ``(i, j, [(exposure, chip, mask, ring)] * 2)``."""
+    footprints = [[chip_footprint(c.wcs, c.shape) for c in e.chips] for e in exposures]
+    found = []
+    for i in range(len(exposures)):
+        for j in range(i + 1, len(exposures)):
+            for a, chip_a in enumerate(exposures[i].chips):
+                for b, chip_b in enumerate(exposures[j].chips):
+                    ring = intersect_footprints(footprints[i][a], footprints[j][b])
+                    if ring is None or len(ring[0]) <= 3:
+                        continue
+                    found.append((i, j, [(exposures[i], chip_a, masks[i][a], ring),
+                                         (exposures[j], chip_b, masks[j][b], ring)]))
+    return found
+
+
+def _pair_levels(exposures, masks, settings: SkySettings, xp) -> dict:
+    """``{(i, j): (sky_i, w_i, sky_j, w_j)}``: weighted skies (brightness) in common areas."""
+    overlaps = _overlaps(exposures, masks)
+
+    def measure(task):
+        exposure, chip, mask, ring = task
+        inside = xp.asarray(overlap_mask(chip.wcs, chip.shape, ring)) & mask
+        sky, npix = _statistic(chip.sci[inside], settings)
+        return None if sky is None or npix <= 0 else (_to_brightness(exposure, chip) * sky * npix, npix)
+
+    measured = iter(_host_map(measure, [t for _, _, sides in overlaps for t in sides], xp))
+    totals: dict = {}
+    for i, j, _ in overlaps:
+        # sum(w*sky_i), sum(w_i), sum(w*sky_j), sum(w_j), accumulated in the reference's order
+        acc = totals.setdefault((i, j), [0.0, 0.0, 0.0, 0.0])
+        for slot in (0, 1):
+            value = next(measured)
+            if value is not None:
+                acc[2 * slot] += value[0]
+                acc[2 * slot + 1] += value[1]
+    return {key: (acc[0] / acc[1], acc[1], acc[2] / acc[3], acc[3])
+            for key, acc in totals.items() if acc[1] != 0.0 and acc[3] != 0.0}
+
+
+def _match_deltas(exposures, masks, settings: SkySettings, xp) -> np.ndarray:
+    """Least-squares sky offsets (brightness) of every image; NaN where undetermined."""
+    n = len(exposures)
+    levels = np.zeros((n, n))
+    weights = np.zeros((n, n))
+    for (i, j), pair in _pair_levels(exposures, masks, settings, xp).items():
+        levels[j, i], weights[j, i], levels[i, j], weights[i, j] = pair
+    valid = (weights > 0) & (weights.T > 0)
+    mean_w = 0.5 * (weights + weights.T)
+    rows, rhs = [], []
+    used = np.zeros(n, dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if valid[i, j]:
+                row = np.zeros(n)
+                row[i], row[j] = mean_w[i, j], -mean_w[i, j]
+                rows.append(row)
+                rhs.append(mean_w[i, j] * (levels[j, i] - levels[i, j]))
+                used[i] = used[j] = True
+    if not rows:
+        return np.full(n, np.nan)
+    deltas = np.linalg.pinv(np.array(rows), rcond=1e-12) @ np.array(rhs)
+    deltas[~used] = np.nan
+    return deltas
+
+
+def compute_sky(exposures, masks, settings: SkySettings, xp) -> list[list[float | None]]:
+    """MDRIZSKY of every chip (data units), or None where the value stays as it was.
+
+    Parameters
+    ----------
+    exposures : list of Exposure
+        Input images.
+    masks : list of list of array
+        Per chip, the pixels usable for the sky (:func:`sky_masks`).
+    settings : SkySettings
+        Method and statistic.
+    xp : module
+        Array module of the chips.
+
+    Returns
+    -------
+    list of list
+        Per exposure, per chip: the new MDRIZSKY, or None (match without a valid overlap, or
+        fewer than two images for a matching method).
+    """
+    method = settings.method
+    if "match" in method and len(exposures) < 2:
+        log.warning("sky matching needs at least two images; MDRIZSKY left unchanged")
+        return [[None] * len(e.chips) for e in exposures]
+    if method == "localmin":
+        levels = [_image_minimum(e, m, settings) for e, m in zip(exposures, masks)]
+        levels = [0.0 if v is None else v for v in levels]
+    elif method == "globalmin":
+        lows = [v for v in (_image_minimum(e, m, settings) for e, m in zip(exposures, masks)) if v is not None]
+        levels = [min(lows) if lows else 0.0] * len(exposures)
+    else:
+        deltas = _match_deltas(exposures, masks, settings, xp)
+        good = np.isfinite(deltas)
+        deltas[good] -= np.amin(deltas[good], initial=0.0)
+        levels = [float(d) if g else None for d, g in zip(deltas, good)]
+        if method == "globalmin+match":
+            levels = _add_global_minimum(exposures, masks, settings, levels)
+    return [[None if level is None else level / _to_brightness(e, chip) for chip in e.chips]
+            for e, level in zip(exposures, levels)]
+
+
+def _add_global_minimum(exposures, masks, settings: SkySettings, levels):
+    """``globalmin+match``: add the lowest (statistic - matched level) to every level."""
+    lows = []
+    for exposure, chip_masks, level in zip(exposures, masks, levels):
+        offset = 0.0 if level is None else level
+        for chip, mask in zip(exposure.chips, chip_masks):
+            sky, npix = _statistic(chip.sci[mask], settings)
+            if sky is None or npix < 1:
+                continue
+            factor = _to_brightness(exposure, chip)
+            lows.append(factor * (sky - offset / factor))
+    floor = min(lows) if lows else 0.0
+    return [(0.0 if level is None else level) + floor for level in levels]
+
+
+def user_sky_from_file(path, exposures) -> tuple[list[list[float | None]], bool]:
+    """Sky values from a ``skyfile``: lines ``<file name> <sky> [<sky chip 2> ...]``.
+
+    A comment line ``# applied = yes`` says the values were already subtracted from the data.
+
+    Returns
+    -------
+    (values, applied)
+        Per exposure and chip the MDRIZSKY value (0 where the file has no entry) and the flag.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read skyfile {path}: {exc}") from exc
+    applied = False
+    values = {}
+    for line in lines:
+        text = line.strip()
+        if text.startswith("#"):
+            if "applied" in text and ("=" in text or ":" in text):
+                flag = text.replace(":", "=").split("=", 1)[1].strip().lower()
+                applied = flag in ("yes", "true", "y", "t")
+            continue
+        if text:
+            name, *numbers = text.split()
+            try:
+                values[name] = [float(v) for v in numbers]
+            except ValueError as exc:
+                raise InvalidInputError(f"{path}: bad sky value in line {line!r}") from exc
+    out = []
+    for exposure in exposures:
+        found = values.get(exposure.name) or values.get(str(exposure.path))
+        if not found:
+            log.warning("skyfile %s has no value for %s: using 0", path, exposure.name)
+            out.append([0.0] * len(exposure.chips))
+        else:
+            out.append([found[0] if len(found) == 1 else found[k] for k in range(len(exposure.chips))])
+    return out, applied
