@@ -140,10 +140,20 @@ def poly5_row(src, k, iy, ix, sx):
                     poly5_block_value(src, k, iy, ix + 2), poly5_block_value(src, k, iy, ix + 3), sx)
 
 
+def poly5_row_inside(src, m, ix, sx):
+    """:func:`poly5_row` for a block row that lies entirely inside the image (no reflection)."""
+    return everett5(src[m, ix - 2], src[m, ix - 1], src[m, ix], src[m, ix + 1], src[m, ix + 2],
+                    src[m, ix + 3], sx)
+
+
 def interp_poly5(src, x, y):
     """drizzlepac poly5: separable six-point quintic interpolation."""
     ix, sx = split_position(x, THREE)
     iy, sy = split_position(y, THREE)
+    if ix >= 2 and ix + 3 < src.shape[1] and iy >= 2 and iy + 3 < src.shape[0]:
+        return everett5(poly5_row_inside(src, iy - 2, ix, sx), poly5_row_inside(src, iy - 1, ix, sx),
+                        poly5_row_inside(src, iy, ix, sx), poly5_row_inside(src, iy + 1, ix, sx),
+                        poly5_row_inside(src, iy + 2, ix, sx), poly5_row_inside(src, iy + 3, ix, sx), sy)
     return everett5(poly5_row(src, 0, iy, ix, sx), poly5_row(src, 1, iy, ix, sx),
                     poly5_row(src, 2, iy, ix, sx), poly5_row(src, 3, iy, ix, sx),
                     poly5_row(src, 4, iy, ix, sx), poly5_row(src, 5, iy, ix, sx), sy)
@@ -270,6 +280,7 @@ BLOT_FUNCTIONS = (
     everett3,
     split_position,
     poly5_row,
+    poly5_row_inside,
     interp_poly5,
     poly3_row,
     interp_poly3,

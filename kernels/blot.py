@@ -41,7 +41,7 @@ def blot_lut(order: int, n: int = 2048, space: float = 0.01) -> np.ndarray:
 _cpu = compile_namespace(
     im.BLOT_FUNCTIONS,
     "cpu",
-    inline=("clamp_index", "everett5", "everett3", "split_position", "blot_pixel"),
+    inline=("clamp_index", "everett5", "everett3", "split_position", "blot_pixel", "poly5_row_inside", "interp_poly5", "table_map"),
 )
 _blot_span_cpu = _cpu.blot_span
 
