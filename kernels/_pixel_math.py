@@ -122,16 +122,27 @@ def map_offset(k, i, j, ox, oy, factor, tx, ty, ex, ey):
     return ex[k, j, i] - 1.0, ey[k, j, i] - 1.0
 
 
-def edge_area(px, py, qx, qy):
-    """Signed area under the directed segment P->Q inside the unit square [0,1]x[0,1].
-
-    The area is clipped to 0 <= y <= 1 and to the segment's x-extent inside [0, 1]; it is
-    positive for a segment running left to right.
-    """
+def edge_slope(px, py, qx, qy):
+    """Slope ``m`` of the directed edge P->Q and ``1/m`` (0 where undefined)."""
     dx = qx - px
     if dx == 0.0:
+        return 0.0, 0.0
+    m = (qy - py) / dx
+    if m == 0.0:
+        return m, 0.0
+    return m, 1.0 / m
+
+
+def edge_area(px, py, qx, m, invm):
+    """Signed area under the directed edge P->Q inside the unit square [0,1]x[0,1].
+
+    The edge has slope ``m`` (precomputed once per input pixel, with ``invm = 1/m``). The area
+    is clipped to 0 <= y <= 1 and to the edge's x-extent inside [0, 1]; it is positive for an
+    edge running left to right and 0 for a vertical one.
+    """
+    if qx == px:
         return 0.0
-    if dx > 0.0:
+    if qx > px:
         xlo = px
         xhi = qx
         sign = 1.0
@@ -141,7 +152,6 @@ def edge_area(px, py, qx, qy):
         sign = -1.0
     if xlo >= 1.0 or xhi <= 0.0:
         return 0.0
-    m = (qy - py) / dx
     c = py - m * px
     if xlo < 0.0:
         xlo = 0.0
@@ -152,17 +162,17 @@ def edge_area(px, py, qx, qy):
     if ylo <= 0.0 and yhi <= 0.0:
         return 0.0
     if ylo < 0.0:
-        xlo = -c / m
+        xlo = -c * invm
         ylo = 0.0
     if yhi < 0.0:
-        xhi = -c / m
+        xhi = -c * invm
         yhi = 0.0
     if ylo >= 1.0 and yhi >= 1.0:
         area = xhi - xlo
     elif ylo <= 1.0 and yhi <= 1.0:
         area = 0.5 * (xhi - xlo) * (ylo + yhi)
     else:
-        xt = (1.0 - c) / m
+        xt = (1.0 - c) * invm
         if ylo < 1.0:
             area = 0.5 * (xt - xlo) * (1.0 + ylo) + (xhi - xt)
         else:
@@ -170,23 +180,22 @@ def edge_area(px, py, qx, qy):
     return sign * area
 
 
-def boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3):
-    """Area of the clockwise quadrilateral (x_k, y_k) inside output pixel ``[jj, ii]``."""
+def boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, i0, m1, i1, m2, i2, m3, i3):
+    """Area of the clockwise quadrilateral (x_k, y_k) inside output pixel ``[jj, ii]``.
+
+    ``m_k``, ``i_k`` are the slope and inverse slope of edge k -> k+1 (see :func:`edge_slope`).
+    """
     sx = ii - 0.5
     sy = jj - 0.5
     a0x = x0 - sx
-    a0y = y0 - sy
     a1x = x1 - sx
-    a1y = y1 - sy
     a2x = x2 - sx
-    a2y = y2 - sy
     a3x = x3 - sx
-    a3y = y3 - sy
     return (
-        edge_area(a0x, a0y, a1x, a1y)
-        + edge_area(a1x, a1y, a2x, a2y)
-        + edge_area(a2x, a2y, a3x, a3y)
-        + edge_area(a3x, a3y, a0x, a0y)
+        edge_area(a0x, y0 - sy, a1x, m0, i0)
+        + edge_area(a1x, y1 - sy, a2x, m1, i1)
+        + edge_area(a2x, y2 - sy, a3x, m2, i2)
+        + edge_area(a3x, y3 - sy, a0x, m3, i3)
     )
 
 
@@ -269,9 +278,13 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
             return
         i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)), onx)
         j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)), ony)
+        m0, n0 = edge_slope(x0, y0, x1, y1)
+        m1, n1 = edge_slope(x1, y1, x2, y2)
+        m2, n2 = edge_slope(x2, y2, x3, y3)
+        m3, n3 = edge_slope(x3, y3, x0, y0)
         for jj in range(j0, j1 + 1):
             for ii in range(i0, i1 + 1):
-                area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3)
+                area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, n0, m1, n1, m2, n2, m3, n3)
                 if area > 0.0:
                     dow = f32((area / jac) * w32)
                     deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
@@ -377,6 +390,7 @@ DRIZZLE_FUNCTIONS = (
     nint,
     table_map,
     map_offset,
+    edge_slope,
     edge_area,
     boxer,
     clamp_range,

@@ -86,8 +86,8 @@ def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan,
 _cpu = compile_namespace(
     pm.DRIZZLE_FUNCTIONS,
     "cpu",
-    extra={"deposit": numba.njit(error_model="numpy", nogil=True, _nrt=False)(_deposit_cpu)},
-    inline=("nint", "edge_area", "boxer", "clamp_range", "drizzle_pixel"),
+    extra={"deposit": numba.njit(error_model="numpy", nogil=True, inline="always")(_deposit_cpu)},
+    inline=("nint", "edge_slope", "edge_area", "boxer", "clamp_range", "drizzle_pixel", "table_map", "map_offset", "input_value"),
 )
 _drizzle_span_cpu = _cpu.drizzle_span
 _map_offset_cpu = _cpu.map_offset
