@@ -238,6 +238,53 @@ def input_error(err, j, i, fp, flags):
     return f64(e) * f64(e)
 
 
+def pixel_inputs(i, j, data, weight, err, dq, fp, ip):
+    """``(d, w32, e2, dqv, scan)`` of input pixel ``[j, i]``: value, weight, squared error,
+    DQ flags and 1-based scan index (the order drizzlepac processes pixels in)."""
+    flags = ip[I_FLAGS]
+    d, w32 = input_value(data, weight, j, i, fp, flags)
+    e2 = 0.0
+    if flags & F_VARIANCE:
+        e2 = input_error(err, j, i, fp, flags)
+    dqv = 0
+    if flags & F_DQ:
+        dqv = dq[j, i]
+    return d, w32, e2, dqv, j * ip[I_NX] + i + 1
+
+
+def drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
+                num, den, var, outdq, zidx, ctx, ctxbit):
+    """Square kernel: spread one drop, the quadrilateral (x_k, y_k), by exact overlap area."""
+    if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)
+            and math.isfinite(x3) and math.isfinite(y0) and math.isfinite(y1)
+            and math.isfinite(y2) and math.isfinite(y3)):
+        return
+    jac = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
+    if jac < 0.0:  # parity flip: restore clockwise order by swapping vertices 1 and 3
+        jac = -jac
+        tmpx = x1
+        tmpy = y1
+        x1 = x3
+        y1 = y3
+        x3 = tmpx
+        y3 = tmpy
+    if jac == 0.0:
+        return
+    flags = ip[I_FLAGS]
+    i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)), ip[I_ONX])
+    j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)), ip[I_ONY])
+    m0, n0 = edge_slope(x0, y0, x1, y1)
+    m1, n1 = edge_slope(x1, y1, x2, y2)
+    m2, n2 = edge_slope(x2, y2, x3, y3)
+    m3, n3 = edge_slope(x3, y3, x0, y0)
+    for jj in range(j0, j1 + 1):
+        for ii in range(i0, i1 + 1):
+            area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, n0, m1, n1, m2, n2, m3, n3)
+            if area > 0.0:
+                dow = f32((area / jac) * w32)
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags)
+
+
 def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                   num, den, var, outdq, zidx, ctx, ctxbit):
     """Drizzle input pixel ``[j, i]`` onto the output accumulators with the chosen kernel."""
@@ -246,14 +293,7 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     ony = ip[I_ONY]
     flags = ip[I_FLAGS]
     factor = fp[P_FACTOR]
-    d, w32 = input_value(data, weight, j, i, fp, flags)
-    e2 = 0.0
-    if flags & F_VARIANCE:
-        e2 = input_error(err, j, i, fp, flags)
-    dqv = 0
-    if flags & F_DQ:
-        dqv = dq[j, i]
-    scan = j * ip[I_NX] + i + 1  # 1-based so that 0 means "no zero-weight contribution"
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
 
     if kernel == K_SQUARE:
         h = fp[P_HALF]
@@ -261,34 +301,8 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         x1, y1 = map_offset(1, i, j, h, h, factor, tx, ty, ex, ey)
         x2, y2 = map_offset(2, i, j, h, -h, factor, tx, ty, ex, ey)
         x3, y3 = map_offset(3, i, j, -h, -h, factor, tx, ty, ex, ey)
-        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)
-                and math.isfinite(x3) and math.isfinite(y0) and math.isfinite(y1)
-                and math.isfinite(y2) and math.isfinite(y3)):
-            return
-        jac = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
-        if jac < 0.0:
-            jac = -jac
-            tmpx = x1
-            tmpy = y1
-            x1 = x3
-            y1 = y3
-            x3 = tmpx
-            y3 = tmpy
-        if jac == 0.0:
-            return
-        i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)), onx)
-        j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)), ony)
-        m0, n0 = edge_slope(x0, y0, x1, y1)
-        m1, n1 = edge_slope(x1, y1, x2, y2)
-        m2, n2 = edge_slope(x2, y2, x3, y3)
-        m3, n3 = edge_slope(x3, y3, x0, y0)
-        for jj in range(j0, j1 + 1):
-            for ii in range(i0, i1 + 1):
-                area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, n0, m1, n1, m2, n2, m3, n3)
-                if area > 0.0:
-                    dow = f32((area / jac) * w32)
-                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
-                            scan, ctxbit, flags)
+        drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
+                    num, den, var, outdq, zidx, ctx, ctxbit)
         return
 
     xc, yc = map_offset(0, i, j, 0.0, 0.0, factor, tx, ty, ex, ey)
@@ -358,7 +372,27 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 def drizzle_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                  num, den, var, outdq, zidx, ctx, ctxbit):
-    """Drizzle input pixels ``[j, i0:i1]`` (the CPU driver's unit of work)."""
+    """Drizzle input pixels ``[j, i0:i1]`` (the CPU driver's unit of work).
+
+    For the square kernel with pixfrac 1 and a coordinate table, neighbouring drops share
+    their corners, so each corner is mapped once: the right corners of pixel i are bit for bit
+    the left corners of pixel i+1 (``(i+1) + 0.5 == (i+2) - 0.5`` exactly).
+    """
+    factor = fp[P_FACTOR]
+    if ip[I_KERNEL] == K_SQUARE and fp[P_HALF] == 0.5 and factor > 0.0:
+        xa, ya = map_offset(0, i0, j, -0.5, 0.5, factor, tx, ty, ex, ey)
+        xb, yb = map_offset(3, i0, j, -0.5, -0.5, factor, tx, ty, ex, ey)
+        for i in range(i0, i1):
+            xc, yc = map_offset(1, i, j, 0.5, 0.5, factor, tx, ty, ex, ey)
+            xd, yd = map_offset(2, i, j, 0.5, -0.5, factor, tx, ty, ex, ey)
+            d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+            drop_square(xa, ya, xc, yc, xd, yd, xb, yb, d, w32, e2, dqv, scan, ip,
+                        num, den, var, outdq, zidx, ctx, ctxbit)
+            xa = xc
+            ya = yc
+            xb = xd
+            yb = yd
+        return
     for i in range(i0, i1):
         drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                       num, den, var, outdq, zidx, ctx, ctxbit)
@@ -396,6 +430,8 @@ DRIZZLE_FUNCTIONS = (
     clamp_range,
     input_value,
     input_error,
+    pixel_inputs,
+    drop_square,
     drizzle_pixel,
     drizzle_span,
     final_value,

@@ -87,7 +87,8 @@ _cpu = compile_namespace(
     pm.DRIZZLE_FUNCTIONS,
     "cpu",
     extra={"deposit": numba.njit(error_model="numpy", nogil=True, inline="always")(_deposit_cpu)},
-    inline=("nint", "edge_slope", "edge_area", "boxer", "clamp_range", "drizzle_pixel", "table_map", "map_offset", "input_value"),
+    inline=("nint", "table_map", "map_offset", "edge_slope", "edge_area", "boxer", "clamp_range",
+            "input_value", "pixel_inputs", "drop_square", "drizzle_pixel"),
 )
 _drizzle_span_cpu = _cpu.drizzle_span
 _map_offset_cpu = _cpu.map_offset

@@ -27,7 +27,7 @@ from ._product import (
     update_inputs,
     write_atomic,
 )
-from ._runtime import MemoryPlan, StepTimer, plan_memory
+from ._runtime import MemoryPlan, StepTimer, host_map, plan_memory
 from ._sky import SkySettings, compute_sky, sky_masks, static_masks, user_sky_from_file
 from ._stages import (
     PixelMapCache,
@@ -383,7 +383,9 @@ class _Chain:
 def _prepare(files, params, backend, band_rows, timer: StepTimer) -> _Chain:
     """Read the inputs and derive the frames and the memory plan (step "read")."""
     with timer.step("read"):
-        exposures = [read_exposure(f, backend, params, want_err=params.final_wht_type == "ERR") for f in files]
+        want_err = params.final_wht_type == "ERR"
+        exposures = host_map(lambda f: read_exposure(f, backend, params, want_err=want_err), files,
+                              backend.xp)
         params = _check_steps(params, len(exposures))
         single_frame, final_frame = _frames(exposures, params)
         if params.driz_separate:

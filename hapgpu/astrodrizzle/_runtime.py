@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["MemoryPlan", "plan_memory", "StepTimer"]
+import numpy as np
+
+__all__ = ["MemoryPlan", "plan_memory", "StepTimer", "host_map"]
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +150,15 @@ class StepTimer:
         parts = [f"{name} {seconds:.2f} s" for name, seconds in self.steps.items()]
         parts.append(f"total {sum(self.steps.values()):.2f} s")
         return " | ".join(parts)
+
+
+def host_map(fn, items, xp) -> list:
+    """``[fn(x) for x in items]``, on host threads for host arrays (FITS decoding and the
+    statistics kernels release the GIL); in order on a device."""
+    items = list(items)
+    if xp is not np or len(items) < 2:
+        return [fn(item) for item in items]
+    import numba
+
+    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
+        return list(pool.map(fn, items))

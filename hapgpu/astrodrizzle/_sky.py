@@ -16,7 +16,6 @@ the chip's IDCSCALE. The methods (algorithms §4.2.2):
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from ..errors import InvalidInputError
 from ..kernels.imstats import image_statistics
 from ._exposure import dq_good
 from ._footprint import chip_footprint, intersect_footprints, overlap_mask
+from ._runtime import host_map
 
 __all__ = ["SkySettings", "static_masks", "sky_masks", "compute_sky", "user_sky_from_file"]
 
@@ -52,18 +52,6 @@ class SkySettings:
                    params.skyclip, params.skylsigma, params.skyusigma, params.skywidth)
 
 
-def _host_map(fn, items, xp) -> list:
-    """``[fn(x) for x in items]``, on host threads for host arrays (the statistics kernels release
-    the GIL); in order on a device."""
-    items = list(items)
-    if xp is not np or len(items) < 2:
-        return [fn(item) for item in items]
-    import numba
-
-    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
-        return list(pool.map(fn, items))
-
-
 # ----------------------------------------------------------------------------- static mask
 def static_masks(exposures, sigma: float, xp) -> dict:
     """AstroDrizzle's static masks, one per (chip number, shape), True = good.
@@ -84,7 +72,7 @@ def static_masks(exposures, sigma: float, xp) -> dict:
         return stats.mode - sigma * stats.stddev if stats.nbins >= 2 else None
 
     masks: dict = {}
-    for (_, chip), limit in zip(chips, _host_map(threshold, chips, xp)):
+    for (_, chip), limit in zip(chips, host_map(threshold, chips, xp)):
         mask = masks.setdefault((chip.extver, chip.shape), xp.ones(chip.shape, dtype=bool))
         if limit is not None:
             mask &= ~(chip.sci < np.float32(limit))
@@ -175,7 +163,7 @@ def _pair_levels(exposures, masks, settings: SkySettings, xp) -> dict:
         sky, npix = _statistic(chip.sci[inside], settings)
         return None if sky is None or npix <= 0 else (_to_brightness(exposure, chip) * sky * npix, npix)
 
-    measured = iter(_host_map(measure, [t for _, _, sides in overlaps for t in sides], xp))
+    measured = iter(host_map(measure, [t for _, _, sides in overlaps for t in sides], xp))
     totals: dict = {}
     for i, j, _ in overlaps:
         # sum(w*sky_i), sum(w_i), sum(w*sky_j), sum(w_j), accumulated in the reference's order
