@@ -1,8 +1,8 @@
 """Detection parity on a *drizzled* image made by hapgpu itself from a simulated visit.
 
 The other detection tests use synthetic arrays; this one runs the primitives on what the HAP
-catalogs really see: a drizzled WFC3/UVIS product (hapgpu.simulate -> hapgpu.resample), with
-its correlated noise, chip edges and NaN-free zero-weight regions.
+catalogs really see: a drizzled WFC3/UVIS product (hapgpu.simulate -> hapgpu.astrodrizzle), with
+its correlated noise, chip edges and uncovered regions.
 """
 
 import warnings
@@ -29,17 +29,18 @@ COLUMNS = ["label", "x_centroid", "y_centroid", "area", "segment_flux", "semimaj
 
 @pytest.fixture(scope="module")
 def drizzled(tmp_path_factory):
-    from hapgpu.resample._mosaic import drizzle_mosaic
+    from hapgpu.astrodrizzle import astrodrizzle
     from hapgpu.simulate import simulate_visit
 
     out = tmp_path_factory.mktemp("drz")
     visit = simulate_visit(out, instrument="wfc3-uvis", n_exposures=2, seed=21, shape=256,
                            crowded=True, cosmic_rays=False)
-    product = drizzle_mosaic([e.path for e in visit.exposures], out / "det", backend="cpu")
+    product = astrodrizzle([str(e.path) for e in visit.exposures], out / "det", backend="cpu",
+                           pars="wfc3_uvis_n2").product
     with fits.open(product) as hdul:
         sci = np.array(hdul["SCI"].data, dtype=np.float32)
         wht = np.array(hdul["WHT"].data, dtype=np.float32)
-    covered = wht > 0
+    covered = (wht > 0) & np.isfinite(sci)
     sci[~covered] = 0.0
     return sci, covered
 
