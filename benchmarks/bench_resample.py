@@ -109,8 +109,13 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--no-reference", action="store_true", help="skip drizzlepac timings")
     args = parser.parse_args(argv)
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(args.threads)
 
     backend = resolve_backend(args.backend)
     in_wcs = chip_wcs()
