@@ -4,7 +4,6 @@ import logging
 
 import numpy as np
 import pytest
-from astropy.wcs import WCS
 
 import hapgpu.backend as backend_mod
 from hapgpu.errors import BackendUnavailableError, InvalidInputError, InvalidParameterError, WCSError
