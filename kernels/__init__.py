@@ -4,7 +4,8 @@ No astropy, no FITS, no logging, no configuration dictionaries. Per-pixel mathem
 written once as plain Python functions (see ``_pixel_math``, ``_interp_math``) and compiled
 for each target by :func:`hapgpu.kernels.targets.compile_namespace`:
 
-* ``cpu``: ``numba.njit`` functions (inlined by LLVM) driven by parallel ``prange`` loops;
+* ``cpu``: ``numba.njit`` functions, inlined into one span function per row of work, driven
+  by parallel ``prange`` loops;
 * ``cuda``: ``numba.cuda.jit(device=True)`` device functions driven by CUDA kernels;
 * ``cudasim``: the same CUDA kernels run by Numba's CUDA simulator on NumPy arrays.
 
