@@ -46,8 +46,7 @@ def _device_decorator(target: str, inline: bool):
 
         if inline:
             return numba.njit(error_model="numpy", nogil=True, inline="always")
-        # The functions allocate nothing, so they are compiled without the Numba runtime
-        # (no reference counting of their array arguments).
+        # allocates nothing: no Numba runtime, hence no reference counting of array arguments
         return numba.njit(error_model="numpy", nogil=True, _nrt=False)
     return cuda_module_for(target).jit(device=True)
 
@@ -66,12 +65,11 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
         Already-compiled functions or constants made visible to every function by name
         (e.g. the target's own ``deposit`` that uses atomics on CUDA).
     inline : tuple of str
-        CPU only: names of functions that Numba inlines into their callers (for large
-        functions that LLVM would leave as calls, and scalar helpers). Every other function is
-        a plain call that LLVM inlines when it pays. Numba-level inlining copies each array
-        argument into fresh zero-initialised structures at every call site, which costs more
-        than the arithmetic of a small per-candidate helper such as ``deposit``: do not list
-        those.
+        CPU only: names of functions that Numba inlines into their callers. Functions not listed
+        are separate calls, which LLVM does not inline across Numba's per-function modules;
+        each such call passes every array argument member by member, so the per-pixel helpers
+        belong in this list, while the span function a driver calls once per row of work does
+        not (it is also compiled without the Numba runtime: it allocates nothing).
 
     Returns
     -------
