@@ -111,6 +111,19 @@ def _resolve(labels, parent, n_prov):
 
 
 @numba.njit(**_JIT)
+def _assign(labels, parent, n, j, i, nx, conn8):
+    """Label foreground pixel ``[j, i]`` from its labelled neighbours, or start label ``n + 1``;
+    returns the number of provisional labels."""
+    lab = _merge_neighbours(labels, parent, j, i, nx, conn8)
+    if lab == 0:
+        n += 1
+        parent[n] = n
+        lab = n
+    labels[j, i] = lab
+    return n
+
+
+@numba.njit(**_JIT)
 def label_threshold(data, thresh, scalar_thr, mask, use_mask, conn8):
     """Label the pixels with ``data > thresh`` (and not masked).
 
@@ -139,12 +152,7 @@ def label_threshold(data, thresh, scalar_thr, mask, use_mask, conn8):
         for i in range(nx):
             if not _is_fg(data, thresh, scalar_thr, mask, use_mask, j, i):
                 continue
-            lab = _merge_neighbours(labels, parent, j, i, nx, conn8)
-            if lab == 0:
-                n += 1
-                parent[n] = n
-                lab = n
-            labels[j, i] = lab
+            n = _assign(labels, parent, n, j, i, nx, conn8)
     return labels, _resolve(labels, parent, n)
 
 
@@ -159,12 +167,7 @@ def label_bool(image, conn8):
         for i in range(nx):
             if not image[j, i]:
                 continue
-            lab = _merge_neighbours(labels, parent, j, i, nx, conn8)
-            if lab == 0:
-                n += 1
-                parent[n] = n
-                lab = n
-            labels[j, i] = lab
+            n = _assign(labels, parent, n, j, i, nx, conn8)
     return labels, _resolve(labels, parent, n)
 
 
