@@ -51,8 +51,12 @@ KERNEL_IDS = {
 }
 
 
+@functools.lru_cache(maxsize=8)
 def lanczos_lut(order: int, n: int = 512, space: float = 0.01) -> np.ndarray:
-    """drizzlepac's float32 Lanczos look-up table (``L[k]`` at offset ``k * float32(space)``)."""
+    """drizzlepac's float32 Lanczos look-up table (``L[k]`` at offset ``k * float32(space)``).
+
+    Cached; the returned array is read-only.
+    """
     delta = np.float32(space)
     lut = np.zeros(n, dtype=np.float32)
     lut[0] = 1.0
@@ -61,6 +65,7 @@ def lanczos_lut(order: int, n: int = 512, space: float = 0.01) -> np.ndarray:
         if p < np.pi * order:
             q = np.float32(p / order)
             lut[k] = np.float32((np.sin(p) / p) * np.sin(q) / q)
+    lut.flags.writeable = False
     return lut
 
 
