@@ -125,7 +125,8 @@ def resolve_backend(backend: str | Backend | None = None) -> Backend:
     if name == "gpu" and not cuda_available():
         raise BackendUnavailableError(
             "backend 'gpu' needs a CUDA device with CuPy and Numba CUDA installed "
-            "(pip install 'hapgpu[gpu]'); none was found. Use backend='cpu' or 'auto'."
+            "(pip install 'hapgpu[gpu]'); none was found.",
+            hint="Use backend='cpu' or backend='auto'.",
         )
     if name == "auto":
         name = "gpu" if cuda_available() else "cpu"

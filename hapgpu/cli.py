@@ -3,6 +3,20 @@
 Each subcommand lives beside the code it drives and registers itself through a
 ``register(subparsers)`` function; this module only assembles them, configures logging once,
 and maps hapgpu's typed exceptions to exit codes.
+
+Every error ends the run with one line on stderr, ``hapgpu: error: <message>``, and a non-zero
+exit code (no traceback; ``-v`` adds the traceback to the log for unexpected errors):
+
+====  ==================================================================================
+code  meaning
+====  ==================================================================================
+0     success
+1     bad input or parameters (hapgpu's typed errors), or an operating-system error
+2     command-line usage error
+3     the requested backend cannot run here
+4     an unexpected internal error
+130   interrupted (Ctrl-C)
+====  ==================================================================================
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ import logging
 import os
 import sys
 
+from . import __version__
 from .backend import BACKEND_NAMES
 from .errors import BackendUnavailableError, HapGpuError
 
@@ -23,20 +38,33 @@ _SUBCOMMAND_MODULES = (
     "hapgpu.resample._cli",
     "hapgpu.simulate._cli",
     "hapgpu.astrodrizzle._cli",
+    "hapgpu.align._cli",
 )
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
+
+_BACKEND_ENV = "HAPGPU_BACKEND"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (subcommand parsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hapgpu",
         description="GPU-accelerated Hubble Advanced Products pipeline.",
     )
+    parser.add_argument("--version", action="version", version=f"hapgpu {__version__}")
     parser.add_argument(
         "--backend",
         choices=BACKEND_NAMES,
@@ -54,9 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
     try:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        # the log goes to stderr, stdout keeps the results (``hapgpu demo`` prints its product)
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False,
+                                               rich_tracebacks=False)
         fmt = "%(message)s"
     except ImportError:  # rich is a dependency, but keep the CLI usable without it
         handler = logging.StreamHandler()
@@ -64,25 +95,80 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
+def _report(message: str) -> None:
+    """The one-line error report on stderr."""
+    text = " ".join(str(message).split())
+    print(f"hapgpu: error: {text}", file=sys.stderr, flush=True)
+
+
+def _backend_message(exc: BackendUnavailableError, from_option: bool) -> str:
+    """The backend error in command-line terms (options, not Python keywords)."""
+    source = ""
+    if not from_option and os.environ.get(_BACKEND_ENV):
+        source = f" ({_BACKEND_ENV}={os.environ[_BACKEND_ENV]} is set)"
+    return f"{exc.problem}{source} Use --backend cpu, or --backend auto to use a GPU only when there is one."
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code (see the module docstring); errors are reported as one line on stderr.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
+        return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args.verbose, args.quiet)
-    if args.backend is not None:
-        os.environ["HAPGPU_BACKEND"] = args.backend
+    previous = os.environ.get(_BACKEND_ENV)
+    if args.backend is not None:  # the run's default backend; restored afterwards
+        os.environ[_BACKEND_ENV] = args.backend
+    from_option = args.backend is not None or getattr(args, "ad_backend", None) is not None
+    try:
+        return _dispatch(args, from_option)
+    finally:
+        if previous is None:
+            os.environ.pop(_BACKEND_ENV, None)
+        else:
+            os.environ[_BACKEND_ENV] = previous
+
+
+def _dispatch(args, from_option: bool) -> int:
+    """Run the subcommand; map exceptions to exit codes with a one-line report."""
     log = logging.getLogger("hapgpu")
     try:
         result = args.func(args)
     except BackendUnavailableError as exc:
-        log.error("%s", exc)
+        _report(_backend_message(exc, from_option))
         return EXIT_BACKEND
     except HapGpuError as exc:
-        log.error("%s", exc)
+        _report(exc)
         return EXIT_ERROR
+    except OSError as exc:  # disk full, permission denied, ... while writing
+        _report(exc)
+        return EXIT_ERROR
+    except MemoryError:
+        _report("out of memory; process the output in bands (--band-rows) or use fewer inputs")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        log.debug("traceback of the internal error", exc_info=True)
+        _report(f"internal error ({type(exc).__name__}: {exc}); run 'hapgpu -v ...' for the traceback "
+                "and please report it")
+        return EXIT_INTERNAL
     return EXIT_OK if result is None else int(result)
 
 

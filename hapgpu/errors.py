@@ -9,6 +9,11 @@ __all__ = [
     "InvalidParameterError",
     "InvalidInputError",
     "WCSError",
+    "UnusableInputError",
+    "NoUsableInputError",
+    "IncompatibleInputsError",
+    "OutputTooLargeError",
+    "OutputWriteError",
 ]
 
 
@@ -17,7 +22,21 @@ class HapGpuError(Exception):
 
 
 class BackendUnavailableError(HapGpuError, RuntimeError):
-    """The requested compute backend cannot run on this machine (e.g. ``gpu`` without CUDA)."""
+    """The requested compute backend cannot run on this machine (e.g. ``gpu`` without CUDA).
+
+    Parameters
+    ----------
+    problem : str
+        What is missing, without advice (e.g. "backend 'gpu' needs a CUDA device ...").
+    hint : str, optional
+        What a library caller can do instead, in Python terms (``backend='cpu'``). The command
+        line replaces it with the equivalent options (``--backend cpu``).
+    """
+
+    def __init__(self, problem: str, hint: str = ""):
+        super().__init__(f"{problem} {hint}".strip())
+        self.problem = problem
+        self.hint = hint
 
 
 class InvalidParameterError(HapGpuError, ValueError):
@@ -30,3 +49,33 @@ class InvalidInputError(HapGpuError, ValueError):
 
 class WCSError(HapGpuError, ValueError):
     """A WCS cannot be used: non-finite values, missing keywords, or no overlap."""
+
+
+class CatalogUnavailableError(HapGpuError, RuntimeError):
+    """A reference catalogue could not be obtained: the service is unreachable, timed out or
+    answered with an error, or its reply could not be read."""
+
+
+class UnusableInputError(InvalidInputError):
+    """An input file is readable but cannot contribute to a product (exposure time not
+    positive, no science data, every pixel flagged bad). Pipelines drop such an input with a
+    warning and go on with the others."""
+
+
+class NoUsableInputError(InvalidInputError):
+    """Every input was dropped as unusable; the message names each file and why."""
+
+
+class IncompatibleInputsError(InvalidInputError):
+    """Inputs that cannot be combined into one product (e.g. different instruments or
+    detectors); the message names each file and what differs."""
+
+
+class OutputTooLargeError(WCSError):
+    """An output frame would exceed the configured size limit (``max_output_pixels``),
+    typically because the inputs cover areas of sky that do not overlap."""
+
+
+class OutputWriteError(HapGpuError, OSError):
+    """An output file or folder cannot be written (disk full, permissions, a file where a
+    folder should be); the message names the path and keeps the operating system's reason."""

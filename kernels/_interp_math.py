@@ -83,13 +83,17 @@ def reflected_value(src, m, c):
     return row_value(src, m, c)
 
 
-def poly5_block_value(src, k, iy, c):
-    """Element ``k`` (row) of poly5's 6x6 block around row ``iy`` at source column ``c``."""
+def poly5_block_value(src, m, iy, c):
+    """Value at source row ``m`` (one of ``iy-2 .. iy+3``, poly5's 6x6 block around row
+    ``iy``) and column ``c``.
+
+    Rows are passed as run-time values, not block numbers: Numba compiles a separate copy of a
+    function for every literal integer argument.
+    """
     ny = src.shape[0]
-    m = iy - 2 + k
     if m >= 0 and m < ny and c >= 0 and c < src.shape[1]:
         return src[m, c]  # the common, interior case first
-    if k == 5 and m >= ny:
+    if m == iy + 3 and m >= ny:  # the sixth block row beyond the top: drizzlepac's rule
         return row_value(src, clamp_index(ny - 4, ny), c)
     return reflected_value(src, m, c)
 
@@ -133,11 +137,12 @@ def split_position(x, offset):
     return ix + kx - int(offset), f32(xval - f32(kx))
 
 
-def poly5_row(src, k, iy, ix, sx):
-    """Quintic interpolation along block row ``k`` of poly5's 6x6 block, at fraction ``sx``."""
-    return everett5(poly5_block_value(src, k, iy, ix - 2), poly5_block_value(src, k, iy, ix - 1),
-                    poly5_block_value(src, k, iy, ix), poly5_block_value(src, k, iy, ix + 1),
-                    poly5_block_value(src, k, iy, ix + 2), poly5_block_value(src, k, iy, ix + 3), sx)
+def poly5_row(src, m, iy, ix, sx):
+    """Quintic interpolation along source row ``m`` of poly5's 6x6 block around row ``iy``,
+    at fraction ``sx``."""
+    return everett5(poly5_block_value(src, m, iy, ix - 2), poly5_block_value(src, m, iy, ix - 1),
+                    poly5_block_value(src, m, iy, ix), poly5_block_value(src, m, iy, ix + 1),
+                    poly5_block_value(src, m, iy, ix + 2), poly5_block_value(src, m, iy, ix + 3), sx)
 
 
 def poly5_row_inside(src, m, ix, sx):
@@ -154,9 +159,9 @@ def interp_poly5(src, x, y):
         return everett5(poly5_row_inside(src, iy - 2, ix, sx), poly5_row_inside(src, iy - 1, ix, sx),
                         poly5_row_inside(src, iy, ix, sx), poly5_row_inside(src, iy + 1, ix, sx),
                         poly5_row_inside(src, iy + 2, ix, sx), poly5_row_inside(src, iy + 3, ix, sx), sy)
-    return everett5(poly5_row(src, 0, iy, ix, sx), poly5_row(src, 1, iy, ix, sx),
-                    poly5_row(src, 2, iy, ix, sx), poly5_row(src, 3, iy, ix, sx),
-                    poly5_row(src, 4, iy, ix, sx), poly5_row(src, 5, iy, ix, sx), sy)
+    return everett5(poly5_row(src, iy - 2, iy, ix, sx), poly5_row(src, iy - 1, iy, ix, sx),
+                    poly5_row(src, iy, iy, ix, sx), poly5_row(src, iy + 1, iy, ix, sx),
+                    poly5_row(src, iy + 2, iy, ix, sx), poly5_row(src, iy + 3, iy, ix, sx), sy)
 
 
 def poly3_row(src, m, ix, sx):
@@ -229,8 +234,46 @@ def interp_lanczos(src, x, y, lut, space, nbox):
     return total
 
 
+def sample_lanczos(src, x, y, lut, fp, ip):
+    return interp_lanczos(src, x, y, lut, f32(fp[B_SPACE]), ip[J_NBOX])
+
+
+def sample_poly5(src, x, y, lut, fp, ip):
+    return interp_poly5(src, x, y)
+
+
+def sample_poly3(src, x, y, lut, fp, ip):
+    return interp_poly3(src, x, y)
+
+
+def sample_linear(src, x, y, lut, fp, ip):
+    return interp_linear(src, x, y)
+
+
+def sample_nearest(src, x, y, lut, fp, ip):
+    return interp_nearest(src, x, y)
+
+
+def sample_any(src, x, y, lut, fp, ip):
+    """The interpolant named by ``ip[J_INTERP]``, chosen at run time (CUDA path)."""
+    interp = ip[J_INTERP]
+    if interp == I_POLY5:
+        return sample_poly5(src, x, y, lut, fp, ip)
+    if interp == I_POLY3:
+        return sample_poly3(src, x, y, lut, fp, ip)
+    if interp == I_LINEAR:
+        return sample_linear(src, x, y, lut, fp, ip)
+    if interp == I_NEAREST:
+        return sample_nearest(src, x, y, lut, fp, ip)
+    return sample_lanczos(src, x, y, lut, fp, ip)
+
+
 def blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut):
-    """Blotted value of output (chip) pixel ``[r, k]`` sampled from the source image."""
+    """Blotted value of output (chip) pixel ``[r, k]`` sampled from the source image.
+
+    ``sample`` is bound at compile time: to one ``sample_*`` function in a CPU driver (which
+    then holds only that interpolant's code), to :func:`sample_any` on CUDA.
+    """
     factor = fp[B_FACTOR]
     if factor > 0.0:
         xm, ym = table_map(tx, ty, factor, k + 1.0, r + 1.0)
@@ -246,27 +289,27 @@ def blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut):
     nx = src.shape[1]
     if not (xo >= ZERO and xo <= f32(nx) and yo >= ZERO and yo <= f32(ny)):
         return misval
-    interp = ip[J_INTERP]
-    if interp == I_POLY5:
-        v = interp_poly5(src, xo, yo)
-    elif interp == I_POLY3:
-        v = interp_poly3(src, xo, yo)
-    elif interp == I_LINEAR:
-        v = interp_linear(src, xo, yo)
-    elif interp == I_NEAREST:
-        v = interp_nearest(src, xo, yo)
-    else:
-        # drizzlepac leaves the previous pixel's value here (undefined); we use misval
-        if not lanczos_window_inside(src, xo, yo, ip[J_NBOX]):
-            return misval
-        v = interp_lanczos(src, xo, yo, lut, f32(fp[B_SPACE]), ip[J_NBOX])
+    if ip[J_INTERP] >= I_LANCZOS3 and not lanczos_window_inside(src, xo, yo, ip[J_NBOX]):
+        return misval  # drizzlepac leaves the previous pixel's value here (undefined)
+    v = sample(src, xo, yo, lut, fp, ip)  # noqa: F821  (bound at compile time)
     return f32(f32(v * f32(fp[B_EF])) / f32(fp[B_SCALE2]))
 
 
-def blot_span(r, k0, k1, src, out, fp, ip, tx, ty, ex, ey, lut):
-    """Blot output pixels ``[r, k0:k1]`` (the CPU driver's unit of work)."""
-    for k in range(k0, k1):
+def blot_row(r, src, out, fp, ip, tx, ty, ex, ey, lut):
+    """Blot output row ``r`` (the CPU driver's unit of work)."""
+    for k in range(out.shape[1]):
         out[r, k] = blot_pixel(r, k, src, fp, ip, tx, ty, ex, ey, lut)
+
+
+#: The ``sample_*`` function of each interpolant (``sample`` of :func:`blot_pixel`).
+SAMPLE_FUNCTIONS = {
+    I_NEAREST: "sample_nearest",
+    I_LINEAR: "sample_linear",
+    I_POLY3: "sample_poly3",
+    I_POLY5: "sample_poly5",
+    I_LANCZOS3: "sample_lanczos",
+    I_LANCZOS5: "sample_lanczos",
+}
 
 
 #: Per-pixel blot functions in dependency order.
@@ -288,6 +331,12 @@ BLOT_FUNCTIONS = (
     interp_nearest,
     lanczos_window_inside,
     interp_lanczos,
+    sample_lanczos,
+    sample_poly5,
+    sample_poly3,
+    sample_linear,
+    sample_nearest,
+    sample_any,
     blot_pixel,
-    blot_span,
+    blot_row,
 )

@@ -5,7 +5,12 @@ them as ``numba.njit`` functions for the CPU and as CUDA device functions for
 the GPU and the CUDA simulator. A function calls another one by its global name; the
 compiled namespace supplies the compiled callee. ``deposit`` is not defined here: each target
 provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the CPU the tiled
-driver calls ``drizzle_span`` once per row of a tile.
+driver calls a span function once per row of a tile.
+
+On the CPU each kernel has its own span function (``square_span``, or ``pixel_span`` with
+``kernel_pixel`` bound to one of the ``*_pixel`` functions at compile time), so a driver holds
+only the code of the kernel it runs; CUDA threads call ``drizzle_pixel``, which chooses the
+kernel at run time.
 
 Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
 project documentation): input positions are 1-based FITS coordinates, mapped output
@@ -36,11 +41,11 @@ K_LANCZOS3 = 6
 P_PIXFRAC = 0
 P_SCALE = 1
 P_HALF = 2  # pixfrac / 2: square-kernel corner offset in input pixels
-P_PFO = 3  # kernel half-size / radius in output pixels
-P_AC = 4  # 1 / pixfrac**2
-P_EFAC = 5  # gaussian exponent factor
-P_ES = 6  # gaussian normalisation
-P_SDP = 7  # lanczos: LUT index per output pixel of offset
+P_HALF_WIDTH = 3  # half-size (radius) of a centred kernel's footprint, in output pixels
+P_INV_PIXFRAC2 = 4  # 1 / pixfrac**2
+P_GAUSS_EXP = 5  # gaussian: factor of the squared distance in the exponent
+P_GAUSS_NORM = 6  # gaussian: normalisation of the profile
+P_LUT_STEP = 7  # lanczos: table entries per output pixel of offset
 P_FACTOR = 8  # coordinate-table step (0: explicit coordinate arrays)
 P_INV_EXP = 9  # float32(1/exptime) applied to the data for counts input, else 1
 P_SCALE2 = 10  # float32(scale**2) applied to the data
@@ -254,7 +259,11 @@ def pixel_inputs(i, j, data, weight, err, dq, fp, ip):
 
 def drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
                 num, den, var, outdq, zidx, ctx, ctxbit):
-    """Square kernel: spread one drop, the quadrilateral (x_k, y_k), by exact overlap area."""
+    """Square kernel: spread one drop, the quadrilateral (x_k, y_k), by exact overlap area.
+
+    Each output pixel receives weight ``w32 * overlap / jacobian`` (Fruchter & Hook 2002,
+    PASP 114, 144, eq. 3-4), the Jacobian being the drop's area in output pixels.
+    """
     if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)
             and math.isfinite(x3) and math.isfinite(y0) and math.isfinite(y1)
             and math.isfinite(y2) and math.isfinite(y3)):
@@ -281,105 +290,176 @@ def drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
         for ii in range(i0, i1 + 1):
             area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, n0, m1, n1, m2, n2, m3, n3)
             if area > 0.0:
-                dow = f32((area / jac) * w32)
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags)
+                drop_w = f32((area / jac) * w32)
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
+                        ctxbit, flags)
+
+
+def square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                 num, den, var, outdq, zidx, ctx, ctxbit):
+    """Square kernel, input pixel ``[j, i]``: map the drop's four corners and spread it."""
+    factor = fp[P_FACTOR]
+    h = fp[P_HALF]
+    x0, y0 = map_offset(0, i, j, -h, h, factor, tx, ty, ex, ey)
+    x1, y1 = map_offset(1, i, j, h, h, factor, tx, ty, ex, ey)
+    x2, y2 = map_offset(2, i, j, h, -h, factor, tx, ty, ex, ey)
+    x3, y3 = map_offset(3, i, j, -h, -h, factor, tx, ty, ex, ey)
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+    drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
+                num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+def drop_centre(i, j, fp, ip, tx, ty, ex, ey):
+    """Mapped centre ``(xc, yc)`` of input pixel ``[j, i]`` and the output window
+    ``(i0, i1, j0, j1)`` a centred kernel of half-width ``fp[P_HALF_WIDTH]`` can reach.
+
+    ``ok`` (first item) is False when the centre maps nowhere (non-finite).
+    """
+    xc, yc = map_offset(0, i, j, 0.0, 0.0, fp[P_FACTOR], tx, ty, ex, ey)
+    if not (math.isfinite(xc) and math.isfinite(yc)):
+        return False, 0.0, 0.0, 0, -1, 0, -1
+    half = fp[P_HALF_WIDTH]
+    i0, i1 = clamp_range(xc - half, xc + half, ip[I_ONX])
+    j0, j1 = clamp_range(yc - half, yc + half, ip[I_ONY])
+    return True, xc, yc, i0, i1, j0, j1
+
+
+def point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit):
+    """Point kernel: the whole weight goes to the output pixel holding the mapped centre."""
+    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
+    if not ok:
+        return
+    ii = nint(xc)
+    jj = nint(yc)
+    if ii >= 0 and ii < ip[I_ONX] and jj >= 0 and jj < ip[I_ONY]:
+        d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+        deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan, ctxbit,
+                ip[I_FLAGS])
+
+
+def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit):
+    """Turbo kernel: an axis-aligned square drop of side ``pixfrac / scale`` about the
+    mapped centre, weighted by its overlap with each output pixel."""
+    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
+    if not ok:
+        return
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+    flags = ip[I_FLAGS]
+    half = fp[P_HALF_WIDTH]
+    norm = fp[P_SCALE] * fp[P_SCALE] * fp[P_INV_PIXFRAC2]
+    for jj in range(j0, j1 + 1):
+        dy = min(yc + half, jj + 0.5) - max(yc - half, jj - 0.5)
+        if dy <= 0.0:
+            continue
+        for ii in range(i0, i1 + 1):
+            dx = min(xc + half, ii + 0.5) - max(xc - half, ii - 0.5)
+            if dx > 0.0:
+                drop_w = f32((dx * dy * norm) * w32)
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
+                        ctxbit, flags)
+
+
+def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                   num, den, var, outdq, zidx, ctx, ctxbit):
+    """Gaussian kernel: weight ``norm * exp(-r**2 * k)`` at distance ``r`` (output pixels)
+    from the mapped centre, with drizzlepac's FWHM = pixfrac input pixels (float32 profile)."""
+    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
+    if not ok:
+        return
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+    flags = ip[I_FLAGS]
+    k = fp[P_GAUSS_EXP]
+    norm = fp[P_GAUSS_NORM]
+    for jj in range(j0, j1 + 1):
+        ry = yc - jj
+        for ii in range(i0, i1 + 1):
+            rx = xc - ii
+            profile = f32(norm * math.exp(-(rx * rx + ry * ry) * k))
+            drop_w = f32(f64(profile) * w32)
+            deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
+                    ctxbit, flags)
+
+
+def tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                 num, den, var, outdq, zidx, ctx, ctxbit):
+    """Tophat kernel: the full weight to every output pixel centre within the radius."""
+    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
+    if not ok:
+        return
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+    flags = ip[I_FLAGS]
+    radius2 = fp[P_HALF_WIDTH] * fp[P_HALF_WIDTH]
+    for jj in range(j0, j1 + 1):
+        ry = yc - jj
+        for ii in range(i0, i1 + 1):
+            rx = xc - ii
+            if rx * rx + ry * ry <= radius2:
+                deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan,
+                        ctxbit, flags)
+
+
+def lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                  num, den, var, outdq, zidx, ctx, ctxbit):
+    """Lanczos kernels: separable weight ``L(dx) * L(dy)`` read from the float32 table
+    ``lut`` at the nearest tabulated offset (entries ``fp[P_LUT_STEP]`` per output pixel)."""
+    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
+    if not ok:
+        return
+    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+    flags = ip[I_FLAGS]
+    step = fp[P_LUT_STEP]
+    n_lut = lut.shape[0]
+    for jj in range(j0, j1 + 1):
+        ky = nint(abs(yc - jj) * step) + 1
+        wy = f32(0.0)
+        if ky < n_lut:
+            wy = lut[ky]
+        for ii in range(i0, i1 + 1):
+            kx = nint(abs(xc - ii) * step) + 1
+            wx = f32(0.0)
+            if kx < n_lut:
+                wx = lut[kx]
+            drop_w = f32(f64(f32(wx * wy)) * w32)
+            deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
+                    ctxbit, flags)
 
 
 def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                   num, den, var, outdq, zidx, ctx, ctxbit):
-    """Drizzle input pixel ``[j, i]`` onto the output accumulators with the chosen kernel."""
+    """Drizzle input pixel ``[j, i]`` with the kernel named by ``ip[I_KERNEL]`` (CUDA path)."""
     kernel = ip[I_KERNEL]
-    onx = ip[I_ONX]
-    ony = ip[I_ONY]
-    flags = ip[I_FLAGS]
-    factor = fp[P_FACTOR]
-    d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
-
     if kernel == K_SQUARE:
-        h = fp[P_HALF]
-        x0, y0 = map_offset(0, i, j, -h, h, factor, tx, ty, ex, ey)
-        x1, y1 = map_offset(1, i, j, h, h, factor, tx, ty, ex, ey)
-        x2, y2 = map_offset(2, i, j, h, -h, factor, tx, ty, ex, ey)
-        x3, y3 = map_offset(3, i, j, -h, -h, factor, tx, ty, ex, ey)
-        drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
+        square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                     num, den, var, outdq, zidx, ctx, ctxbit)
+    elif kernel == K_TURBO:
+        turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                     num, den, var, outdq, zidx, ctx, ctxbit)
-        return
-
-    xc, yc = map_offset(0, i, j, 0.0, 0.0, factor, tx, ty, ex, ey)
-    if not (math.isfinite(xc) and math.isfinite(yc)):
-        return
-    pfo = fp[P_PFO]
-
-    if kernel == K_POINT:
-        ii = nint(xc)
-        jj = nint(yc)
-        if ii >= 0 and ii < onx and jj >= 0 and jj < ony:
-            deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan, ctxbit, flags)
-        return
-
-    i0, i1 = clamp_range(xc - pfo, xc + pfo, onx)
-    j0, j1 = clamp_range(yc - pfo, yc + pfo, ony)
-
-    if kernel == K_TURBO:
-        frac = fp[P_SCALE] * fp[P_SCALE] * fp[P_AC]
-        for jj in range(j0, j1 + 1):
-            dy = min(yc + pfo, jj + 0.5) - max(yc - pfo, jj - 0.5)
-            if dy <= 0.0:
-                continue
-            for ii in range(i0, i1 + 1):
-                dx = min(xc + pfo, ii + 0.5) - max(xc - pfo, ii - 0.5)
-                if dx > 0.0:
-                    dow = f32((dx * dy * frac) * w32)
-                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
-                            scan, ctxbit, flags)
+    elif kernel == K_POINT:
+        point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                    num, den, var, outdq, zidx, ctx, ctxbit)
     elif kernel == K_GAUSSIAN:
-        efac = fp[P_EFAC]
-        es = fp[P_ES]
-        for jj in range(j0, j1 + 1):
-            ddy = yc - jj
-            for ii in range(i0, i1 + 1):
-                ddx = xc - ii
-                g = f32(es * math.exp(-(ddx * ddx + ddy * ddy) * efac))
-                dow = f32(f64(g) * w32)
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
-                        scan, ctxbit, flags)
+        gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                       num, den, var, outdq, zidx, ctx, ctxbit)
     elif kernel == K_TOPHAT:
-        pfo2 = pfo * pfo
-        for jj in range(j0, j1 + 1):
-            ddy = yc - jj
-            for ii in range(i0, i1 + 1):
-                ddx = xc - ii
-                if ddx * ddx + ddy * ddy <= pfo2:
-                    deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv,
-                            scan, ctxbit, flags)
-    else:  # lanczos2 / lanczos3
-        sdp = fp[P_SDP]
-        nlut = lut.shape[0]
-        for jj in range(j0, j1 + 1):
-            iy = nint(abs(yc - jj) * sdp) + 1
-            ly = f32(0.0)
-            if iy < nlut:
-                ly = lut[iy]
-            for ii in range(i0, i1 + 1):
-                ix = nint(abs(xc - ii) * sdp) + 1
-                lx = f32(0.0)
-                if ix < nlut:
-                    lx = lut[ix]
-                dow = f32(f64(f32(lx * ly)) * w32)
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv,
-                        scan, ctxbit, flags)
+        tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                     num, den, var, outdq, zidx, ctx, ctxbit)
+    else:
+        lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                      num, den, var, outdq, zidx, ctx, ctxbit)
 
 
-def drizzle_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                 num, den, var, outdq, zidx, ctx, ctxbit):
-    """Drizzle input pixels ``[j, i0:i1]`` (the CPU driver's unit of work).
+def square_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit):
+    """Square kernel, input pixels ``[j, i0:i1]`` (the CPU driver's unit of work).
 
-    For the square kernel with pixfrac 1 and a coordinate table, neighbouring drops share
-    their corners, so each corner is mapped once: the right corners of pixel i are bit for bit
-    the left corners of pixel i+1 (``(i+1) + 0.5 == (i+2) - 0.5`` exactly).
+    With pixfrac 1 and a coordinate table, neighbouring drops share their corners, so each
+    corner is mapped once: the right corners of pixel i are bit for bit the left corners of
+    pixel i+1 (``(i+1) + 0.5 == (i+2) - 0.5`` exactly).
     """
     factor = fp[P_FACTOR]
-    if ip[I_KERNEL] == K_SQUARE and fp[P_HALF] == 0.5 and factor > 0.0:
+    if fp[P_HALF] == 0.5 and factor > 0.0:
         xa, ya = map_offset(0, i0, j, -0.5, 0.5, factor, tx, ty, ex, ey)
         xb, yb = map_offset(3, i0, j, -0.5, -0.5, factor, tx, ty, ex, ey)
         for i in range(i0, i1):
@@ -394,8 +474,17 @@ def drizzle_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
             yb = yd
         return
     for i in range(i0, i1):
-        drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                      num, den, var, outdq, zidx, ctx, ctxbit)
+        square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                     num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+def pixel_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+               num, den, var, outdq, zidx, ctx, ctxbit):
+    """Input pixels ``[j, i0:i1]`` with ``kernel_pixel``, bound at compile time to one of the
+    centred kernels' ``*_pixel`` functions (the CPU driver's unit of work)."""
+    for i in range(i0, i1):
+        kernel_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,  # noqa: F821
+                     num, den, var, outdq, zidx, ctx, ctxbit)
 
 
 def final_value(num, den, last_zero, fill, has_fill):
@@ -419,6 +508,16 @@ def zero_weight_value(data, idx, nx, fp, flags):
     return f32(v * f32(fp[P_SCALE2]))
 
 
+#: The ``*_pixel`` function of each centred kernel (``kernel_pixel`` of :func:`pixel_span`).
+CENTRED_PIXEL_FUNCTIONS = {
+    K_POINT: "point_pixel",
+    K_TURBO: "turbo_pixel",
+    K_GAUSSIAN: "gaussian_pixel",
+    K_TOPHAT: "tophat_pixel",
+    K_LANCZOS2: "lanczos_pixel",
+    K_LANCZOS3: "lanczos_pixel",
+}
+
 #: Per-pixel drizzle functions in dependency order (``deposit`` comes from the target).
 DRIZZLE_FUNCTIONS = (
     nint,
@@ -432,8 +531,16 @@ DRIZZLE_FUNCTIONS = (
     input_error,
     pixel_inputs,
     drop_square,
+    square_pixel,
+    drop_centre,
+    point_pixel,
+    turbo_pixel,
+    gaussian_pixel,
+    tophat_pixel,
+    lanczos_pixel,
     drizzle_pixel,
-    drizzle_span,
+    square_span,
+    pixel_span,
     final_value,
     zero_weight_value,
 )

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 from numba import cuda, prange
 
 from . import _interp_math as im
-from . import _pixel_math, targets
-from .targets import compile_namespace, cuda_module_for, rebind, refresh_cache_stamp
-
-refresh_cache_stamp(__file__, im.__file__, _pixel_math.__file__, targets.__file__)
+from .targets import cached_driver, compile_namespace, cuda_module_for, rebind
 
 __all__ = ["INTERP_IDS", "blot_lut", "blot_cpu", "cuda_blot_kernel"]
 
@@ -38,20 +34,33 @@ def blot_lut(order: int, n: int = 2048, space: float = 0.01) -> np.ndarray:
     return lanczos_lut(order, n=n, space=space)
 
 
-_cpu = compile_namespace(
-    im.BLOT_FUNCTIONS,
-    "cpu",
-    inline=("clamp_index", "everett5", "everett3", "split_position", "blot_pixel", "poly5_row_inside", "interp_poly5", "table_map"),
-)
-_blot_span_cpu = _cpu.blot_span
+def _blot_rows(src, out, fp, ip, tx, ty, ex, ey, lut):
+    for r in prange(out.shape[0]):
+        blot_row(r, src, out, fp, ip, tx, ty, ex, ey, lut)  # noqa: F821
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+#: Per-pixel functions inlined into their callers on the CPU: the small ones. Inlining the
+#: interpolants and ``blot_pixel`` too doubles the compile time and measured slower.
+_CPU_INLINE = ("clamp_index", "row_value", "split_position", "table_map", "everett5",
+               "poly5_row_inside")
+
+
+@functools.lru_cache(maxsize=None)
+def _rows_driver(sample_function: str):
+    ns = compile_namespace(im.BLOT_FUNCTIONS, "cpu", aliases={"sample": sample_function},
+                           inline=_CPU_INLINE)
+    return cached_driver(rebind(_blot_rows, {"blot_row": ns.blot_row}),
+                         variant=sample_function, parallel=True)
+
+
 def blot_cpu(src, out, fp, ip, tx, ty, ex, ey, lut):
-    """Blot ``src`` onto ``out`` (float32, the chip's shape) with the parallel CPU driver."""
-    ny, nx = out.shape
-    for r in prange(ny):
-        _blot_span_cpu(r, 0, nx, src, out, fp, ip, tx, ty, ex, ey, lut)
+    """Blot ``src`` onto ``out`` (float32, the chip's shape) with the parallel CPU driver.
+
+    Rows run in parallel; the driver of the interpolant ``ip[J_INTERP]`` is compiled on first
+    use (and cached on disk).
+    """
+    driver = _rows_driver(im.SAMPLE_FUNCTIONS[int(ip[im.J_INTERP])])
+    driver(src, out, fp, ip, tx, ty, ex, ey, lut)
 
 
 def _blot_kernel(src, out, fp, ip, tx, ty, ex, ey, lut):
@@ -64,5 +73,5 @@ def _blot_kernel(src, out, fp, ip, tx, ty, ex, ey, lut):
 def cuda_blot_kernel(target: str):
     """Return the blot kernel compiled for ``cuda`` or ``cudasim``."""
     module = cuda_module_for(target)
-    ns = compile_namespace(im.BLOT_FUNCTIONS, target)
+    ns = compile_namespace(im.BLOT_FUNCTIONS, target, aliases={"sample": "sample_any"})
     return module.jit(rebind(_blot_kernel, vars(ns)))

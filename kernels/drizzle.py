@@ -4,7 +4,8 @@ The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers:
 
 * CPU (``numba.njit(parallel=True)``): input pixels are processed in tiles; tiles whose output
   footprints (bounding boxes) are disjoint form a *wave* and run in parallel without atomics.
-  The result is deterministic and independent of the number of threads.
+  The result is deterministic and independent of the number of threads. There is one driver
+  per kernel, compiled the first time that kernel is used (and cached on disk).
 * CUDA (real device or simulator): one thread per input pixel, atomics on the accumulators.
 
 Accumulators (all ``(ony, onx)``): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
@@ -24,10 +25,7 @@ import numpy as np
 from numba import cuda, prange
 
 from . import _pixel_math as pm
-from . import targets
-from .targets import compile_namespace, cuda_module_for, rebind, refresh_cache_stamp
-
-refresh_cache_stamp(__file__, pm.__file__, targets.__file__)
+from .targets import cached_driver, compile_namespace, cuda_module_for, device_function, rebind
 
 __all__ = [
     "KERNEL_IDS",
@@ -74,41 +72,61 @@ def lanczos_lut(order: int, n: int = 512, space: float = 0.01) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags):
-    if dow != 0.0:
-        num[jj, ii] += np.float64(dow) * np.float64(d)
-        den[jj, ii] += np.float64(dow)
+def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan, ctxbit, flags):
+    if drop_w != 0.0:
+        num[jj, ii] += np.float64(drop_w) * np.float64(d)
+        den[jj, ii] += np.float64(drop_w)
         if flags & 2:
-            var[jj, ii] += np.float64(dow) * np.float64(dow) * e2
+            var[jj, ii] += np.float64(drop_w) * np.float64(drop_w) * e2
     elif scan > zidx[jj, ii]:
         zidx[jj, ii] = scan
-    if dow > 0.0:
+    if drop_w > 0.0:
         ctx[jj, ii] |= ctxbit
         if flags & 4:
             outdq[jj, ii] |= dqv
 
 
-_cpu = compile_namespace(
-    pm.DRIZZLE_FUNCTIONS,
-    "cpu",
-    extra={"deposit": numba.njit(error_model="numpy", nogil=True, inline="always")(_deposit_cpu)},
-    inline=("nint", "table_map", "map_offset", "edge_slope", "edge_area", "boxer", "clamp_range",
-            "input_value", "pixel_inputs", "drop_square", "drizzle_pixel"),
-)
-_drizzle_span_cpu = _cpu.drizzle_span
+_deposit_cpu_inline = numba.njit(error_model="numpy", nogil=True, inline="always")(_deposit_cpu)
+
+#: Per-pixel functions inlined into their callers on the CPU. ``drop_square`` stays a call: it
+#: has two call sites in ``square_span``, and inlining it twice doubles the compile time for no
+#: measurable speed.
+_CPU_INLINE = ("nint", "table_map", "map_offset", "edge_slope", "edge_area", "boxer",
+               "clamp_range", "input_value", "pixel_inputs", "square_pixel", "drop_centre",
+               "point_pixel", "turbo_pixel", "gaussian_pixel", "tophat_pixel", "lanczos_pixel")
+
+# The helpers shared by every kernel (no kernel code: they compile in well under a second).
+_cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
+                         inline=_CPU_INLINE)
 _map_offset_cpu = _cpu.map_offset
 _table_map_cpu = _cpu.table_map
 _final_value_cpu = _cpu.final_value
 _zero_weight_value_cpu = _cpu.zero_weight_value
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _drizzle_tiles_cpu(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                       num, den, var, outdq, zidx, ctx, ctxbit):
+def _drizzle_tiles(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                   num, den, var, outdq, zidx, ctx, ctxbit):
     for t in prange(tiles.shape[0]):
         for j in range(tiles[t, 0], tiles[t, 1]):
-            _drizzle_span_cpu(j, tiles[t, 2], tiles[t, 3], data, weight, err, dq, fp, ip, tx, ty,
-                              ex, ey, lut, num, den, var, outdq, zidx, ctx, ctxbit)
+            kernel_span(j, tiles[t, 2], tiles[t, 3], data, weight, err, dq, fp, ip,  # noqa: F821
+                        tx, ty, ex, ey, lut, num, den, var, outdq, zidx, ctx, ctxbit)
+
+
+def _drizzle_tiles_cpu(kernel_id: int):
+    """The parallel CPU driver of one kernel, compiled on first use (and cached on disk)."""
+    return _tiles_driver(pm.CENTRED_PIXEL_FUNCTIONS.get(kernel_id, "square_pixel"))
+
+
+@functools.lru_cache(maxsize=None)
+def _tiles_driver(pixel_function: str):
+    if pixel_function == "square_pixel":
+        aliases = {"kernel_span": "square_span"}
+    else:
+        aliases = {"kernel_pixel": pixel_function, "kernel_span": "pixel_span"}
+    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
+                           inline=_CPU_INLINE, aliases=aliases)
+    return cached_driver(rebind(_drizzle_tiles, {"kernel_span": ns.kernel_span}),
+                         variant=pixel_function, parallel=True)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -232,13 +250,14 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     ny, nx = data.shape
     tile = max(8, min(tile, max(ny, nx)))
     tiles = _tiles(ny, nx, tile)
-    margin = fp[pm.P_PFO] + 2.0
+    margin = fp[pm.P_HALF_WIDTH] + 2.0
     boxes = _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin)
     # one tile at a time per thread (dynamic scheduling): a wave ends when its slowest thread
     # does, so static blocks would stall whenever a core is shared with other work
+    driver = _drizzle_tiles_cpu(int(ip[pm.I_KERNEL]))
     with numba.parallel_chunksize(1):
         for wave in tile_waves(boxes):
-            _drizzle_tiles_cpu(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+            driver(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                                num, den, var, outdq, zidx, ctx, ctxbit)
 
 
@@ -261,15 +280,15 @@ def resolve_zero_weight_cpu(zidx, last_zero, data, fp, ip):
 # --------------------------------------------------------------------------------------------
 
 
-def _deposit_cuda(num, den, var, outdq, zidx, ctx, jj, ii, dow, d, e2, dqv, scan, ctxbit, flags):
-    if dow != 0.0:
-        cuda.atomic.add(num, (jj, ii), np.float64(dow) * np.float64(d))
-        cuda.atomic.add(den, (jj, ii), np.float64(dow))
+def _deposit_cuda(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan, ctxbit, flags):
+    if drop_w != 0.0:
+        cuda.atomic.add(num, (jj, ii), np.float64(drop_w) * np.float64(d))
+        cuda.atomic.add(den, (jj, ii), np.float64(drop_w))
         if flags & 2:
-            cuda.atomic.add(var, (jj, ii), np.float64(dow) * np.float64(dow) * e2)
+            cuda.atomic.add(var, (jj, ii), np.float64(drop_w) * np.float64(drop_w) * e2)
     else:
         cuda.atomic.max(zidx, (jj, ii), scan)
-    if dow > 0.0:
+    if drop_w > 0.0:
         cuda.atomic.or_(ctx, (jj, ii), ctxbit)
         if flags & 4:
             cuda.atomic.or_(outdq, (jj, ii), dqv)
@@ -303,7 +322,7 @@ def _finalize_kernel(num, den, last_zero, fill, has_fill, out_sci, out_wht):
 def cuda_drizzle_kernels(target: str):
     """Return ``(drizzle, resolve, finalize)`` kernels compiled for ``cuda`` or ``cudasim``."""
     module = cuda_module_for(target)
-    deposit = module.jit(device=True)(_deposit_cuda)
+    deposit = device_function(_deposit_cuda, target)
     ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, target, extra={"deposit": deposit})
     names = dict(vars(ns), I_FLAGS=pm.I_FLAGS)
     drizzle_kernel = module.jit(rebind(_drizzle_kernel, names))

@@ -9,10 +9,10 @@ simulator.
 
 from __future__ import annotations
 
-import os
 import types
 
-__all__ = ["TARGETS", "compile_namespace", "cuda_module_for", "rebind", "refresh_cache_stamp"]
+__all__ = ["TARGETS", "cached_driver", "compile_namespace", "cuda_module_for", "device_function",
+           "rebind"]
 
 TARGETS = ("cpu", "cuda", "cudasim")
 
@@ -40,6 +40,31 @@ def cuda_module_for(target: str):
     raise ValueError(f"no CUDA module for target {target!r}")
 
 
+def _simulator_intrinsics():
+    """A stand-in for ``numba.cuda`` inside device functions run by the CUDA simulator.
+
+    The simulator swaps a device function's ``cuda`` global for its fake module around every
+    call, from every simulated thread at once; a thread that returns restores the real module
+    while others still run, and their ``cuda.atomic.add`` then fails. Bound to this object
+    instead (whose atomics lock like the simulator's), ``cuda`` is never swapped.
+    """
+    from numba.cuda.simulator.kernelapi import FakeCUDAAtomic
+
+    return types.SimpleNamespace(atomic=FakeCUDAAtomic())
+
+
+def device_function(fn, target: str, namespace: dict | None = None):
+    """Compile ``fn`` as a CUDA device function for ``cuda`` or ``cudasim``.
+
+    ``namespace`` adds or replaces global names (see :func:`rebind`). On ``cudasim`` the name
+    ``cuda`` is bound to a thread-safe stand-in (see :func:`_simulator_intrinsics`).
+    """
+    names = dict(namespace or {})
+    if target == "cudasim":
+        names.setdefault("cuda", _simulator_intrinsics())
+    return cuda_module_for(target).jit(device=True)(rebind(fn, names))
+
+
 def _device_decorator(target: str, inline: bool):
     if target == "cpu":
         import numba
@@ -52,7 +77,7 @@ def _device_decorator(target: str, inline: bool):
 
 
 def compile_namespace(functions, target: str, extra: dict | None = None,
-                      inline: tuple = ()) -> types.SimpleNamespace:
+                      inline: tuple = (), aliases: dict | None = None) -> types.SimpleNamespace:
     """Compile ``functions`` (plain Python, in dependency order) as device functions.
 
     Parameters
@@ -70,6 +95,10 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
         each such call passes every array argument member by member, so the per-pixel helpers
         belong in this list, while the span function a driver calls once per row of work does
         not (it is also compiled without the Numba runtime: it allocates nothing).
+    aliases : dict, optional
+        ``{name: function name}``: once the named function is compiled, later functions that
+        call ``name`` get it. This binds a generic call (``kernel_pixel``) to one choice
+        (``turbo_pixel``) at compile time, so a driver compiles only the code it runs.
 
     Returns
     -------
@@ -79,24 +108,29 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
     namespace: dict = dict(extra or {})
+    aliases = dict(aliases or {})
     for fn in functions:
-        decorate = _device_decorator(target, fn.__name__ in inline)
-        namespace[fn.__name__] = decorate(rebind(fn, namespace))
+        if target == "cpu":
+            decorate = _device_decorator(target, fn.__name__ in inline)
+            namespace[fn.__name__] = decorate(rebind(fn, namespace))
+        else:
+            namespace[fn.__name__] = device_function(fn, target, namespace)
+        for alias, name in aliases.items():
+            if name == fn.__name__:
+                namespace[alias] = namespace[name]
     return types.SimpleNamespace(**namespace)
 
 
-def refresh_cache_stamp(driver_file: str, *dependency_files: str) -> None:
-    """Make Numba's on-disk cache of ``driver_file`` notice edits to the files it calls into.
+def cached_driver(fn, variant: str | None = None, **options):
+    """Compile ``fn`` as a CPU driver (``numba.njit(nogil=True, cache=True, **options)``).
 
-    Numba keys a cached function on its own source file's timestamp only, so a driver compiled
-    with ``cache=True`` would keep stale machine code after an edit to the per-pixel maths it
-    calls. Touching the driver file when a dependency is newer makes Numba recompile it.
-    Read-only installations are left alone (their files do not change).
+    ``variant`` names one binding of a function compiled several times from the same source
+    (e.g. ``"square"`` for the drizzle driver whose span function is the square kernel's); it
+    becomes part of the cache file name (see :mod:`hapgpu.kernels._cache`), so the variants
+    never read each other's machine code.
     """
-    try:
-        stamp = os.stat(driver_file).st_mtime
-        newest = max(os.stat(f).st_mtime for f in dependency_files)
-        if newest > stamp:
-            os.utime(driver_file)
-    except OSError:
-        pass
+    import numba
+
+    if variant is not None:
+        fn.__hapgpu_variant__ = variant
+    return numba.njit(nogil=True, cache=True, **options)(fn)

@@ -15,7 +15,10 @@ from scipy.special import erf
 from hapgpu.simulate import get_detector, make_psf
 
 # Small, fast visits: (instrument, subarray shape or None for the full chip).
-SMALL_SHAPES = {"wfc3-uvis": (200, 256), "wfc3-ir": (200, 200), "acs-hrc": (200, 200)}
+SMALL_SHAPES = {"wfc3-uvis": (200, 256), "wfc3-ir": (200, 200), "acs-hrc": (200, 200),
+                "acs-wfc": (200, 256)}
+#: Instrument key of each DETECTOR keyword value.
+DETECTOR_KEYS = {"UVIS": "wfc3-uvis", "IR": "wfc3-ir", "HRC": "acs-hrc", "WFC": "acs-wfc"}
 
 
 def chip_wcs(hdul: fits.HDUList, chip: int) -> WCS:
@@ -74,15 +77,14 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
     """Indices (brightest first) of catalogue stars on a chip whose neighbours add less than
     ``tolerance`` of their flux to their aperture.
 
-    A neighbour at distance ``d`` can put at most ``exp(-(d - R)^2 / 2 s^2)`` of its light in an
-    aperture of radius ``R``: ``s`` is the PSF halo width for a star (times its halo weight) and
-    2.5 effective radii for a galaxy (the widest component of its Gaussian mixture).
+    A neighbour at distance ``d`` can put at most ``sum_k w_k exp(-(d - R)^2 / 2 s_k^2)`` of its
+    light in an aperture of radius ``R`` (all of it when ``d <= R``): ``(w_k, s_k)`` are the PSF
+    components for a star, and ``(1, 2.5 effective radii)`` for a galaxy (the widest component
+    of its Gaussian mixture).
     """
     rate = np.asarray(catalog[f"rate_{filt}"])
     star = np.asarray(catalog["kind"] == "star")
-    width = np.where(star, psf.sigmas.max(),
-                     np.maximum(psf.sigmas.max(), 2.5 * np.asarray(catalog["r_eff"]) / pixel_scale))
-    weight = np.where(star, psf.weights[np.argmax(psf.sigmas)], 1.0)
+    galaxy_width = np.maximum(psf.sigmas.max(), 2.5 * np.asarray(catalog["r_eff"]) / pixel_scale)
     ny, nx = shape
     margin = radius + 2
     inside = (star & (x > margin) & (x < nx - 1 - margin) & (y > margin) & (y < ny - 1 - margin))
@@ -91,7 +93,10 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
     chosen = []
     for i in np.flatnonzero(inside)[np.argsort(-rate[inside])]:
         gap = np.maximum(np.hypot(x - x[i], y - y[i]) - radius, 0.0)
-        light = rate * weight * np.exp(-0.5 * (gap / width) ** 2)
+        reach = np.where(star, sum(w * np.exp(-0.5 * (gap / s) ** 2)
+                                   for w, s in zip(psf.weights, psf.sigmas)),
+                         np.exp(-0.5 * (gap / galaxy_width) ** 2))
+        light = rate * reach
         light[i] = 0.0
         if light.sum() > tolerance * rate[i]:
             continue
@@ -100,21 +105,21 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
 
 
 def measure_stars(path, catalog: Table, *, chip=1, radius=None, max_stars=30, min_rate=None,
-                  fit=True, crmask=None):
+                  fit=True, crmask=None, wcs=None):
     """Measure isolated unsaturated catalogue stars on one chip of an exposure.
 
-    Positions come from the catalogue through the file's own WCS; the sky level from the
+    Positions come from the catalogue through the file's own WCS (or ``wcs``, e.g. the true WCS
+    of a visit whose headers carry an error); the sky level from the
     filter's sky rate (exact for noise-free data, a fine estimate otherwise). Stars with a
     flagged pixel (DQ, or the cosmic-ray truth mask ``crmask`` if given) are skipped.
     """
     with fits.open(path) as hdul:
         primary = hdul[0].header
-        det = get_detector({"UVIS": "wfc3-uvis", "IR": "wfc3-ir", "HRC": "acs-hrc"}[
-            primary["DETECTOR"].strip()])
+        det = get_detector(DETECTOR_KEYS[primary["DETECTOR"].strip()])
         filt = det.filter(primary["FILTER"] if "FILTER" in primary else
                           next(f for f in (primary["FILTER1"], primary["FILTER2"])
                                if not f.startswith("CLEAR")))
-        wcs = chip_wcs(hdul, chip)
+        wcs = chip_wcs(hdul, chip) if wcs is None else wcs
         sci = hdul["SCI", chip].data.astype(np.float64)
         err = hdul["ERR", chip].data.astype(np.float64)
         dq = hdul["DQ", chip].data.astype(np.int32)

@@ -16,7 +16,8 @@ from hapgpu.simulate._io import atomic_path
 
 from ._simulate_helpers import SMALL_SHAPES, n_chips
 
-REFCAT_COLUMNS = ["RA", "DEC", "RA_error", "DEC_error", "pmra", "pmdec", "epoch", "mag", "objID"]
+REFCAT_COLUMNS = ["RA", "DEC", "RA_error", "DEC_error", "pmra", "pmdec", "pmra_error",
+                  "pmdec_error", "epoch", "mag", "objID"]
 
 
 def _small(tmp_path, instrument="wfc3-uvis", name="visit", **kwargs):
@@ -61,6 +62,7 @@ def test_rootnames_share_the_visit_and_follow_ipppssoot(uvis_visit):
     ("wfc3-uvis", "flc", ["SCI", "ERR", "DQ"] * 2),
     ("wfc3-ir", "flt", ["SCI", "ERR", "DQ", "SAMP", "TIME"]),
     ("acs-hrc", "flt", ["SCI", "ERR", "DQ"]),
+    ("acs-wfc", "flc", ["SCI", "ERR", "DQ"] * 2),
 ])
 def test_file_structure_per_instrument(tmp_path, instrument, suffix, extnames):
     result = _small(tmp_path, instrument, n_exposures=1)
@@ -72,7 +74,7 @@ def test_file_structure_per_instrument(tmp_path, instrument, suffix, extnames):
         assert names[1:1 + len(extnames)] == extnames
         assert hdul[0].header["NEXTEND"] == len(hdul) - 1
         rest = set(names[1 + len(extnames):])
-        if instrument == "wfc3-uvis":
+        if instrument in ("wfc3-uvis", "acs-wfc"):
             assert rest == {"WCSDVARR", "D2IMARR", "HDRLET", "WCSCORR"}
             for hdu in hdul:
                 if hdu.name in ("WCSDVARR", "D2IMARR"):
@@ -90,7 +92,7 @@ def test_file_structure_per_instrument(tmp_path, instrument, suffix, extnames):
             assert hdul["SCI", chip].data.shape == SMALL_SHAPES[instrument]
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"])
 def test_headers_carry_pipeline_keywords(tmp_path, instrument):
     det = get_detector(instrument)
     result = _small(tmp_path, instrument, n_exposures=2, exptime=[100.0, 250.0])
@@ -116,7 +118,8 @@ def test_headers_carry_pipeline_keywords(tmp_path, instrument):
             if det.instrument == "WFC3":
                 assert hdr["SCAN_TYP"] == "N" and hdr["FILTER"] == det.default_filter
             else:
-                assert {hdr["FILTER1"], hdr["FILTER2"]} == {"F606W", "CLEAR2S"}
+                clear = "CLEAR2S" if det.detector == "HRC" else "CLEAR2L"
+                assert (hdr["FILTER1"], hdr["FILTER2"]) == ("F606W", clear)
             if det.detector == "UVIS":
                 assert hdr["CHINJECT"] == "NONE"
             photometry = hdr if det.detector == "IR" else hdul["SCI", 1].header
@@ -158,7 +161,13 @@ def test_roll_and_dither_change_orientation_and_pointing(uvis_visit):
     assert np.diff(pa_v3) == pytest.approx(np.diff(rolls), abs=1e-3)
     assert len(set(postarg)) == 4 and postarg[0] == (0.0, 0.0)
     pointings = Table.read(uvis_visit.pointings)
-    assert list(pointings["rootname"]) == [e.rootname for e in uvis_visit.exposures]
+    assert list(pointings["rootname"]) == [e.rootname for e in uvis_visit.exposures
+                                           for _ in (1, 2)]
+    assert list(pointings["chip"]) == [1, 2] * 4
+    # Without a WCS error the header is the truth.
+    assert np.all(pointings["crval1"] == pointings["hdr_crval1"])
+    assert np.all(pointings["wcsname"] == "IDC_2731450pi-FIT_REL_GAIAeDR3")
+    assert np.all(pointings["shift_east"] == 0.0) and np.all(pointings["scale"] == 0.0)
 
 
 def test_target_and_orientation_can_be_chosen(tmp_path):
@@ -244,7 +253,7 @@ def _digest(path):
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"])
 def test_same_seed_gives_identical_bytes(tmp_path, instrument):
     first = _small(tmp_path, instrument, name="a", seed=99, shape=96)
     second = _small(tmp_path, instrument, name="b", seed=99, shape=96)
@@ -269,7 +278,7 @@ def test_sky_depends_only_on_the_seed_and_field(tmp_path):
     assert [e.exptime for e in b.exposures] == [50.0, 60.0, 70.0]
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "acs-hrc"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "acs-hrc", "acs-wfc"])
 def test_cosmic_ray_masks_match_the_pixels(tmp_path, instrument):
     """With and without cosmic rays (same seed), pixels differ exactly where the mask is set."""
     with_cr = _small(tmp_path, instrument, name="cr", n_exposures=1, defects=False)
@@ -311,12 +320,15 @@ def test_cosmic_ray_rate_scales_with_exposure_time(tmp_path):
     assert 5.0 < hits[1] / hits[0] < 12.0
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"])
 def test_dq_flags_saturation_hot_pixels_and_bad_columns(tmp_path, instrument):
     det = get_detector(instrument)
-    result = simulate_visit(tmp_path / "full", instrument, 1, seed=8, noise=False,
-                            cosmic_rays=False, shape=None if instrument != "wfc3-uvis" else
-                            (2051, 1200), star_density=3 * det.star_density)
+    # Full-height windows of the two-chip CCDs, so the bad columns (>= 1/4 of the chip) show.
+    shape = {"wfc3-uvis": (2051, 1200), "acs-wfc": (2048, 1200)}.get(instrument)
+    # Seeds whose randomly placed bad columns cross those windows on both chips.
+    seed = 3 if instrument == "acs-wfc" else 8
+    result = simulate_visit(tmp_path / "full", instrument, 1, seed=seed, noise=False,
+                            cosmic_rays=False, shape=shape, star_density=3 * det.star_density)
     exptime = result.exposures[0].exptime
     allowed = DQ.HOT_PIXEL | det.bad_column_bit | DQ.SATURATED
     sky = det.filter(det.default_filter).sky_rate * exptime
@@ -334,7 +346,7 @@ def test_dq_flags_saturation_hot_pixels_and_bad_columns(tmp_path, instrument):
         full = sci[saturated & ((dq & det.bad_column_bit) == 0)]
         assert np.allclose(full, det.full_well - det.dark_rate * exptime, rtol=1e-5)
     hot = (dq & DQ.HOT_PIXEL) > 0
-    assert 1e-4 < hot.mean() < 1e-2
+    assert hot.mean() == pytest.approx(det.hot_fraction, rel=0.3)
     assert np.median(sci[hot & ~saturated]) > sky + 0.01 * exptime  # >= 0.02 e-/s extra dark
     bad = (dq & det.bad_column_bit) > 0
     assert bad.any()
@@ -386,6 +398,9 @@ def test_noise_free_option_is_smooth(tmp_path):
     ({"visit": "!!"}, "visit"),
     ({"cr_rate": -1.0}, "cr_rate"),
     ({"proposal_id": 0}, "proposal_id"),
+    ({"wcs_error": "big"}, "wcs_error"),
+    ({"wcs_error": 100.0}, "shift_arcsec"),
+    ({"wcs_error": {"rotation_deg": float("inf")}}, "rotation_deg"),
 ])
 def test_bad_arguments_raise_named_errors(tmp_path, kwargs, message):
     kwargs = {"instrument": "wfc3-uvis", "n_exposures": 2, **kwargs}
@@ -443,5 +458,4 @@ def test_cli_defaults_follow_the_instrument(tmp_path):
 def test_cli_reports_bad_arguments(tmp_path):
     assert main(["-q", "simulate", "visit", str(tmp_path / "x"), "--filters", "F999W"]) == 1
     assert main(["-q", "simulate", "visit", str(tmp_path / "y"), "--n-exposures", "0"]) == 1
-    with pytest.raises(SystemExit):
-        main(["simulate", "visit", str(tmp_path / "z"), "--instrument", "wfpc2"])
+    assert main(["simulate", "visit", str(tmp_path / "z"), "--instrument", "wfpc2"]) == 2

@@ -25,7 +25,7 @@ from hapgpu.simulate._pointing import (
 
 from ._simulate_helpers import chip_wcs, n_chips
 
-INSTRUMENTS = ["wfc3-uvis", "wfc3-ir", "acs-hrc"]
+INSTRUMENTS = ["wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"]
 PIXELS = (np.array([1.0, 37.5, 90.2, 150.0]), np.array([1.0, 120.7, 44.4, 150.0]))
 
 
@@ -42,11 +42,11 @@ def test_shipped_templates_are_small():
     folder = resources.files("hapgpu") / "data" / "templates"
     sizes = [entry.stat().st_size if hasattr(entry, "stat") else len(entry.read_bytes())
              for entry in folder.iterdir()]
-    assert len(sizes) == 3 and sum(sizes) < 3_000_000
+    assert len(sizes) == 4 and sum(sizes) < 3_000_000 and max(sizes) < 700_000
 
 
 @pytest.mark.parametrize("instrument, n_chips_expected, n_tables, n_headerlets", [
-    ("wfc3-uvis", 2, 8, 8), ("wfc3-ir", 1, 0, 9), ("acs-hrc", 1, 0, 0),
+    ("wfc3-uvis", 2, 8, 8), ("wfc3-ir", 1, 0, 9), ("acs-hrc", 1, 0, 0), ("acs-wfc", 2, 8, 5),
 ])
 def test_templates_hold_real_headers(instrument, n_chips_expected, n_tables, n_headerlets):
     template = load_template(instrument)
@@ -56,7 +56,8 @@ def test_templates_hold_real_headers(instrument, n_chips_expected, n_tables, n_h
     assert template.wcscorr is not None
     for chip in template.chips:
         assert {"SCI", "ERR", "DQ"} <= set(chip.headers)
-        assert chip.sci["A_ORDER"] >= 3 and chip.sci["CTYPE1"] == "RA---TAN-SIP"
+        assert chip.sci["A_ORDER"] >= (5 if instrument == "acs-wfc" else 3)
+        assert chip.sci["CTYPE1"] == "RA---TAN-SIP"
         assert "NAXIS1" not in chip.sci
     for table in template.lookup_tables:
         # Full-size NPOL/D2IM tables (64 x 32 nodes, 64-pixel steps), not 10x10 placeholders.
@@ -182,7 +183,7 @@ def test_alternate_wcs_move_with_the_primary(rolled_visits, instrument):
                     np.testing.assert_allclose(new, old, atol=1e-6, err_msg=f"{det.key} {key}")
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-wfc"])
 def test_headerlets_move_with_the_primary(rolled_visits, instrument):
     template = load_template(instrument)
     reference = _template_hdul(template)
@@ -240,7 +241,7 @@ def test_wcscorr_rows_follow_the_headers(rolled_visits, instrument):
                 assert checked > 0
 
 
-@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir"])
+@pytest.mark.parametrize("instrument", ["wfc3-uvis", "wfc3-ir", "acs-wfc"])
 def test_subarray_pixels_keep_their_full_frame_sky_positions(instrument):
     """NPOL/D2IM tables and CRPIX follow the window: sub pixel p == full pixel p + offset."""
     template = load_template(instrument)
@@ -259,7 +260,7 @@ def test_subarray_pixels_keep_their_full_frame_sky_positions(instrument):
         a = sub_headers.chip_wcs(chip, (120, 150)).all_pix2world(x, y, 0)
         b = full_headers.chip_wcs(chip, det.chip_shape).all_pix2world(x + 700, y + 300, 0)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11)
-        if instrument == "wfc3-uvis":  # the lookup tables matter: without them it differs
+        if instrument != "wfc3-ir":  # the lookup tables matter: without them it differs
             bare = sub_headers.chip_wcs(chip, (120, 150)).deepcopy()
             bare.cpdis1 = bare.cpdis2 = bare.det2im1 = bare.det2im2 = None
             assert np.abs(bare.all_pix2world(x, y, 0)[0] - b[0]).max() * 3600e3 > 0.05

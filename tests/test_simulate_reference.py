@@ -18,8 +18,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning"),
 ]
 
-drizzlepac = pytest.importorskip("drizzlepac")
-
 
 @pytest.fixture(autouse=True)
 def _no_reference_files(monkeypatch):

@@ -126,6 +126,7 @@ def _noise_free_visit(tmp_path, instrument, **kwargs):
     ("wfc3-uvis", {"shape": (600, 700), "roll_deg": 8.0}),
     ("wfc3-ir", {"filters": "F110W,F160W"}),
     ("acs-hrc", {"roll_deg": -20.0, "filters": ("F435W", "F814W")}),
+    ("acs-wfc", {"shape": (500, 600), "roll_deg": 5.0, "filters": "F435W,F814W"}),
 ])
 def test_stars_land_where_the_wcs_puts_them(tmp_path, instrument, kwargs):
     """Noise-free rendering: centroids within 0.01 px of all_world2pix, exact aperture flux."""

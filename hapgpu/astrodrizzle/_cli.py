@@ -6,7 +6,7 @@ import logging
 
 from ..backend import BACKEND_NAMES
 from ..errors import InvalidParameterError
-from ._parameters import PARAMETER_SETS
+from ._parameters import PARAMETER_SETS, accepted_names, unknown_parameter_message
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,17 @@ def register(subparsers) -> None:
 
 
 def _overrides(items) -> dict:
+    """``--set NAME=VALUE`` items as keyword arguments; unknown names list the closest ones."""
     values = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise InvalidParameterError(f"--set expects NAME=VALUE, got {item!r}")
+        if name not in accepted_names():
+            raise InvalidParameterError(unknown_parameter_message(name, f"--set {item}"))
         text = value.strip()
-        values[name.strip()] = None if text.lower() in ("none", "null") else text
+        values[name] = None if text.lower() in ("none", "null") else text
     return values
 
 

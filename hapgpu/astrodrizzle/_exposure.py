@@ -1,17 +1,42 @@
-"""Reading calibrated exposures (FLT/FLC) into device-resident chips with their header facts."""
+"""Reading calibrated exposures (FLT/FLC) into device-resident chips with their header facts.
+
+Reading has two phases so that nothing big is allocated before the inputs are known to fit
+together: :func:`inspect_exposure` reads only headers (exposure facts, every chip's WCS and
+shape), :func:`load_pixels` then reads the pixel arrays onto the device. :func:`read_exposure`
+does both.
+
+Input problems fall in two kinds. A file that is missing, not a FITS file, truncated, or has a
+header that cannot be used (no DQ for a chip, no WCS, no gain) raises
+:class:`~hapgpu.errors.InvalidInputError` or :class:`~hapgpu.errors.WCSError` naming the file:
+the user has to fix it. A readable file that cannot contribute to a product (exposure time not
+positive, no science data, every pixel bad) raises
+:class:`~hapgpu.errors.UnusableInputError`, which the pipeline turns into a warning and drops
+the file, as AstroDrizzle drops zero-exposure inputs.
+
+Non-finite science values are bad pixels: they are replaced by 0 on reading and recorded in
+``Chip.finite``, which every stage ANDs into its good-pixel mask (weight 0).
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
+import math
+import re
 import warnings
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import HapGpuError, InvalidInputError, WCSError
+from ..errors import HapGpuError, InvalidInputError, UnusableInputError, WCSError
 
-__all__ = ["Chip", "Exposure", "read_exposure", "dq_good"]
+__all__ = ["Chip", "Exposure", "read_exposure", "inspect_exposure", "load_pixels", "dq_good",
+           "check_input_path"]
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +49,20 @@ class Chip:
     ----------
     extver : int
         SCI extension version (chip number).
-    sci : array
-        Science data as read (float32, native units), on the backend device.
-    dq : array
+    naxis : (int, int)
+        ``(ny, nx)`` from the SCI header.
+    sci : array or None
+        Science data as read (float32, native units), on the backend device; non-finite values
+        replaced by 0. None until :func:`load_pixels`.
+    dq : array or None
         Data-quality flags (uint16, ``resetbits`` already cleared), on the device.
     err : array or None
         ERR extension (float32, on the device) when a weighting needs it.
+    finite : array or None
+        Boolean mask (True = the SCI value was finite), on the device; None when every value
+        was finite. Every stage treats the other pixels as bad (weight 0).
+    n_nonfinite : int
+        Number of non-finite SCI values found on reading.
     wcs : stwcs.wcsutil.HSTWCS
         Full (distorted) WCS.
     header : astropy.io.fits.Header
@@ -57,9 +90,7 @@ class Chip:
     """
 
     extver: int
-    sci: object
-    dq: object
-    err: object
+    naxis: tuple
     wcs: object
     header: object
     bunit: str
@@ -74,11 +105,16 @@ class Chip:
     computed_sky: float | None = None
     subtracted_sky: float = 0.0
     eff_gain: float = 1.0
+    sci: object = None
+    dq: object = None
+    err: object = None
+    finite: object = None
+    n_nonfinite: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(ny, nx)`` of the chip."""
-        return tuple(int(n) for n in self.sci.shape)
+        return tuple(int(n) for n in self.naxis)
 
 
 @dataclass(eq=False)
@@ -109,6 +145,123 @@ def dq_good(dq, bits, xp):
     return (dq & np.uint16(~int(bits) & 0xFFFF)) == 0
 
 
+# ----------------------------------------------------------------------------- file checks
+_COMPRESSED = (  # (magic bytes, opener of the decompressed stream)
+    (b"\x1f\x8b", gzip.open),
+    (b"BZh", bz2.open),
+    (b"\xfd7zXZ\x00", lzma.open),
+)
+
+
+def _leading_bytes(path: Path, n: int = 80) -> bytes:
+    """The first ``n`` bytes of the file, decompressed when it is gzip, bzip2, xz or zip."""
+    with open(path, "rb") as fh:
+        head = fh.read(max(n, 8))
+    for magic, opener in _COMPRESSED:
+        if head.startswith(magic):
+            with opener(path, "rb") as fh:
+                return fh.read(n)
+    if head.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names:
+                return b""
+            with archive.open(names[0]) as fh:
+                return fh.read(n)
+    return head[:n]
+
+
+def check_input_path(path: Path) -> None:
+    """Raise :class:`InvalidInputError` unless ``path`` is a readable file that starts like FITS.
+
+    Tells a missing path, a directory, an empty file, an unreadable file, a broken compressed
+    file and a file of another kind apart (a FITS file starts with the card ``SIMPLE  =``,
+    FITS standard 4.0 section 4.4.1.1).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{path}: is a directory, not a FITS file (give the exposure files "
+                                f"in it, e.g. '{path / '*_fl?.fits'}')")
+    if not path.exists():
+        raise InvalidInputError(f"{path}: input file not found")
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: not a regular file")
+    try:
+        head = _leading_bytes(path)
+    except PermissionError as exc:
+        raise InvalidInputError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"{path}: corrupt compressed file ({exc})") from None
+    if not head:
+        raise InvalidInputError(f"{path}: empty file, not a FITS file")
+    if not head.startswith(b"SIMPLE  ="):
+        raise InvalidInputError(f"{path}: not a FITS file (it does not start with the FITS "
+                                "card 'SIMPLE  =')")
+
+
+def _first_sentence(exc) -> str:
+    """An astropy message without its advice (the ``ignore_missing_simple`` or ``verify('fix')``
+    hints), on one line."""
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    for advice in (". If ", ". Try ", ", fix it first"):
+        text = text.split(advice)[0]
+    return text.rstrip(".")
+
+
+def _header_damage(message: str) -> str | None:
+    """What an astropy warning says is broken in a header (None for a harmless warning).
+
+    astropy opens a file whose extension header cannot be parsed by warning and dropping that
+    extension and everything after it; binary bytes in a header are replaced by "?" with a
+    warning. Either means the file is damaged.
+    """
+    if "Error validating header" in message:
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        hdu = re.search(r"HDU #(\d+)", message)
+        reason = _first_sentence(lines[1]) if len(lines) > 1 else "unreadable header"
+        return f"extension {hdu.group(1)}: {reason}" if hdu else reason
+    if "non-ASCII characters are present" in message:
+        return "non-ASCII bytes in a header"
+    return None
+
+
+@contextmanager
+def _reading(path: Path):
+    """Open ``path`` with astropy, turning every failure into an error naming the file.
+
+    astropy reports truncated data with a warning and zero-filled data; that is an error here.
+    """
+    from astropy.io import fits
+
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(path, memmap=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InvalidInputError(f"{path}: cannot read FITS file: {_first_sentence(exc)}") from None
+        try:
+            with hdul:
+                yield hdul
+        except HapGpuError as exc:
+            error = exc
+        except fits.VerifyError as exc:  # a card that cannot be parsed
+            error = InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}")
+            error.__cause__ = exc
+        except (OSError, TypeError, KeyError, ValueError, IndexError, EOFError) as exc:  # corrupt data or header
+            error = InvalidInputError(f"{path}: corrupt FITS file: {_first_sentence(exc)}")
+            error.__cause__ = exc
+    messages = [str(w.message) for w in caught]
+    if any("truncated" in m.lower() for m in messages):
+        raise InvalidInputError(f"{path}: corrupt FITS file (truncated)") from error
+    damage = [d for d in map(_header_damage, messages) if d]
+    if damage:
+        raise InvalidInputError(f"{path}: corrupt FITS header ({damage[0]})") from error
+    if error is not None:
+        raise error
+
+
+# ----------------------------------------------------------------------------- header facts
 def _average_keywords(header, keywords: str):
     """Mean of the non-zero values of comma-separated header keywords (None if one is missing)."""
     values = []
@@ -148,31 +301,73 @@ def _chip_wcs(hdul, extver: int, path: Path):
             warnings.simplefilter("ignore")
             wcs = HSTWCS(hdul, ext=("SCI", extver))
     except Exception as exc:  # stwcs raises many types for broken headers
-        raise WCSError(f"{path}[SCI,{extver}]: cannot build the WCS: {exc}") from exc
-    if not np.all(np.isfinite(wcs.wcs.crval)) or wcs.wcs.cd is None:
+        raise WCSError(f"{path}[SCI,{extver}]: cannot build the WCS: {_first_sentence(exc)}") from exc
+    if wcs.wcs.cd is None or not np.all(np.isfinite(wcs.wcs.crval)) or not np.all(np.isfinite(wcs.wcs.cd)):
         raise WCSError(f"{path}[SCI,{extver}]: the WCS has no finite CRVAL/CD")
     return wcs
 
 
-def _read_chip(hdul, extver: int, path: Path, facts: dict, backend, params, want_err: bool) -> Chip:
-    sci_hdu = hdul["SCI", extver]
-    if sci_hdu.data is None or sci_hdu.data.ndim != 2:
-        raise InvalidInputError(f"{path}[SCI,{extver}]: no 2-D image data")
-    if ("DQ", extver) not in hdul or hdul["DQ", extver].data is None:
-        raise InvalidInputError(f"{path}: missing DQ extension for chip {extver}")
-    sci = np.asarray(sci_hdu.data, dtype=np.float32)
-    if not np.all(np.isfinite(sci)):
-        raise InvalidInputError(f"{path}[SCI,{extver}]: non-finite science values")
-    dq = np.asarray(hdul["DQ", extver].data)
-    if dq.shape != sci.shape:
-        raise InvalidInputError(f"{path}: DQ and SCI of chip {extver} differ in shape")
-    dq = dq.astype(np.int64).astype(np.uint16) & np.uint16(~int(params.resetbits) & 0xFFFF)
-    err = None
-    if want_err:
-        if ("ERR", extver) not in hdul:
-            raise InvalidInputError(f"{path}: final_wht_type='ERR' needs an ERR extension for chip {extver}")
-        err = backend.asarray(np.asarray(hdul["ERR", extver].data, dtype=np.float32))
-    header = sci_hdu.header.copy()
+def _exposure_time(primary, path: Path, params) -> float:
+    """The exposure time (s); :class:`UnusableInputError` when it is missing or not positive."""
+    if params.exptime is not None:
+        return float(params.exptime)
+    key = params.expkeyword
+    if key not in primary:
+        raise UnusableInputError(f"{path}: no {key} keyword (exposure time unknown)")
+    value = primary[key]
+    try:
+        exptime = float(value)
+    except (TypeError, ValueError):
+        raise UnusableInputError(f"{path}: {key} = {value!r} is not a number") from None
+    if not math.isfinite(exptime) or exptime <= 0.0:
+        raise UnusableInputError(f"{path}: exposure time must be positive, got {key} = {value!r}")
+    return exptime
+
+
+def _exposure_facts(primary, path: Path, params) -> dict:
+    exptime = _exposure_time(primary, path, params)
+    gain = params.gain if params.gain is not None else _average_keywords(primary, params.gnkeyword)
+    rdnoise = params.rdnoise if params.rdnoise is not None else _average_keywords(primary, params.rnkeyword)
+    if gain is None or rdnoise is None:
+        raise InvalidInputError(
+            f"{path}: gain/read-noise keywords ({params.gnkeyword}; {params.rnkeyword}) not found; "
+            "give gain= and rdnoise=")
+
+    def mjd(key):
+        try:
+            value = float(primary.get(key, 0.0))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{path}: {key} = {primary.get(key)!r} is not a number") from None
+        return value if math.isfinite(value) else 0.0
+
+    return {
+        "exptime": exptime, "gain": float(gain), "rdnoise": float(rdnoise),
+        "instrument": str(primary.get("INSTRUME", "")).strip().upper(),
+        "detector": str(primary.get("DETECTOR", "")).strip().upper(),
+        "expstart": mjd("EXPSTART"),
+        "expend": mjd("EXPEND"),
+    }
+
+
+def _science_extvers(hdul, path: Path) -> list[int]:
+    """EXTVERs of the SCI extensions holding a 2-D image (UnusableInputError if none)."""
+    extvers = sorted({int(h.ver) for h in hdul if h.name == "SCI"})
+    if not extvers:
+        raise UnusableInputError(f"{path}: no SCI extension (not a calibrated FLT/FLC exposure)")
+    with_data = []
+    for extver in extvers:
+        header = hdul["SCI", extver].header
+        if header.get("NAXIS", 0) == 2 and header.get("NAXIS1", 0) > 0 and header.get("NAXIS2", 0) > 0:
+            with_data.append(extver)
+        else:
+            log.warning("%s[SCI,%d]: no 2-D image data; chip ignored", path.name, extver)
+    if not with_data:
+        raise UnusableInputError(f"{path}: no SCI extension holds 2-D image data")
+    return with_data
+
+
+def _chip_from_header(hdul, extver: int, path: Path, facts: dict) -> Chip:
+    header = hdul["SCI", extver].header.copy()
     bunit = str(header.get("BUNIT", "ELECTRONS/S"))
     if "ergs" in bunit:  # flux-calibrated units: AstroDrizzle assumes electrons/s
         bunit = "ELECTRONS/S"
@@ -180,62 +375,154 @@ def _read_chip(hdul, extver: int, path: Path, facts: dict, backend, params, want
     wcs = _chip_wcs(hdul, extver, path)
     wcslin_pscale = _wcslin_pscale(wcs)
     sky = header.get("MDRIZSKY")
+    try:
+        sky = None if sky is None else float(sky)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{path}[SCI,{extver}]: MDRIZSKY = {sky!r} is not a number") from None
+    if sky is not None and not math.isfinite(sky):
+        log.warning("%s[SCI,%d]: MDRIZSKY = %r ignored", path.name, extver, sky)
+        sky = None
     return Chip(
-        extver=extver, sci=backend.asarray(sci), dq=backend.asarray(dq), err=err, wcs=wcs,
+        extver=extver, naxis=(int(header["NAXIS2"]), int(header["NAXIS1"])), wcs=wcs,
         header=header, bunit=bunit, in_units=in_units,
         conversion_factor=facts["exptime"] if in_units == "cps" else 1.0,
         gain=facts["gain"], rdnoise=facts["rdnoise"], wcslin_pscale=wcslin_pscale,
         idcscale=float(wcs.idcscale) if getattr(wcs, "idcscale", None) else wcslin_pscale,
         cte_dir=_cte_dir(facts["instrument"], facts["detector"], extver, hdul[0].header),
         exptime=facts["exptime"],
-        computed_sky=None if sky is None else float(sky),
-        subtracted_sky=0.0 if sky is None else float(sky),
+        computed_sky=sky,
+        subtracted_sky=0.0 if sky is None else sky,
     )
 
 
-def _exposure_facts(primary, path: Path, params) -> dict:
-    exptime = params.exptime if params.exptime is not None else primary.get(params.expkeyword)
-    try:
-        exptime = float(exptime)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{path}: no usable {params.expkeyword} keyword") from None
-    if not exptime > 0:
-        raise InvalidInputError(f"{path}: exposure time must be positive, got {exptime}")
-    gain = params.gain if params.gain is not None else _average_keywords(primary, params.gnkeyword)
-    rdnoise = params.rdnoise if params.rdnoise is not None else _average_keywords(primary, params.rnkeyword)
-    if gain is None or rdnoise is None:
-        raise InvalidInputError(
-            f"{path}: gain/read-noise keywords ({params.gnkeyword}; {params.rnkeyword}) not found; "
-            "give gain= and rdnoise=")
-    return {
-        "exptime": exptime, "gain": float(gain), "rdnoise": float(rdnoise),
-        "instrument": str(primary.get("INSTRUME", "")).strip().upper(),
-        "detector": str(primary.get("DETECTOR", "")).strip().upper(),
-        "expstart": float(primary.get("EXPSTART", 0.0)),
-        "expend": float(primary.get("EXPEND", 0.0)),
-    }
+def inspect_exposure(path, params) -> Exposure:
+    """Read one FLT/FLC file's headers: exposure facts and every chip's WCS, no pixel data.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Calibrated exposure (FITS, optionally gzip/bzip2/xz/zip compressed).
+    params : AstroDrizzleParameters
+        Supplies the instrument keyword and override parameters (``expkeyword``, ``exptime``,
+        ``gnkeyword``, ``gain``, ...).
+
+    Returns
+    -------
+    Exposure
+        Chips with ``naxis``, header, WCS and scales; ``sci``/``dq``/``err`` are None.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing path, a directory, not a FITS file, corrupt or truncated file, unusable header
+        values (no gain/read-noise keywords).
+    UnusableInputError
+        No SCI extension with image data, exposure time missing, not finite or not positive.
+    WCSError
+        A chip's WCS cannot be built.
+    """
+    path = Path(path)
+    check_input_path(path)
+    with _reading(path) as hdul:
+        primary = hdul[0].header.copy()
+        extvers = _science_extvers(hdul, path)
+        facts = _exposure_facts(primary, path, params)
+        chips = [_chip_from_header(hdul, v, path, facts) for v in extvers]
+    stem = path.name.split(".")[0]
+    suffix = stem.rsplit("_", 1)[-1].lower() if "_" in stem else "flt"
+    rootname = str(primary.get("ROOTNAME", stem.rsplit("_", 1)[0])).strip().lower()
+    return Exposure(path=path, rootname=rootname, instrument=facts["instrument"],
+                    detector=facts["detector"], exptime=facts["exptime"],
+                    expstart=facts["expstart"], expend=facts["expend"],
+                    primary_header=primary, chips=chips, suffix=suffix)
 
 
-def _read_file(path: Path, backend, params, want_err: bool):
-    from astropy.io import fits
+# ----------------------------------------------------------------------------- pixel data
+def _read_chip_pixels(hdul, chip: Chip, path: Path, backend, params, want_err: bool) -> None:
+    extver = chip.extver
+    sci = hdul["SCI", extver].data
+    if sci is None or sci.ndim != 2:
+        raise InvalidInputError(f"{path}[SCI,{extver}]: no 2-D image data")
+    if tuple(sci.shape) != chip.shape:
+        raise InvalidInputError(f"{path}[SCI,{extver}]: data shape {sci.shape} differs from the header's")
+    if ("DQ", extver) not in hdul or hdul["DQ", extver].data is None:
+        raise InvalidInputError(f"{path}: missing DQ extension for chip {extver}")
+    sci = np.array(sci, dtype=np.float32)  # a native-order copy that this function may change
+    finite = np.isfinite(sci)
+    n_bad = int(finite.size - np.count_nonzero(finite))
+    if n_bad:
+        sci[~finite] = 0.0
+    dq = np.asarray(hdul["DQ", extver].data)
+    if dq.shape != sci.shape:
+        raise InvalidInputError(f"{path}: DQ and SCI of chip {extver} differ in shape")
+    dq = dq.astype(np.int64).astype(np.uint16) & np.uint16(~int(params.resetbits) & 0xFFFF)
+    err = None
+    if want_err:
+        if ("ERR", extver) not in hdul or hdul["ERR", extver].data is None:
+            raise InvalidInputError(f"{path}: final_wht_type='ERR' needs an ERR extension for chip {extver}")
+        err = backend.asarray(np.asarray(hdul["ERR", extver].data, dtype=np.float32))
+    chip.sci = backend.asarray(sci)
+    chip.dq = backend.asarray(dq)
+    chip.err = err
+    chip.finite = backend.asarray(finite) if n_bad else None
+    chip.n_nonfinite = n_bad
 
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: cannot read FITS file: {exc}") from exc
-    with hdul:
-        try:
-            extvers = sorted({int(h.ver) for h in hdul if h.name == "SCI"})
-            if not extvers:
-                raise InvalidInputError(f"{path}: no SCI extension")
-            primary = hdul[0].header.copy()
-            facts = _exposure_facts(primary, path, params)
-            chips = [_read_chip(hdul, v, path, facts, backend, params, want_err) for v in extvers]
-        except (OSError, TypeError, KeyError, ValueError) as exc:  # truncated or corrupt data
-            if isinstance(exc, HapGpuError):
-                raise
-            raise InvalidInputError(f"{path}: corrupt FITS file: {exc}") from exc
-    return primary, facts, chips
+
+def load_pixels(exposure: Exposure, backend, params, *, want_err: bool = False,
+                usable_bits: int | None = None, check_usable: bool = False) -> Exposure:
+    """Read the SCI, DQ (and ERR) arrays of an inspected exposure onto the device.
+
+    Non-finite SCI values become 0 and are recorded in ``Chip.finite`` (logged once per file).
+
+    Parameters
+    ----------
+    exposure : Exposure
+        From :func:`inspect_exposure`; its chips are filled in place.
+    backend : hapgpu.Backend
+        Device for the pixel arrays.
+    params : AstroDrizzleParameters
+        Supplies ``resetbits``.
+    want_err : bool
+        Also read the ERR arrays (ERR weighting).
+    usable_bits : int or None
+        DQ bits treated as good when judging whether the exposure can contribute.
+    check_usable : bool
+        Raise :class:`UnusableInputError` when no pixel of any chip is finite and good under
+        ``usable_bits``.
+
+    Returns
+    -------
+    Exposure
+        The same object.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing DQ (or ERR) extension, shapes that disagree, corrupt or truncated data.
+    UnusableInputError
+        With ``check_usable``: every pixel is bad.
+    """
+    path = exposure.path
+    with _reading(path) as hdul:
+        for chip in exposure.chips:
+            _read_chip_pixels(hdul, chip, path, backend, params, want_err)
+    counts = [(c.extver, c.n_nonfinite) for c in exposure.chips if c.n_nonfinite]
+    if counts:
+        log.warning("%s: %d non-finite science pixel(s) (%s) treated as bad pixels (weight 0)",
+                    exposure.name, sum(n for _, n in counts),
+                    ", ".join(f"SCI,{v}: {n}" for v, n in counts))
+    if check_usable and not any(_any_usable(chip, usable_bits, backend.xp) for chip in exposure.chips):
+        bits = "any DQ value" if usable_bits is None else f"DQ bits {usable_bits}"
+        raise UnusableInputError(f"{path}: every pixel is bad (non-finite, or DQ flags outside the "
+                                 f"good bits; good: {bits})")
+    return exposure
+
+
+def _any_usable(chip: Chip, bits, xp) -> bool:
+    good = dq_good(chip.dq, bits, xp)
+    if chip.finite is not None:
+        good = good & chip.finite
+    return bool(good.any())
 
 
 def read_exposure(path, backend, params, *, want_err: bool = False) -> Exposure:
@@ -259,28 +546,10 @@ def read_exposure(path, backend, params, *, want_err: bool = False) -> Exposure:
     Raises
     ------
     InvalidInputError
-        Missing or unreadable file, no SCI or DQ extension, non-positive exposure time.
+        Missing or unreadable file, not a FITS file, no DQ extension.
+    UnusableInputError
+        No SCI extension with data, exposure time missing or not positive.
     WCSError
         A chip's WCS cannot be built.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: input file not found")
-    error = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            primary, facts, chips = _read_file(path, backend, params, want_err)
-        except HapGpuError as exc:
-            error = exc
-    if any("truncated" in str(w.message) for w in caught):
-        raise InvalidInputError(f"{path}: corrupt FITS file (truncated)") from error
-    if error is not None:
-        raise error
-    stem = path.name.split(".")[0]
-    suffix = stem.rsplit("_", 1)[-1].lower() if "_" in stem else "flt"
-    rootname = str(primary.get("ROOTNAME", stem.rsplit("_", 1)[0])).strip().lower()
-    return Exposure(path=path, rootname=rootname, instrument=facts["instrument"],
-                    detector=facts["detector"], exptime=facts["exptime"],
-                    expstart=facts["expstart"], expend=facts["expend"],
-                    primary_header=primary, chips=chips, suffix=suffix)
+    return load_pixels(inspect_exposure(path, params), backend, params, want_err=want_err)

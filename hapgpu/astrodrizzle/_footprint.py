@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chip_footprint", "intersect_footprints", "fill_polygon", "overlap_mask"]
+__all__ = ["chip_footprint", "intersect_footprints", "fill_polygon", "overlap_mask", "overlap_groups"]
 
 
 def _unit(ra, dec):
@@ -167,3 +167,38 @@ def overlap_mask(wcs, shape, ring) -> np.ndarray:
     x, y = wcs.all_world2pix(ra, dec, 0)
     vertices = np.stack([np.rint(np.asarray(x)), np.rint(np.asarray(y))], axis=-1).astype(np.int64)
     return fill_polygon(vertices, shape)
+
+
+def overlap_groups(footprints: list) -> list[list[int]]:
+    """Group images whose footprints overlap, directly or through other images.
+
+    Parameters
+    ----------
+    footprints : list of list of ndarray
+        Per image, the :func:`chip_footprint` of each of its chips.
+
+    Returns
+    -------
+    list of list of int
+        Image indices per group (connected components of the "some chip of one overlaps some
+        chip of the other" relation), each sorted, groups ordered by their first index.
+    """
+    n = len(footprints)
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if root(i) == root(j):
+                continue
+            if any(intersect_footprints(a, b) is not None for a in footprints[i] for b in footprints[j]):
+                parent[root(j)] = root(i)
+    groups: dict = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])

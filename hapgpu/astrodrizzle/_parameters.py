@@ -16,6 +16,7 @@ Two file formats are read:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -59,6 +60,14 @@ _KERNELS = ("square", "turbo", "point", "gaussian", "tophat", "lanczos2", "lancz
 _INTERP = ("poly5", "poly3", "linear", "nearest", "lanczos3", "lanczos5", "lan3", "lan5")
 _WHT_TYPES = ("EXP", "ERR", "IVM")
 _UNITS = ("cps", "counts")
+
+#: Pixels of one HAP sky cell: 0.2 deg at 0.04 arcsec/pixel (18000 pixels) plus 256 pixels of
+#: overlap on each side (drizzlepac's sky-cell grid: PC_SIZE 4.2 deg / SC_NXY 21, SC_OLAP 256).
+SKY_CELL_PIXELS = (18000 + 2 * 256) ** 2
+
+
+#: Parameters of hapgpu's own, which AstroDrizzle does not have.
+HAPGPU_ONLY_PARAMETERS = ("max_output_pixels",)
 
 
 def _p(default, kind, choices=None, doc=""):
@@ -165,6 +174,12 @@ class AstroDrizzleParameters:
     final_dec: float | None = _p(None, "optfloat")
     final_crpix1: float | None = _p(None, "optfloat")
     final_crpix2: float | None = _p(None, "optfloat")
+    # hapgpu: output size limit (not an AstroDrizzle parameter)
+    max_output_pixels: int = _p(
+        4 * SKY_CELL_PIXELS, "int",
+        doc="largest output frame (pixels) the chain allocates; default four HAP sky cells "
+            "(4 x 18512**2 = 1.37e9 pixels), far above any real HST visit. Larger frames are "
+            "refused before anything is allocated, naming the inputs that do not overlap")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -189,6 +204,10 @@ class AstroDrizzleParameters:
             raise InvalidParameterError(f"driz_cr_grow must be >= 1, got {self.driz_cr_grow}")
         if not 0.0 <= self.combine_maskpt:
             raise InvalidParameterError(f"combine_maskpt must be >= 0, got {self.combine_maskpt}")
+        if self.max_output_pixels < 1:
+            raise InvalidParameterError(f"max_output_pixels must be >= 1, got {self.max_output_pixels}")
+        if self.exptime is not None and not self.exptime > 0:
+            raise InvalidParameterError(f"exptime must be positive, got {self.exptime}")
         if not self.coeffs:
             raise InvalidParameterError("coeffs=False (drizzling without the distortion model) is not supported")
         for name in ("static_sig", "skywidth", "skylsigma", "skyusigma"):
@@ -197,9 +216,9 @@ class AstroDrizzleParameters:
 
     def replace(self, **changes) -> "AstroDrizzleParameters":
         """A copy with ``changes`` applied (converted and validated like the constructor)."""
-        unknown = set(changes) - _FIELD_NAMES
+        unknown = sorted(set(changes) - _FIELD_NAMES)
         if unknown:
-            raise InvalidParameterError(f"unknown AstroDrizzle parameter(s): {', '.join(sorted(unknown))}")
+            raise InvalidParameterError("; ".join(unknown_parameter_message(name) for name in unknown))
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -216,6 +235,37 @@ class AstroDrizzleParameters:
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(AstroDrizzleParameters))
 _CASE_SENSITIVE = frozenset({"driz_sep_refimage", "final_refimage", "skyuser", "skyfile",
                              "gnkeyword", "rnkeyword", "expkeyword"})
+
+
+def accepted_names() -> frozenset:
+    """Every name :func:`resolve_parameters` accepts: the parameters, plus AstroDrizzle options
+    that are ignored here or accepted only at their neutral value."""
+    return _FIELD_NAMES | _IGNORED | frozenset(_NEUTRAL)
+
+
+def unknown_parameter_message(name: str, source: str = "", extra=()) -> str:
+    """``"unknown AstroDrizzle parameter 'x'; closest: a, b"`` (difflib's closest names).
+
+    Parameters
+    ----------
+    name : str
+        The unknown name.
+    source : str
+        Where it came from (a file name, "keyword arguments"), prefixed to the message.
+    extra : sequence of str
+        Further valid names (e.g. a function's own keywords) to suggest from.
+
+    Returns
+    -------
+    str
+        One line; lists up to three valid names whose spelling is closest to ``name``
+        (``difflib.get_close_matches``, ratio >= 0.6), or says where the names are listed.
+    """
+    prefix = f"{source}: " if source else ""
+    close = difflib.get_close_matches(str(name), sorted(_FIELD_NAMES | set(extra)), n=3, cutoff=0.6)
+    hint = (f"closest valid name{'s' if len(close) > 1 else ''}: {', '.join(close)}" if close
+            else "valid names are the fields of hapgpu.astrodrizzle.AstroDrizzleParameters")
+    return f"{prefix}unknown AstroDrizzle parameter {name!r}; {hint}"
 
 
 # --------------------------------------------------------------------------- conversion
@@ -321,7 +371,7 @@ def _filter_known(values: dict, source: str) -> dict:
                 raise InvalidParameterError(f"{source}: {key}={value!r} is not supported")
             continue
         if key not in _FIELD_NAMES:
-            raise InvalidParameterError(f"{source}: unknown AstroDrizzle parameter {key!r}")
+            raise InvalidParameterError(unknown_parameter_message(key, source))
         kept[key] = value
     return kept
 
@@ -395,8 +445,12 @@ def load_parameters(source) -> dict:
         return dict(data["parameters"])
     path = Path(source)
     if not path.exists():
+        close = difflib.get_close_matches(str(source), PARAMETER_SETS, n=3, cutoff=0.6)
+        hint = f"; closest named set: {', '.join(close)}" if close else ""
         raise InvalidParameterError(
-            f"parameter file {path} not found (named sets: {', '.join(PARAMETER_SETS)})")
+            f"parameter file {path} not found (named sets: {', '.join(PARAMETER_SETS)}){hint}")
+    if path.is_dir():
+        raise InvalidParameterError(f"parameter file {path} is a directory, not a JSON file")
     data = _read_json(path)
     if data.get("format") == FORMAT:
         return _filter_known(dict(data.get("parameters", {})), str(path))

@@ -15,19 +15,34 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import resolve_backend
-from ..errors import InvalidInputError, InvalidParameterError, WCSError
-from ._exposure import read_exposure
+from ..errors import (
+    HapGpuError,
+    IncompatibleInputsError,
+    InvalidInputError,
+    InvalidParameterError,
+    NoUsableInputError,
+    OutputTooLargeError,
+    OutputWriteError,
+    UnusableInputError,
+    WCSError,
+)
+from ._exposure import inspect_exposure, load_pixels
+from ._footprint import chip_footprint, overlap_groups
 from ._frame import OutputFrame, custom_frame, default_frame, frame_from_reference, row_bands
-from ._parameters import AstroDrizzleParameters, resolve_parameters
+from ._parameters import AstroDrizzleParameters, resolve_parameters, unknown_parameter_message
 from ._product import (
+    StagedOutputs,
+    blot_hdulist,
     build_product,
     crclean_hdulist,
+    crmask_hdulist,
     image_hdulist,
+    median_hdulist,
     product_path,
+    single_hdulist,
     update_inputs,
-    write_atomic,
 )
-from ._runtime import MemoryPlan, StepTimer, host_map, plan_memory
+from ._runtime import MemoryPlan, StepTimer, format_bytes, frame_bytes, host_map, plan_memory
 from ._sky import SkySettings, compute_sky, sky_masks, static_masks, user_sky_from_file
 from ._stages import (
     PixelMapCache,
@@ -114,8 +129,19 @@ def _frame_values(params, prefix: str) -> dict:
 
 
 def _frames(exposures, params) -> tuple[OutputFrame, OutputFrame]:
-    """The separate-drizzle and the final output frames, as AstroDrizzle derives them."""
-    base = default_frame([chip.wcs for e in exposures for chip in e.chips])
+    """The separate-drizzle and the final output frames, as AstroDrizzle derives them.
+
+    Only WCSs are computed here; a frame that would be larger than ``max_output_pixels`` is
+    refused (:func:`_check_frame_size`) before any array of its size exists.
+    """
+    try:
+        base = default_frame([chip.wcs for e in exposures for chip in e.chips])
+    except HapGpuError as exc:
+        _refuse_disjoint(exposures, f"no default output frame can be built ({exc})")
+        raise
+    except Exception as exc:  # stwcs' frame fit fails in many ways on far-apart inputs
+        _refuse_disjoint(exposures, f"no default output frame can be built ({exc})")
+        raise WCSError(f"no output frame covers the inputs: {exc}") from exc
     single = base
     if params.driz_separate and params.driz_sep_wcs:
         ref = frame_from_reference(params.driz_sep_refimage) if params.driz_sep_refimage else base
@@ -124,7 +150,58 @@ def _frames(exposures, params) -> tuple[OutputFrame, OutputFrame]:
     if params.driz_combine and params.final_wcs:
         ref = frame_from_reference(params.final_refimage) if params.final_refimage else base
         final = custom_frame(ref, _frame_values(params, "final_"))
+    if params.driz_separate:
+        _check_frame_size(single, "separate-drizzle", "driz_sep_", exposures, params)
+    if params.driz_combine:
+        _check_frame_size(final, "final", "final_", exposures, params)
     return single, final
+
+
+def _sky_groups(exposures) -> list[list]:
+    """Exposures grouped by footprint overlap (:func:`overlap_groups`), largest group first."""
+    footprints = [[chip_footprint(c.wcs, c.shape) for c in e.chips] for e in exposures]
+    groups = [[exposures[i] for i in g] for g in overlap_groups(footprints)]
+    return sorted(groups, key=len, reverse=True)
+
+
+def _describe_groups(groups) -> str:
+    """``"a.fits, b.fits (near RA 150.0000, Dec +2.0000); c.fits (near ...)"``."""
+    parts = []
+    for group in groups:
+        ra, dec = (float(v) for v in group[0].chips[0].wcs.wcs.crval)
+        parts.append(f"{', '.join(str(e.path) for e in group)} (near RA {ra:.4f}, Dec {dec:+.4f})")
+    return "; ".join(parts)
+
+
+def _refuse_disjoint(exposures, problem: str) -> None:
+    """Raise :class:`OutputTooLargeError` naming the exposures that do not overlap the rest,
+    when the inputs fall in more than one group of overlapping footprints."""
+    if len(exposures) < 2:
+        return
+    groups = _sky_groups(exposures)
+    if len(groups) < 2:
+        return
+    outside = [str(e.path) for g in groups[1:] for e in g]
+    verb = "does" if len(outside) == 1 else "do"
+    raise OutputTooLargeError(
+        f"{problem}: {', '.join(outside)} {verb} not overlap the other exposures on the sky. "
+        f"The inputs cover {len(groups)} separate areas: {_describe_groups(groups)}. "
+        "Combine the exposures of each area separately.")
+
+
+def _check_frame_size(frame: OutputFrame, role: str, prefix: str, exposures, params) -> None:
+    """Refuse a frame larger than ``max_output_pixels``, saying why it is so large."""
+    ny, nx = frame.shape
+    n_pixels = ny * nx
+    if n_pixels <= params.max_output_pixels:
+        return
+    problem = (f"the {role} output frame would be {nx} x {ny} pixels ({n_pixels:.3g} pixels, about "
+               f"{format_bytes(frame_bytes(frame.shape, len(exposures)))} of memory), more than "
+               f"max_output_pixels={params.max_output_pixels}")
+    _refuse_disjoint(exposures, problem)
+    raise OutputTooLargeError(
+        f"{problem}. Make the frame smaller ({prefix}scale, {prefix}outnx/{prefix}outny with "
+        f"{prefix}wcs=True) or raise max_output_pixels.")
 
 
 def _check_overlap(exposures, frame: OutputFrame, role: str) -> None:
@@ -147,6 +224,50 @@ def _check_overlap(exposures, frame: OutputFrame, role: str) -> None:
             outside.append(exposure.name)
     if outside:
         raise WCSError(f"{', '.join(outside)}: no overlap with the {role} output frame")
+
+
+def _label(exposure) -> str:
+    return f"{exposure.instrument or '?'}/{exposure.detector or '?'}"
+
+
+def _check_compatible(exposures) -> None:
+    """Refuse inputs of different instruments or detectors (one product per detector)."""
+    kinds = sorted({_label(e) for e in exposures})
+    if len(kinds) > 1:
+        listing = "; ".join(f"{e.path} (INSTRUME/DETECTOR {_label(e)})" for e in exposures)
+        raise IncompatibleInputsError(
+            f"inputs mix instruments/detectors ({', '.join(kinds)}), which cannot be combined into one "
+            f"product: {listing}. Combine the exposures of each instrument and detector separately.")
+
+
+def _contribution_bits(params):
+    """DQ bits that decide whether an input can contribute: those of the last drizzle that runs."""
+    if params.driz_combine:
+        return params.final_bits
+    if params.driz_separate:
+        return params.driz_sep_bits
+    return params.sky_bits
+
+
+def _usable(fn, items, xp, dropped: list) -> list:
+    """``fn`` over ``items`` (host threads); inputs raising :class:`UnusableInputError` are
+    dropped with a warning (and recorded in ``dropped``); any other error propagates."""
+    def attempt(item):
+        try:
+            return fn(item), None
+        except UnusableInputError as exc:
+            return None, exc
+
+    kept = []
+    for value, exc in host_map(attempt, items, xp):
+        if exc is None:
+            kept.append(value)
+        else:
+            log.warning("%s: input dropped, the other inputs are combined without it", exc)
+            dropped.append(exc)
+    if not kept:
+        raise NoUsableInputError("no input can contribute to a product: " + "; ".join(map(str, dropped)))
+    return kept
 
 
 # ----------------------------------------------------------------------------- sky
@@ -236,29 +357,38 @@ def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: Mem
 
 
 # ----------------------------------------------------------------------------- outputs
-def _write_intermediates(outdir, output_root, exposures, single_frame, store, median, blots, crmasks,
-                         statics, backend) -> list[Path]:
+def _write_intermediates(stage: StagedOutputs, outdir, output_root, chain, backend) -> list[Path]:
+    """Stage the static masks, single-drizzle images, median, blotted images and CR masks."""
+    from .. import __version__
+
+    exposures, params, single_frame = chain.exposures, chain.params, chain.single_frame
     written = []
-    if statics is not None:
-        for (extver, shape), mask in statics.items():
+    if chain.statics is not None:
+        for (extver, shape), mask in chain.statics.items():
             name = outdir / f"{output_root}_{shape[1]}x{shape[0]}_{extver}_staticMask.fits"
-            written.append(write_atomic(image_hdulist(backend.to_host(mask).astype(np.int16)), name))
-    if store is not None:
-        for exposure, (sci, wht) in zip(exposures, store):
-            for kind, data in (("sci", sci), ("wht", wht)):
-                name = outdir / f"{exposure.rootname}_single_{kind}.fits"
-                written.append(write_atomic(image_hdulist(backend.to_host(data), single_frame), name))
-    if median is not None:
+            written.append(stage.write(image_hdulist(backend.to_host(mask).astype(np.int16)), name))
+    if chain.store is not None:
+        for exposure, (sci, wht) in zip(exposures, chain.store):
+            sci_name = outdir / f"{exposure.rootname}_single_sci.fits"
+            wht_name = outdir / f"{exposure.rootname}_single_wht.fits"
+            sci_hdul, wht_hdul = single_hdulist(backend.to_host(sci), backend.to_host(wht), exposure,
+                                                single_frame, params, sci_name.name, wht_name.name,
+                                                __version__)
+            written += [stage.write(sci_hdul, sci_name), stage.write(wht_hdul, wht_name)]
+    if chain.median is not None:
         name = outdir / f"{output_root}_med.fits"
-        written.append(write_atomic(image_hdulist(backend.to_host(median), single_frame), name))
+        written.append(stage.write(median_hdulist(backend.to_host(chain.median), exposures, single_frame,
+                                                  params, name.name), name))
     for i, exposure in enumerate(exposures):
         for k, chip in enumerate(exposure.chips):
-            if blots is not None:
+            if chain.blots is not None:
                 name = outdir / f"{exposure.rootname}_sci{chip.extver}_blt.fits"
-                written.append(write_atomic(image_hdulist(backend.to_host(blots[i][k])), name))
-            if crmasks is not None:
+                written.append(stage.write(blot_hdulist(backend.to_host(chain.blots[i][k]), exposure, chip,
+                                                        name.name), name))
+            if chain.crmasks is not None:
                 name = outdir / f"{exposure.rootname}_sci{chip.extver}_crmask.fits"
-                written.append(write_atomic(image_hdulist(backend.to_host(crmasks[i][k]).astype(np.uint8)), name))
+                written.append(stage.write(crmask_hdulist(backend.to_host(chain.crmasks[i][k]), exposure,
+                                                          chip, name.name), name))
     return written
 
 
@@ -274,7 +404,9 @@ def _crclean(exposure, blots_i, crmasks_i, params, xp):
     cleaned, dqs = [], []
     for chip, blotted, crmask in zip(exposure.chips, blots_i, crmasks_i):
         keep = dq_good(chip.dq, params.crbit, xp) & crmask
-        cleaned.append(xp.where(keep, chip.sci, blotted))
+        # non-finite pixels (stored as 0) take the blotted median too, without a CR flag
+        use = keep if chip.finite is None else keep & chip.finite
+        cleaned.append(xp.where(use, chip.sci, blotted))
         dqs.append(xp.where(keep, np.uint16(0), np.uint16(params.crbit)))
     return cleaned, dqs
 
@@ -292,9 +424,6 @@ def _check_steps(params, n_images: int) -> AstroDrizzleParameters:
     cr_ok = params.driz_cr and blot_ok
     if params.driz_cr and not cr_ok:
         log.warning("driz_cr skipped: it needs the blotted median")
-    if params.final_wht_type == "IVM":
-        raise InvalidParameterError("final_wht_type='IVM' needs flat and dark reference files, "
-                                    "which hapgpu does not read; use 'EXP' or 'ERR'")
     changes = {k: v for k, v in (("median", median_ok), ("blot", blot_ok), ("driz_cr", cr_ok))
                if getattr(params, k) != v}
     return params.replace(**changes) if changes else params
@@ -335,12 +464,33 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
 
     Raises
     ------
-    InvalidParameterError, InvalidInputError, WCSError
-        Bad parameters; unreadable, incomplete or inconsistent inputs (the message names the
-        file); an exposure entirely outside an output frame.
+    InvalidParameterError
+        Bad parameter values; unknown parameter names (the message lists the closest valid
+        names).
+    InvalidInputError
+        A path that is missing, a directory, not a FITS file, truncated or corrupt; a file
+        without DQ for a chip or without gain/read-noise keywords (the message names the file).
+    NoUsableInputError
+        Every input was dropped as unusable (each file named with its reason).
+    IncompatibleInputsError
+        Inputs of different instruments or detectors (each file named with its INSTRUME and
+        DETECTOR).
+    OutputTooLargeError
+        An output frame would exceed ``max_output_pixels`` (default four HAP sky cells,
+        1.37e9 pixels); when the inputs cover separate areas of sky the message names the
+        exposures that do not overlap the others. Raised before any pixel array is read.
+    WCSError
+        A chip's WCS cannot be built; an exposure entirely outside an output frame.
 
     Notes
     -----
+    Unusable inputs are dropped with a warning naming the file, and the others are combined
+    (AstroDrizzle drops zero-exposure inputs the same way): exposure time missing, not finite
+    or not positive; no SCI extension with image data; every pixel non-finite or flagged in DQ
+    outside the good bits of the last drizzle step (``final_bits``). Non-finite science values
+    are bad pixels in every step (weight 0, left out of the static mask and sky statistics,
+    never flagged as cosmic rays); their number is logged once per file.
+
     Documented skips (logged as warnings, the rest of the chain runs): the median, blot and
     driz_cr steps need separately drizzled images of at least two exposures; blot needs the
     median and driz_cr the blotted median. Sky matching with a single image leaves MDRIZSKY as
@@ -349,10 +499,15 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     Differences from AstroDrizzle: products are always multi-extension (``build=True``); the
     product headers carry the first input's primary header and a curated SCI header instead of
     fitsblender's blended headers; ``final_wht_type="IVM"`` (which needs reference files) is
-    rejected. Nothing is written before every step has succeeded, and the product is written
-    under a temporary name and renamed.
+    rejected; non-finite input pixels are bad pixels (AstroDrizzle propagates them). Nothing is
+    written before every step has succeeded: every new file is written under a temporary name
+    and all are renamed together at the end, so a failure leaves no file named like a product.
     """
+    _check_keywords(parameters)
     params = resolve_parameters(pars, **parameters)
+    if params.final_wht_type == "IVM":
+        raise InvalidParameterError("final_wht_type='IVM' needs flat and dark reference files, "
+                                    "which hapgpu does not read; use 'EXP' or 'ERR'")
     backend = resolve_backend(backend)
     files = expand_inputs(inputs)
     timer = StepTimer(backend, progress)
@@ -361,6 +516,20 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates, timer)
     finally:
         timer.stop()
+
+
+_CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress")
+
+
+def _check_keywords(parameters: dict) -> None:
+    """Refuse keywords that are neither AstroDrizzle parameters nor this function's own,
+    naming the closest valid names."""
+    from ._parameters import accepted_names
+
+    unknown = sorted(k for k in parameters if k not in accepted_names())
+    if unknown:
+        raise InvalidParameterError("; ".join(
+            unknown_parameter_message(k, "astrodrizzle()", extra=_CALL_KEYWORDS) for k in unknown))
 
 
 @dataclass(eq=False)
@@ -384,10 +553,18 @@ def _prepare(files, params, backend, band_rows, timer: StepTimer) -> _Chain:
     """Read the inputs and derive the frames and the memory plan (step "read")."""
     with timer.step("read"):
         want_err = params.final_wht_type == "ERR"
-        exposures = host_map(lambda f: read_exposure(f, backend, params, want_err=want_err), files,
-                              backend.xp)
-        params = _check_steps(params, len(exposures))
+        dropped: list = []
+        # Headers first: refuse inputs that cannot go together before any pixel is read.
+        exposures = _usable(lambda f: inspect_exposure(f, params), files, backend.xp, dropped)
+        _check_compatible(exposures)
+        n_inspected = len(exposures)
         single_frame, final_frame = _frames(exposures, params)
+        bits = _contribution_bits(params)
+        exposures = _usable(lambda e: load_pixels(e, backend, params, want_err=want_err, usable_bits=bits,
+                                                  check_usable=True), exposures, backend.xp, dropped)
+        if len(exposures) != n_inspected:  # frames of the inputs actually combined
+            single_frame, final_frame = _frames(exposures, params)
+        params = _check_steps(params, len(exposures))
         if params.driz_separate:
             _check_overlap(exposures, single_frame, "separate-drizzle")
         if params.driz_combine:
@@ -436,46 +613,62 @@ def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool) -> None:
             chain.final = (sci, wht, ctx)
 
 
-def _write_inputs(chain: _Chain, outdir: Path, output_name: str, backend, update_inputs_dq: bool,
-                  result: AstroDrizzleResult) -> None:
-    """DQ (CR flags) and MDRIZSKY into the inputs or their copies; ``_crclean`` files."""
+def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name: str, backend,
+                  update_inputs_dq: bool, result: AstroDrizzleResult) -> None:
+    """DQ (CR flags) and MDRIZSKY into the inputs or their (staged) copies; ``_crclean`` files."""
     params, xp = chain.params, backend.xp
     flag_crs = chain.crmasks is not None and params.driz_combine  # AstroDrizzle flags CRs while drizzling
+    in_place = []
     for i, exposure in enumerate(chain.exposures):
         masks = chain.crmasks[i] if chain.crmasks is not None else [None] * len(exposure.chips)
         if flag_crs or params.skysub or params.resetbits:
             dqs = [backend.to_host(_final_dq(c, m if flag_crs else None, params.crbit, xp))
                    for c, m in zip(exposure.chips, masks)]
             skies = [c.computed_sky if params.skysub else None for c in exposure.chips]
-            target = None if update_inputs_dq else outdir / f"{output_name}_{exposure.name}"
-            result.files.append(update_inputs(exposure, dqs, skies, target))
+            if update_inputs_dq:
+                in_place.append((exposure, dqs, skies))
+            else:
+                target = outdir / f"{output_name}_{exposure.name}"
+                result.files.append(update_inputs(exposure, dqs, skies, target, stage))
         if params.driz_cr and params.driz_cr_corr:
             cleaned, crdq = _crclean(exposure, chain.blots[i], chain.crmasks[i], params, xp)
             hdul = crclean_hdulist(exposure, [backend.to_host(c) for c in cleaned], [backend.to_host(d) for d in crdq])
-            result.files.append(write_atomic(hdul, outdir / f"{exposure.rootname}_crclean.fits"))
+            for chip in exposure.chips if params.skysub else ():  # as the updated input will have
+                hdul["SCI", chip.extver].header["MDRIZSKY"] = (chip.computed_sky, "Sky value computed by AstroDrizzle")
+            result.files.append(stage.write(hdul, outdir / f"{exposure.rootname}_crclean.fits"))
         result.sky[exposure.name] = [c.computed_sky for c in exposure.chips]
         result.cosmic_rays[exposure.name] = [0 if m is None else int((~m).sum()) for m in masks]
+    for exposure, dqs, skies in in_place:  # last: everything else is staged by now
+        result.files.append(update_inputs(exposure, dqs, skies))
 
 
 def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_intermediates: bool,
            timer: StepTimer) -> AstroDrizzleResult:
-    """Write the product (temporary name, renamed), intermediates and input updates."""
+    """Write the product, intermediates and input updates.
+
+    Every new file goes to a temporary name; the inputs are updated in place last; then all
+    new files are renamed together. Any failure removes the temporary files, so no file named
+    like a product is left (inputs updated before the failure stay updated).
+    """
     from .. import __version__
 
     result = AstroDrizzleResult(None, chain.params)
     with timer.step("write"):
         outdir = output.parent
-        outdir.mkdir(parents=True, exist_ok=True)
-        if chain.final is not None:
-            result.product = product_path(output, chain.exposures)
-            hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params, result.product,
-                                 __version__)
-            result.files.append(write_atomic(hdul, result.product))
-        if save_intermediates:
-            result.files += _write_intermediates(outdir, output.name, chain.exposures, chain.single_frame,
-                                                 chain.store, chain.median, chain.blots, chain.crmasks,
-                                                 chain.statics, backend)
-        _write_inputs(chain, outdir, output.name, backend, update_inputs_dq, result)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"{outdir}: cannot create the output folder: {exc}") from exc
+        with StagedOutputs() as stage:
+            if chain.final is not None:
+                result.product = product_path(output, chain.exposures)
+                hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params,
+                                     result.product, __version__)
+                result.files.append(stage.write(hdul, result.product))
+            if save_intermediates:
+                result.files += _write_intermediates(stage, outdir, output.name, chain, backend)
+            _write_inputs(chain, stage, outdir, output.name, backend, update_inputs_dq, result)
+            stage.commit()
     return result
 
 

@@ -1,7 +1,8 @@
 """Writing AstroDrizzle products: the DRZ/DRC file, intermediates, and the inputs' DQ updates.
 
-Every file is written under a temporary name in its destination folder and renamed when
-complete, so a failure never leaves a partial file behind.
+Every file is written under a temporary name in its destination folder (:class:`StagedOutputs`)
+and all of them are renamed together once every one is complete, so a failure never leaves a
+partial file, nor a product without its companions, behind.
 """
 
 from __future__ import annotations
@@ -10,18 +11,24 @@ import logging
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, OutputWriteError
 
 __all__ = [
     "product_path",
     "build_product",
     "write_atomic",
+    "StagedOutputs",
     "update_inputs",
     "image_hdulist",
+    "single_hdulist",
+    "median_hdulist",
+    "blot_hdulist",
+    "crmask_hdulist",
     "crclean_hdulist",
 ]
 
@@ -86,29 +93,42 @@ def _driz_cards(index: int, values: dict) -> list[tuple]:
     return [(prefix + key, "" if value is None else value, _DRIZ_COMMENTS[key]) for key, value in values.items()]
 
 
-def _chip_records(exposures, frame, params, product: Path, version: str) -> list[dict]:
+def _chip_records(exposures, frame, params, product: Path, version: str, *, single: bool = False,
+                  weight_name: str | None = None) -> list[dict]:
+    """One ``Dnnn*`` drizzle-history record per chip drizzled onto ``product``.
+
+    ``single`` selects the separate-drizzle settings (``driz_sep_*``, count-rate output, no
+    context image), as AstroDrizzle records them in its ``_single_sci`` files.
+    """
     from ._stages import wt_scl_value
 
+    if single:
+        kernel, pixfrac, fillval = params.driz_sep_kernel, params.driz_sep_pixfrac, params.driz_sep_fillval
+        wt_scl, units, mask = params.driz_sep_wt_scl, "cps", "single_mask"
+    else:
+        kernel, pixfrac, fillval = params.final_kernel, params.final_pixfrac, params.final_fillval
+        wt_scl, units, mask = params.final_wt_scl, params.final_units, "final_mask"
     records = []
     for exposure in exposures:
         for chip in exposure.chips:
             pix_ratio = frame.pscale / chip.wcslin_pscale
-            wtscl = 1.0 / pix_ratio ** 4 if params.final_wht_type == "ERR" else wt_scl_value(params.final_wt_scl)
+            err_weighted = params.final_wht_type == "ERR" and not single
+            wtscl = 1.0 / pix_ratio ** 4 if err_weighted else wt_scl_value(wt_scl)
             records.append({
                 "VER": f"hapgpu {version}",
                 "GEOM": "wcs",
                 "DATA": f"{exposure.name}[sci,{chip.extver}]",
                 "DEXP": exposure.exptime,
                 "OUDA": product.name,
-                "OUWE": product.name.replace(".fits", "_wht.fits"),
-                "OUCO": product.name.replace(".fits", "_ctx.fits") if params.context else "",
-                "MASK": f"{exposure.rootname}_sci{chip.extver}_final_mask.fits",
+                "OUWE": weight_name or product.name.replace(".fits", "_wht.fits"),
+                "OUCO": product.name.replace(".fits", "_ctx.fits") if params.context and not single else "",
+                "MASK": f"{exposure.rootname}_sci{chip.extver}_{mask}.fits",
                 "WTSC": int(wtscl) if float(wtscl).is_integer() else wtscl,
-                "KERN": params.final_kernel,
-                "PIXF": params.final_pixfrac,
+                "KERN": kernel,
+                "PIXF": pixfrac,
                 "COEF": "SIP",
-                "OUUN": params.final_units,
-                "FVAL": "INDEF" if params.final_fillval is None else params.final_fillval,
+                "OUUN": units,
+                "FVAL": "INDEF" if fillval is None else fillval,
                 "WKEY": "",
                 "SCAL": frame.pscale,
                 "ISCL": chip.idcscale,
@@ -122,6 +142,29 @@ def _output_bunit(exposures, units: str) -> str:
     if units == "cps":
         return bunit if slash > 0 else bunit + "/S"
     return bunit[:slash] if slash > 0 else bunit
+
+
+def _primary_cards(header) -> list:
+    """Cards of an input primary header that also describe a product made from it."""
+    keep = []
+    for card in header.cards:
+        if card.keyword in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "") or card.keyword in _PRIMARY_DROP:
+            continue
+        if card.keyword in ("COMMENT", "HISTORY") or card.keyword.startswith("NAXIS"):
+            continue
+        keep.append(card)
+    return keep
+
+
+def _exposure_cards(exposures) -> list[tuple]:
+    """EXPTIME, TEXPTIME, EXPSTART, EXPEND of a set of exposures (summed and bracketing)."""
+    texptime = sum({e.path: e.exptime for e in exposures}.values())
+    return [
+        ("EXPTIME", texptime, "exposure duration (seconds)--calculated"),
+        ("TEXPTIME", texptime, "total exposure time (seconds)"),
+        ("EXPSTART", min(e.expstart for e in exposures), "exposure start time (Modified Julian Date)"),
+        ("EXPEND", max(e.expend for e in exposures), "exposure end time (Modified Julian Date)"),
+    ]
 
 
 def build_product(sci, wht, ctx, frame, exposures, params, product: Path, version: str):
@@ -151,23 +194,16 @@ def build_product(sci, wht, ctx, frame, exposures, params, product: Path, versio
     from astropy.io import fits
 
     primary = fits.PrimaryHDU()
-    for card in exposures[0].primary_header.cards:
-        if card.keyword in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "") or card.keyword in _PRIMARY_DROP:
-            continue
-        if card.keyword in ("COMMENT", "HISTORY"):
-            continue
+    for card in _primary_cards(exposures[0].primary_header):
         primary.header.append(card, end=True)
-    texptime = sum({e.path: e.exptime for e in exposures}.values())
     header = primary.header
     header["EXTEND"] = True
     header["DATE"] = (time.strftime("%Y-%m-%d"), "date this file was written (yyyy-mm-dd)")
     header["NEXTEND"] = (3, "Number of standard extensions")
     header["FILENAME"] = (product.name, "name of file")
     header["ROOTNAME"] = (product.name.rsplit("_", 1)[0], "rootname of the observation set")
-    header["EXPTIME"] = (texptime, "exposure duration (seconds)--calculated")
-    header["TEXPTIME"] = (texptime, "total exposure time (seconds)")
-    header["EXPSTART"] = (min(e.expstart for e in exposures), "exposure start time (Modified Julian Date)")
-    header["EXPEND"] = (max(e.expend for e in exposures), "exposure end time (Modified Julian Date)")
+    for key, value, comment in _exposure_cards(exposures):
+        header[key] = (value, comment)
     header["ASN_MTYP"] = "PROD-DTH"
     if "DRIZCORR" in header:
         header["DRIZCORR"] = "COMPLETE"
@@ -212,17 +248,195 @@ def image_hdulist(data, frame=None, header_cards=()):
     return fits.HDUList([hdu])
 
 
+# ----------------------------------------------------------------------------- intermediates
+def _intermediate_hdulist(data, cards: list, file_type: str, name: str):
+    """A simple FITS file (data in the primary HDU) with ``cards`` (cards or tuples)."""
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(np.asarray(data))
+    header = hdu.header
+    for card in cards:
+        if isinstance(card, tuple):
+            header[card[0]] = card[1] if len(card) == 2 or card[2] is None else (card[1], card[2])
+        elif card.keyword not in header:
+            header.append(card, end=True)
+    header["FILENAME"] = (name, "name of file")
+    header["FILETYPE"] = (file_type, "type of data in array")
+    return fits.HDUList([hdu])
+
+
+def _sci_carry_cards(chip) -> list[tuple]:
+    return [(key, chip.header[key], chip.header.comments[key]) for key in _SCI_CARRY if key in chip.header]
+
+
+def single_hdulist(sci, wht, exposure, frame, params, sci_name: str, wht_name: str, version: str):
+    """The ``_single_sci`` and ``_single_wht`` files of one exposure (separate drizzle).
+
+    Headers as AstroDrizzle writes these simple FITS files: the input's primary header,
+    ROOTNAME, the exposure's EXPTIME/TEXPTIME/EXPSTART/EXPEND, NCOMBINE 1, BUNIT (count rate of
+    the input's units; SCI only), the ``Dnnn*`` drizzle-history keywords of each chip with the
+    ``driz_sep_*`` settings, and the frame's WCS.
+
+    Returns
+    -------
+    (astropy.io.fits.HDUList, astropy.io.fits.HDUList)
+        SCI and WHT files.
+    """
+    cards = list(_primary_cards(exposure.primary_header))
+    cards.append(("ROOTNAME", exposure.rootname, "rootname of the observation set"))
+    cards += _exposure_cards([exposure])
+    cards.append(("NCOMBINE", 1, "number of image sets combined"))
+    records = _chip_records([exposure], frame, params, Path(sci_name), version, single=True,
+                            weight_name=wht_name)
+    cards.append(("NDRIZIM", len(records), "Drizzle, No. images drizzled onto output"))
+    for index, record in enumerate(records, start=1):
+        cards += _driz_cards(index, record)
+    cards += _wcs_cards(frame)
+    sci_cards = cards + [("BUNIT", _output_bunit([exposure], "cps"), "Units of science product")]
+    sci_cards += _sci_carry_cards(exposure.chips[0])
+    return (_intermediate_hdulist(np.asarray(sci, np.float32), sci_cards, "SCI", sci_name),
+            _intermediate_hdulist(np.asarray(wht, np.float32), cards, "WHT", wht_name))
+
+
+def median_hdulist(median, exposures, frame, params, name: str):
+    """The ``_med`` file: the median image of the single-drizzle stack.
+
+    Header: the first input's primary header, the stack's EXPTIME/TEXPTIME (summed),
+    EXPSTART/EXPEND (bracketing), NCOMBINE (images in the stack), the combination
+    (``combine_type``), BUNIT (count rate) and the frame's WCS. AstroDrizzle copies the first
+    ``_single_sci`` header instead, which labels the median with one exposure's time.
+    """
+    cards = list(_primary_cards(exposures[0].primary_header))
+    cards += _exposure_cards(exposures)
+    cards.append(("NCOMBINE", len(exposures), "number of image sets combined"))
+    cards.append(("COMBTYPE", params.combine_type, "median step: combination of the stack"))
+    cards.append(("BUNIT", _output_bunit(exposures, "cps"), "Units of science product"))
+    cards += _sci_carry_cards(exposures[0].chips[0])
+    cards += _wcs_cards(frame)
+    return _intermediate_hdulist(np.asarray(median, np.float32), cards, "SCI", name)
+
+
+def _chip_wcs_cards(chip) -> list[tuple]:
+    """The chip's own WCS (CD matrix and SIP; lookup-table distortions cannot be written here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = chip.wcs.to_header(relax=True)
+    cards = []
+    for card in header.cards:
+        if card.keyword.startswith(("PC1_", "PC2_", "CDELT")):
+            continue
+        cards.append((card.keyword, card.value, card.comment))
+    cd = chip.wcs.wcs.cd
+    cards += [(f"CD{i + 1}_{j + 1}", float(cd[i, j]), None) for i in range(2) for j in range(2)]
+    return cards
+
+
+def blot_hdulist(blotted, exposure, chip, name: str):
+    """A ``_blt`` file: the median blotted back onto one chip (native units, sky added).
+
+    Header: the input's primary header, the exposure's EXPTIME/EXPSTART/EXPEND, CCDCHIP (the
+    chip's SCI EXTVER), BUNIT (the chip's native units), MDRIZSKY (the sky added back) and the
+    chip's WCS, as AstroDrizzle's blot product carries the chip's header and WCS.
+    """
+    cards = list(_primary_cards(exposure.primary_header))
+    cards += _exposure_cards([exposure])
+    cards.append(("CCDCHIP", chip.extver, "SCI extension version of the input chip"))
+    cards.append(("BUNIT", chip.bunit, "brightness units"))
+    if chip.computed_sky is not None:
+        cards.append(("MDRIZSKY", chip.computed_sky, "Sky value computed by AstroDrizzle"))
+    cards += _chip_wcs_cards(chip)
+    return _intermediate_hdulist(np.asarray(blotted, np.float32), cards, "SCI", name)
+
+
+def crmask_hdulist(mask, exposure, chip, name: str):
+    """A ``_crmask`` file: 1 where driz_cr kept the pixel, 0 at a cosmic ray (uint8).
+
+    AstroDrizzle writes the bare array; the header here also says which input chip it
+    belongs to (ROOTNAME, CCDCHIP), its EXPTIME and the chip's WCS.
+    """
+    cards = [("ROOTNAME", exposure.rootname, "rootname of the observation set"),
+             ("CCDCHIP", chip.extver, "SCI extension version of the input chip"),
+             _exposure_cards([exposure])[0]]
+    cards += _chip_wcs_cards(chip)
+    return _intermediate_hdulist(np.asarray(mask, np.uint8), cards, "CRMASK", name)
+
+
+# ----------------------------------------------------------------------------- writing
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+class StagedOutputs:
+    """Files written under temporary names in their destination folders, renamed together.
+
+    ``write`` (or ``reserve`` and a write of one's own) puts each file at a temporary name
+    beside its final one; :meth:`commit` renames them all once everything is written;
+    :meth:`discard` removes whatever was written. Used as a context manager it discards on
+    any exception, so a failed run leaves no file named like a product.
+    """
+
+    def __init__(self):
+        self._pending: list[tuple[Path, Path]] = []
+
+    def reserve(self, path) -> Path:
+        """Record ``path`` as an output; return the temporary name to write it under."""
+        path = Path(path)
+        tmp = _temporary_name(path)
+        self._pending.append((tmp, path))
+        return tmp
+
+    def write(self, hdul, path) -> Path:
+        """Write ``hdul`` under the temporary name of ``path``; return ``path``.
+
+        Raises
+        ------
+        OutputWriteError
+            The file cannot be written (the message names ``path`` and the reason).
+        """
+        tmp = self.reserve(path)
+        try:
+            hdul.writeto(tmp, overwrite=True)
+        except OSError as exc:
+            raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+        return Path(path)
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary file to its final name; return the final names."""
+        done = []
+        for tmp, path in self._pending:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+            done.append(path)
+        self._pending = []
+        return done
+
+    def discard(self) -> None:
+        """Remove every temporary file written so far."""
+        for tmp, _ in self._pending:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self._pending = []
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
 def write_atomic(hdul, path: Path) -> Path:
     """Write ``hdul`` to ``path`` through a temporary file renamed on success."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        hdul.writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with StagedOutputs() as stage:
+        stage.write(hdul, path)
+        stage.commit()
+    return Path(path)
 
 
 def crclean_hdulist(exposure, cleaned: list, crdq: list):
@@ -247,25 +461,24 @@ def _write_dq_and_sky(path: Path, exposure, dq_arrays: list, skies: list) -> Non
                 hdul["SCI", chip.extver].header["MDRIZSKY"] = (sky, "Sky value computed by AstroDrizzle")
 
 
-def update_inputs(exposure, dq_arrays: list, skies: list, target: Path | None = None) -> Path:
+def update_inputs(exposure, dq_arrays: list, skies: list, target: Path | None = None,
+                  stage: StagedOutputs | None = None) -> Path:
     """Write the final DQ arrays (and MDRIZSKY) into the input file, or into a copy ``target``.
 
     The input is updated in place, as AstroDrizzle does; a copy is written under a temporary
-    name and renamed when complete.
+    name, renamed by ``stage.commit()`` (or at once without a ``stage``).
     """
     try:
         if target is None:
             _write_dq_and_sky(exposure.path, exposure, dq_arrays, skies)
             return exposure.path
         target = Path(target)
-        tmp = target.with_name(f".{target.name}.part")
-        try:
+        with StagedOutputs() if stage is None else nullcontext(stage) as staging:
+            tmp = staging.reserve(target)
             shutil.copyfile(exposure.path, tmp)
             _write_dq_and_sky(tmp, exposure, dq_arrays, skies)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+            if stage is None:
+                staging.commit()
         return target
     except OSError as exc:
         raise InvalidInputError(f"{exposure.path}: cannot write the updated DQ: {exc}") from exc

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MemoryPlan", "plan_memory", "StepTimer", "host_map"]
+__all__ = ["MemoryPlan", "plan_memory", "frame_bytes", "format_bytes", "StepTimer", "host_map"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,39 @@ _ACCUMULATOR_BYTES = 40
 _MEDIAN_BYTES_PER_IMAGE = 48
 _MEDIAN_BYTES_FIXED = 96
 _CPU_MEDIAN_BUDGET = 512 * 2**20
+
+
+def frame_bytes(frame_shape, n_images: int) -> int:
+    """Bytes the chain holds for an output frame processed whole (no bands).
+
+    The separately drizzled stack (float32 SCI and WHT per image), one drizzle accumulator
+    (:data:`_ACCUMULATOR_BYTES` per pixel) and the final SCI, WHT and one CTX plane (4 bytes
+    each). An estimate made before anything is allocated, to refuse absurd frames.
+
+    Parameters
+    ----------
+    frame_shape : (int, int)
+        ``(ny, nx)``.
+    n_images : int
+        Number of input exposures.
+
+    Returns
+    -------
+    int
+        Bytes (a Python integer: no overflow for any frame).
+    """
+    ny, nx = (int(n) for n in frame_shape)
+    return ny * nx * (8 * max(int(n_images), 1) + _ACCUMULATOR_BYTES + 12)
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in binary units: ``"1.02 TiB"``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024.0 or unit == "PiB":
+            return f"{value:.3g} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024.0
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

@@ -58,15 +58,19 @@ def static_masks(exposures, sigma: float, xp) -> dict:
 
     A chip pixel is bad when it lies more than ``sigma`` standard deviations below the chip's
     histogram mode (3-pass clipped statistics on the raw data); masks of the chips that share
-    a signature are combined with AND.
+    a signature are combined with AND. Pixels whose science value was not finite take no part
+    in the statistics and are never flagged here (they are bad in every stage through
+    ``Chip.finite``, so flagging them would only mask the other exposures' pixels).
     """
     chips = [(exposure, chip) for exposure in exposures for chip in exposure.chips]
 
     def threshold(item):
         exposure, chip = item
-        # Inputs are finite (checked on reading), so nanmin/nanmax are min/max.
-        stats = image_statistics(chip.sci, nclip=3, mode=True,
-                                 lower=float(chip.sci.min()), upper=float(chip.sci.max()))
+        values = chip.sci if chip.finite is None else chip.sci[chip.finite]
+        if values.size == 0:
+            return None
+        stats = image_statistics(values, nclip=3, mode=True,
+                                 lower=float(values.min()), upper=float(values.max()))
         log.debug("static mask %s[SCI,%d]: mode %.6g, rms %.6g", exposure.name, chip.extver,
                   stats.mode, stats.stddev)
         return stats.mode - sigma * stats.stddev if stats.nbins >= 2 else None
@@ -75,7 +79,8 @@ def static_masks(exposures, sigma: float, xp) -> dict:
     for (_, chip), limit in zip(chips, host_map(threshold, chips, xp)):
         mask = masks.setdefault((chip.extver, chip.shape), xp.ones(chip.shape, dtype=bool))
         if limit is not None:
-            mask &= ~(chip.sci < np.float32(limit))
+            low = chip.sci < np.float32(limit)
+            mask &= ~(low if chip.finite is None else low & chip.finite)
     return masks
 
 
@@ -85,12 +90,14 @@ def static_mask_of(masks: dict | None, chip):
 
 
 def sky_masks(exposures, bits, statics: dict | None, use_static: bool, xp) -> list[list]:
-    """Per chip: DQ good (``bits``) AND the static mask (when ``use_static``)."""
+    """Per chip: DQ good (``bits``) AND finite AND the static mask (when ``use_static``)."""
     out = []
     for exposure in exposures:
         row = []
         for chip in exposure.chips:
             mask = dq_good(chip.dq, bits, xp)
+            if chip.finite is not None:
+                mask = mask & chip.finite
             static = static_mask_of(statics, chip) if use_static else None
             if static is not None:
                 mask = mask & static

@@ -69,7 +69,11 @@ def _sky_subtracted(chip):
 
 
 def _good(chip, bits, statics, xp, crmask=None):
+    """Good-pixel mask of ``chip``: DQ good under ``bits``, finite science value, static mask
+    and driz_cr mask (each when given)."""
     good = dq_good(chip.dq, bits, xp)
+    if chip.finite is not None:
+        good = good & chip.finite
     static = static_mask_of(statics, chip)
     if static is not None:
         good = good & static
@@ -176,10 +180,18 @@ def blot_chip(median, chip, frame, pmaps: PixelMapCache, params, backend):
 
 
 def cr_mask(chip, blotted, params):
-    """driz_cr good-pixel mask of ``chip`` (bool, True = kept) from its blotted median."""
+    """driz_cr good-pixel mask of ``chip`` (bool, True = kept) from its blotted median.
+
+    Pixels whose science value was not finite are bad pixels, not cosmic rays: they are
+    compared as equal to the model, so they are never flagged nor grow a flag onto their
+    neighbours (the drizzle stages give them weight 0 through ``Chip.finite``).
+    """
+    xp = array_module(chip.sci)
     factor = _F32(chip.conversion_factor)
     model = blotted * factor
     data = chip.sci * factor
+    if chip.finite is not None:
+        data = xp.where(chip.finite, data, model)
     return cosmic_ray_mask(data, model, abs_derivative(model),
                            background=chip.subtracted_sky * chip.conversion_factor,
                            gain=chip.eff_gain, readnoise=chip.rdnoise, snr=params.driz_cr_snr,

@@ -23,6 +23,13 @@ alignment quality         :func:`focus_index`, :func:`build_focus_dict`,
                           :func:`evaluate_focus`, :func:`compute_similarity`,
                           :func:`detect_point_sources`, :func:`max_overlap_diff`
 ========================  ===================================================================
+
+Arrays are taken as users have them: either byte order (``astropy.io.fits.getdata`` returns
+big-endian data), strided or read-only views, masked arrays (their data) and Quantities (their
+values), and integer, boolean or float images where the reference accepts them. Each array
+argument (data, masks, errors, thresholds, segmentation images, positions, weights) is
+converted once at the public boundary (:func:`hapgpu.detection._common.native_array` and
+``to_backend``) to a native-order, C-ordered, writeable array, and results are native-order.
 """
 
 from .aperture import CircularAnnulus, CircularAperture, aperture_photometry, aperture_stats_tbl

@@ -24,7 +24,7 @@ from astropy.table import QTable, Table
 
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import aperture as kap
-from ._common import as_image, as_mask, get_backend, launch, strip_unit
+from ._common import as_image, as_mask, get_backend, launch, native_array, strip_unit
 
 __all__ = ["CircularAperture", "CircularAnnulus", "aperture_photometry", "aperture_stats_tbl"]
 
@@ -32,7 +32,7 @@ _METHODS = {"exact": kap.M_EXACT, "center": kap.M_CENTER, "subpixel": kap.M_SUBP
 
 
 def _as_positions(positions) -> np.ndarray:
-    pos = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+    pos = np.atleast_2d(native_array(positions, dtype=np.float64))
     if pos.ndim != 2 or pos.shape[1] != 2:
         raise InvalidInputError(f"positions must be (x, y) pairs, got shape {pos.shape}")
     if not np.all(np.isfinite(pos)):
@@ -188,7 +188,9 @@ def aperture_photometry(data, apertures, error=None, mask=None, method="exact", 
     pos = geoms[0][0]
     for g in geoms[1:]:
         if not np.array_equal(g[0], pos):
-            raise InvalidInputError("Input apertures must all have identical positions")
+            raise InvalidInputError(
+                "every aperture in the list must be centred on the same positions (one "
+                "photometry table row per position)")
     table = QTable()
     table["id"] = np.arange(pos.shape[0], dtype=int) + 1
     table["x_center"] = pos[:, 0]

@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import stats as kstats
 from ..kernels.detection import zoom as kzoom
-from ._common import as_mask, get_backend, launch, strip_unit
+from ._common import as_image, as_mask, dtype_of, get_backend, launch, strip_unit
 
 __all__ = [
     "Background2D",
@@ -230,16 +230,15 @@ class Background2D:
         bk = get_backend(backend)
         self._backend = bk
         values, self._unit = strip_unit(data)
-        arr = bk.asarray(values) if bk.name == "gpu" else np.asarray(values)
-        if arr.ndim != 2:
-            raise InvalidInputError(f"data must be a 2-D array, got shape {tuple(arr.shape)}")
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float32)
+        # integer and boolean images become float32, as photutils does
+        arr = as_image(values, "data", bk,
+                       dtype=None if dtype_of(values).kind == "f" else np.float32)
         if interpolator is not None and type(interpolator).__name__ not in (
                 "BkgZoomInterpolator", "_BkgZoomInterpolator"):
             raise InvalidParameterError("only the default zoom interpolator is supported")
         if not 0 <= exclude_percentile <= 100:
-            raise InvalidParameterError("exclude_percentile must be between 0 and 100")
+            raise InvalidParameterError(
+                f"exclude_percentile is a percentage in [0, 100], got {exclude_percentile!r}")
         self.box_size = _as_pair("box_size", box_size, arr.shape)
         self.filter_size = _as_pair("filter_size", filter_size)
         if any(s % 2 == 0 for s in self.filter_size):
@@ -284,9 +283,10 @@ class Background2D:
             total = mask if mask is not None else cov
         finite = xp.isfinite(arr)
         if not bool(finite.any()):
-            raise InvalidInputError("Input data contains all non-finite values")
+            raise InvalidInputError("Background2D: data has no finite pixel")
         if total is not None and not bool((finite & ~total).any()):
-            raise InvalidInputError("All input pixels are masked. Cannot compute a background.")
+            raise InvalidInputError(
+                "Background2D: mask and coverage_mask leave no finite pixel to estimate from")
         do_clip, lo, hi, iters = _clip_params(self.sigma_clip)
         by, bx = self.box_size
         good = (1 - self.exclude_percentile / 100.0) * by * bx
@@ -294,16 +294,17 @@ class Background2D:
         use_mask = total is not None
         if bk.name == "cpu":
             m = total if use_mask else np.zeros((1, 1), dtype=bool)
-            bkg, rms, ngood = kstats.box_statistics(np.ascontiguousarray(arr), m, use_mask, by,
-                                                    bx, lo, hi, iters, do_clip, self._bkg_id,
-                                                    self._rms_id, good, as_f32)
+            bkg, rms, ngood = kstats.box_statistics(arr, m, use_mask, by, bx, lo, hi, iters,
+                                                    do_clip, self._bkg_id, self._rms_id, good,
+                                                    as_f32)
         else:
             bkg, rms, ngood = self._box_stats_cuda(arr, total, use_mask, lo, hi, iters,
                                                    do_clip, good, as_f32)
         if np.all(np.isnan(bkg)):
             raise InvalidInputError(
-                f"All boxes contain <= {good} unmasked or finite pixels (box_size="
-                f"{self.box_size}, exclude_percentile={self.exclude_percentile}).")
+                f"Background2D: no box of {self.box_size} keeps more than {good:g} usable "
+                f"pixels (exclude_percentile={self.exclude_percentile}); use larger boxes or "
+                "a larger exclude_percentile")
         return bkg.astype(self._dtype), rms.astype(self._dtype), ngood
 
     def _box_stats_cuda(self, arr, mask, use_mask, lo, hi, iters, do_clip, good, as_f32):

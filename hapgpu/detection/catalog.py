@@ -18,6 +18,8 @@ radius always runs on the host.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
@@ -70,7 +72,7 @@ _FROM_DETECTION = {
     "covariance", "covariance_eigvals", "semimajor_axis", "semiminor_axis", "fwhm",
     "orientation", "eccentricity", "elongation", "ellipticity", "covariance_xx",
     "covariance_yy", "covariance_xy", "ellipse_cxx", "ellipse_cyy", "ellipse_cxy",
-    "kron_radius", "_covariance", "_measured_kron_radius",
+    "kron_radius", "_ellipse", "_measured_kron_radius",
 }
 
 _METHODS = {"none": kmeas.APERMASK_NONE, "mask": kmeas.APERMASK_MASK,
@@ -80,11 +82,15 @@ _METHODS = {"none": kmeas.APERMASK_NONE, "mask": kmeas.APERMASK_MASK,
 def _validate_kron_params(kron_params):
     params = tuple(float(v) for v in np.atleast_1d(kron_params))
     if len(params) not in (2, 3):
-        raise InvalidParameterError("kron_params must have 2 or 3 elements")
+        raise InvalidParameterError(
+            f"kron_params takes (scale, minimum radius[, minimum circular radius]), got "
+            f"{len(params)} value(s)")
     if params[0] <= 0 or params[1] <= 0:
-        raise InvalidParameterError("kron_params[0] and kron_params[1] must be > 0")
+        raise InvalidParameterError(
+            f"the Kron scale and minimum radius must be positive, got {params[:2]}")
     if len(params) == 3 and params[2] < 0:
-        raise InvalidParameterError("kron_params[2] must be >= 0")
+        raise InvalidParameterError(
+            f"the minimum circular Kron radius must not be negative, got {params[2]}")
     return params
 
 
@@ -104,6 +110,73 @@ def _central_moments(raw, xc, yc):
                               * raw[:, a, b])
             out[:, p, q] = total
     return out
+
+
+class _MomentEllipse(NamedTuple):
+    """Shape of the moment image of each source (float64 arrays of shape (n,), pixels)."""
+
+    x2: np.ndarray      # variance along x (after widening)
+    y2: np.ndarray      # variance along y
+    xy: np.ndarray      # x-y covariance
+    major2: np.ndarray  # A**2, the larger principal variance
+    minor2: np.ndarray  # B**2, the smaller principal variance
+    theta: np.ndarray   # position angle of the major axis, radians from +x, counter-clockwise
+
+
+# SExtractor's smallest variance of a pixel-sized source: a uniform pixel has variance 1/12.
+_PIXEL_VARIANCE = 1.0 / 12.0
+
+
+def _moment_ellipse(mu) -> _MomentEllipse:
+    """Variances, principal axes and angle of each source from its central moments.
+
+    Formulas of SExtractor (Bertin & Arnouts 1996, A&AS 117, 393; SExtractor manual,
+    "Basic shape parameters"), as photutils' ``SourceCatalog`` applies them:
+
+    * ``x2 = mu_02 / mu_00``, ``y2 = mu_20 / mu_00``, ``xy = mu_11 / mu_00`` with
+      ``mu_pq = sum (y - yc)**p (x - xc)**q I``;
+    * a source whose covariance determinant ``x2 y2 - xy**2`` is negative is undefined (NaN);
+      one thinner than a pixel (determinant below ``(1/12)**2``) has ``1/12``, a uniform
+      pixel's variance, added to ``x2`` and ``y2`` until it is not;
+    * ``A**2, B**2 = (x2 + y2) / 2 +- sqrt(((x2 - y2) / 2)**2 + xy**2)``, the eigenvalues of
+      the covariance (NaN if either is negative);
+    * ``theta = atan2(2 xy, x2 - y2) / 2``.
+
+    Parameters
+    ----------
+    mu : ndarray, float64, shape (n, 4, 4)
+        Central moments ``mu[:, p, q]`` (``p`` the power of y).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x2 = mu[:, 0, 2] / mu[:, 0, 0]
+        y2 = mu[:, 2, 0] / mu[:, 0, 0]
+        xy = mu[:, 1, 1] / mu[:, 0, 0]
+        determinant = x2 * y2 - xy * xy
+        undefined = determinant < 0
+        x2[undefined] = y2[undefined] = xy[undefined] = np.nan
+        thin = determinant < _PIXEL_VARIANCE ** 2
+        while np.any(thin):
+            x2[thin] += _PIXEL_VARIANCE
+            y2[thin] += _PIXEL_VARIANCE
+            thin &= x2 * y2 - xy * xy < _PIXEL_VARIANCE ** 2
+        mean = 0.5 * (x2 + y2)
+        half_split = np.hypot(0.5 * (x2 - y2), xy)
+        major2 = mean + half_split
+        minor2 = mean - half_split
+        negative = (minor2 < 0) | (major2 < 0)
+        major2[negative] = minor2[negative] = np.nan
+        theta = 0.5 * np.arctan2(2.0 * xy, x2 - y2)
+    return _MomentEllipse(x2, y2, xy, major2, minor2, theta)
+
+
+def _ellipse_equation(major2, minor2, theta):
+    """SExtractor's ``(CXX, CYY, CXY)`` of the 1-sigma ellipse
+    ``CXX x**2 + CYY y**2 + CXY x y = 1`` (SExtractor manual, "Ellipse parameters")."""
+    cos_t, sin_t = np.cos(theta), np.sin(theta)
+    cxx = cos_t ** 2 / major2 + sin_t ** 2 / minor2
+    cyy = sin_t ** 2 / major2 + cos_t ** 2 / minor2
+    cxy = 2.0 * cos_t * sin_t * (1.0 / major2 - 1.0 / minor2)
+    return cxx, cyy, cxy
 
 
 def _bilinear_nearest(image, x, y):
@@ -172,7 +245,8 @@ class SourceCatalog:
         arr = as_image(data_host, "data", bk)
         segm = as_segmentation_image(segmentation_image, arr.shape)
         if segm.n_labels == 0:
-            raise InvalidInputError("segmentation_image must have at least one non-zero label")
+            raise InvalidInputError(
+                "segmentation_image labels no source (every pixel is 0): nothing to measure")
         if local_bkg_width != 0:
             raise InvalidParameterError("only local_bkg_width=0 is supported")
         if aperture_mask_method not in _METHODS:
@@ -437,123 +511,99 @@ class SourceCatalog:
         return self._cached("moments_central", compute)
 
     @property
-    def _covariance(self) -> np.ndarray:
-        def compute():
-            mu = self.moments_central
-            with np.errstate(invalid="ignore", divide="ignore"):
-                norm = mu / mu[:, 0, 0][:, None, None]
-            covar = np.stack([norm[:, 0, 2], norm[:, 1, 1], norm[:, 1, 1], norm[:, 2, 0]],
-                             axis=1).reshape(-1, 2, 2)
-            delta = 1.0 / 12
-            with np.errstate(invalid="ignore"):
-                det = np.linalg.det(covar)
-                covar[det < 0] = np.nan
-                idx = np.where(det < delta ** 2)[0]
-                while idx.size > 0:
-                    covar[idx, 0, 0] += delta
-                    covar[idx, 1, 1] += delta
-                    det = np.linalg.det(covar)
-                    idx = np.where(det < delta ** 2)[0]
-            return covar
-        return self._cached("_covariance", compute)
+    def _ellipse(self) -> "_MomentEllipse":
+        return self._cached("_ellipse", lambda: _moment_ellipse(self.moments_central))
 
     @property
     def covariance(self):
-        """Covariance matrix of the moment image (pix**2), shape (n, 2, 2)."""
-        return self._cached("covariance", lambda: self._covariance * u.pix ** 2)
+        """Covariance matrix ``[[x2, xy], [xy, y2]]`` of the moment image (pix**2), (n, 2, 2).
+
+        Second central moments over ``mu_00``, widened for thin sources as described in
+        :func:`_moment_ellipse`.
+        """
+        def compute():
+            e = self._ellipse
+            return np.stack([e.x2, e.xy, e.xy, e.y2], axis=1).reshape(-1, 2, 2) * u.pix ** 2
+        return self._cached("covariance", compute)
 
     @property
     def covariance_eigvals(self):
-        """Eigenvalues of the covariance matrix, descending (pix**2), shape (n, 2)."""
-        def compute():
-            cov = self._covariance
-            eig = np.full((len(self), 2), np.nan)
-            idx = np.unique(np.where(np.isfinite(cov))[0])
-            if idx.size:
-                eig[idx] = np.linalg.eigvalsh(cov[idx])
-            eig[np.unique(np.where(eig < 0)[0])] = np.nan
-            return np.fliplr(eig) * u.pix ** 2
-        return self._cached("covariance_eigvals", compute)
+        """Principal variances ``(A**2, B**2)``, largest first (pix**2), shape (n, 2)."""
+        return self._cached("covariance_eigvals", lambda: np.stack(
+            [self._ellipse.major2, self._ellipse.minor2], axis=1) * u.pix ** 2)
 
     @property
     def semimajor_axis(self):
-        """1-sigma semimajor axis of the moment ellipse (pix)."""
-        return self._cached("semimajor_axis", lambda: np.sqrt(self.covariance_eigvals[:, 0]))
+        """1-sigma semimajor axis ``A`` of the moment ellipse (pix)."""
+        return self._cached("semimajor_axis", lambda: np.sqrt(self._ellipse.major2) * u.pix)
 
     @property
     def semiminor_axis(self):
-        """1-sigma semiminor axis of the moment ellipse (pix)."""
-        return self._cached("semiminor_axis", lambda: np.sqrt(self.covariance_eigvals[:, 1]))
+        """1-sigma semiminor axis ``B`` of the moment ellipse (pix)."""
+        return self._cached("semiminor_axis", lambda: np.sqrt(self._ellipse.minor2) * u.pix)
 
     @property
     def fwhm(self):
-        """Circularised FWHM, ``2 sqrt(ln 2 (a**2 + b**2))`` (pix)."""
+        """Circularised FWHM, ``2 sqrt(ln 2 (A**2 + B**2))`` (pix), photutils' definition."""
         return self._cached("fwhm", lambda: 2.0 * np.sqrt(
-            np.log(2.0) * (self.semimajor_axis ** 2 + self.semiminor_axis ** 2)))
+            np.log(2.0) * (self._ellipse.major2 + self._ellipse.minor2)) * u.pix)
 
     @property
     def orientation(self):
         """Angle of the major axis from +x, counter-clockwise, in [0, 360) deg."""
-        def compute():
-            cov = self._covariance
-            angle = 0.5 * np.arctan2(2.0 * cov[:, 0, 1], cov[:, 0, 0] - cov[:, 1, 1])
-            return (np.rad2deg(angle) % 360) * u.deg
-        return self._cached("orientation", compute)
+        return self._cached("orientation",
+                            lambda: (np.rad2deg(self._ellipse.theta) % 360) * u.deg)
 
     @property
     def eccentricity(self):
-        """``sqrt(1 - b**2 / a**2)``."""
-        def compute():
-            major, minor = np.transpose(self.covariance_eigvals)
-            return np.sqrt(1.0 - minor / major)
-        return self._cached("eccentricity", compute)
+        """``sqrt(1 - B**2 / A**2)``."""
+        return self._cached("eccentricity", lambda: np.sqrt(
+            1.0 - self._ellipse.minor2 / self._ellipse.major2) * u.dimensionless_unscaled)
 
     @property
     def elongation(self):
-        """``a / b``."""
+        """``A / B``."""
         return self._cached("elongation", lambda: self.semimajor_axis / self.semiminor_axis)
 
     @property
     def ellipticity(self):
-        """``1 - b / a``."""
+        """``1 - B / A``."""
         return self._cached("ellipticity",
                             lambda: 1.0 - self.semiminor_axis / self.semimajor_axis)
 
     @property
     def covariance_xx(self):
-        """Covariance xx element (pix**2)."""
-        return self._cached("covariance_xx", lambda: self._covariance[:, 0, 0] * u.pix ** 2)
+        """``x2``, the x variance of the moment image (pix**2)."""
+        return self._cached("covariance_xx", lambda: self._ellipse.x2 * u.pix ** 2)
 
     @property
     def covariance_yy(self):
-        """Covariance yy element (pix**2)."""
-        return self._cached("covariance_yy", lambda: self._covariance[:, 1, 1] * u.pix ** 2)
+        """``y2``, the y variance of the moment image (pix**2)."""
+        return self._cached("covariance_yy", lambda: self._ellipse.y2 * u.pix ** 2)
 
     @property
     def covariance_xy(self):
-        """Covariance xy element (pix**2)."""
-        return self._cached("covariance_xy", lambda: self._covariance[:, 0, 1] * u.pix ** 2)
+        """``xy``, the x-y covariance of the moment image (pix**2)."""
+        return self._cached("covariance_xy", lambda: self._ellipse.xy * u.pix ** 2)
+
+    def _ellipse_coefficients(self):
+        return _ellipse_equation(self._ellipse.major2, self._ellipse.minor2,
+                                 self._ellipse.theta)
 
     @property
     def ellipse_cxx(self):
-        """SExtractor CXX ellipse coefficient (pix**-2)."""
-        return self._cached("ellipse_cxx", lambda: (
-            (np.cos(self.orientation) / self.semimajor_axis) ** 2
-            + (np.sin(self.orientation) / self.semiminor_axis) ** 2))
+        """SExtractor's CXX of ``CXX x**2 + CYY y**2 + CXY x y = 1`` at 1 sigma (pix**-2)."""
+        return self._cached("ellipse_cxx", lambda: self._ellipse_coefficients()[0] / u.pix ** 2)
 
     @property
     def ellipse_cyy(self):
-        """SExtractor CYY ellipse coefficient (pix**-2)."""
-        return self._cached("ellipse_cyy", lambda: (
-            (np.sin(self.orientation) / self.semimajor_axis) ** 2
-            + (np.cos(self.orientation) / self.semiminor_axis) ** 2))
+        """SExtractor's CYY (pix**-2)."""
+        return self._cached("ellipse_cyy", lambda: self._ellipse_coefficients()[1] / u.pix ** 2)
 
     @property
     def ellipse_cxy(self):
-        """SExtractor CXY ellipse coefficient (pix**-2)."""
-        return self._cached("ellipse_cxy", lambda: (
-            2.0 * np.cos(self.orientation) * np.sin(self.orientation)
-            * (1.0 / self.semimajor_axis ** 2 - 1.0 / self.semiminor_axis ** 2)))
+        """SExtractor's CXY (pix**-2)."""
+        return self._cached("ellipse_cxy", lambda: self._ellipse_coefficients()[2] / u.pix ** 2)
 
     @property
     def inertia_tensor(self):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import filters as kfilt
-from ._common import get_backend, strip_unit
+from ._common import get_backend, native_array, to_backend
 
 __all__ = [
     "gaussian_laplace",
@@ -49,8 +49,13 @@ def ndimage_module(backend):
 
 
 def _prepare(input, bk):
-    arr, _ = strip_unit(input)
-    return bk.asarray(arr) if bk.name == "gpu" else np.asarray(arr)
+    """The input image on the backend, native byte order and C order (dtype kept)."""
+    return to_backend(input, bk)
+
+
+def _optional(array, bk):
+    """An optional array argument (footprint, structure, mask) as :func:`_prepare` does."""
+    return None if array is None else to_backend(array, bk)
 
 
 def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, backend=None,
@@ -77,8 +82,8 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, bac
     if (bk.name == "cpu" and output is None and mode == "reflect" and arr.ndim == 2
             and arr.dtype in (np.float32, np.float64) and set(kwargs) <= {"truncate", "radius"}
             and np.size(sigma) in (1, 2) and min(arr.shape) > 0):
-        return kfilt.gaussian_laplace_cpu(np.ascontiguousarray(arr), sigma,
-                                          kwargs.get("truncate", 4.0), kwargs.get("radius"))
+        return kfilt.gaussian_laplace_cpu(arr, sigma, kwargs.get("truncate", 4.0),
+                                          kwargs.get("radius"))
     return ndimage_module(bk).gaussian_laplace(arr, sigma, output=output, mode=mode, cval=cval,
                                                **kwargs)
 
@@ -102,19 +107,20 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
             and size is not None and int(size) % 2 == 1 and arr.dtype.kind in "fiu"
             and min(arr.shape) > 0 and not (arr.dtype.kind == "f" and np.isnan(arr).any())):
         out = np.empty_like(arr)
-        kfilt.median_filter_cpu(np.ascontiguousarray(arr), int(size), out)
+        kfilt.median_filter_cpu(arr, int(size), out)
         return out
-    return ndimage_module(bk).median_filter(arr, size=size, footprint=footprint, output=output,
-                                            mode=mode, cval=cval, origin=origin, **kwargs)
+    return ndimage_module(bk).median_filter(arr, size=size, footprint=_optional(footprint, bk),
+                                            output=output, mode=mode, cval=cval, origin=origin,
+                                            **kwargs)
 
 
 def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
                    origin=0, *, backend=None, **kwargs):
     """Maximum filter, as :func:`scipy.ndimage.maximum_filter`."""
     bk = get_backend(backend)
-    return ndimage_module(bk).maximum_filter(_prepare(input, bk), size=size, footprint=footprint,
-                                             output=output, mode=mode, cval=cval, origin=origin,
-                                             **kwargs)
+    return ndimage_module(bk).maximum_filter(_prepare(input, bk), size=size,
+                                             footprint=_optional(footprint, bk), output=output,
+                                             mode=mode, cval=cval, origin=origin, **kwargs)
 
 
 def binary_erosion(input, structure=None, iterations=1, mask=None, output=None, border_value=0,
@@ -122,11 +128,10 @@ def binary_erosion(input, structure=None, iterations=1, mask=None, output=None, 
     """Binary erosion, as :func:`scipy.ndimage.binary_erosion`."""
     bk = get_backend(backend)
     ndi = ndimage_module(bk)
-    if mask is not None and bk.name == "gpu":
-        mask = bk.asarray(mask)
-    return ndi.binary_erosion(_prepare(input, bk), structure=structure, iterations=iterations,
-                              mask=mask, output=output, border_value=border_value,
-                              origin=origin, brute_force=brute_force)
+    return ndi.binary_erosion(_prepare(input, bk), structure=_optional(structure, bk),
+                              iterations=iterations, mask=_optional(mask, bk), output=output,
+                              border_value=border_value, origin=origin,
+                              brute_force=brute_force)
 
 
 def label(input, structure=None, *, backend=None):
@@ -145,7 +150,7 @@ def label(input, structure=None, *, backend=None):
     arr = _prepare(input, bk)
     connectivity = 8
     if structure is not None:
-        st = np.asarray(structure if bk.name != "gpu" else bk.to_host(structure), dtype=bool)
+        st = native_array(structure, dtype=bool)
         if st.shape != (3, 3):
             raise InvalidParameterError("label supports 3x3 structures only")
         if np.array_equal(st, np.ones((3, 3), bool)):
@@ -160,7 +165,7 @@ def label(input, structure=None, *, backend=None):
 
 
 def _kernel_array(kernel) -> np.ndarray:
-    arr = np.asarray(getattr(kernel, "array", kernel), dtype=np.float64)
+    arr = native_array(getattr(kernel, "array", kernel), dtype=np.float64)
     if arr.ndim != 2:
         raise InvalidInputError(f"kernel must be 2-D, got shape {arr.shape}")
     if any(s % 2 == 0 for s in arr.shape):
@@ -236,7 +241,12 @@ def convolve(array, kernel, boundary="fill", fill_value=0.0, nan_treatment="inte
     kernel_sum = float(kern.sum())
     data = arr.astype(xp.float64, copy=True)
     if mask is not None:
-        data[xp.asarray(mask, dtype=bool)] = xp.nan
+        mask = to_backend(mask, bk, dtype=bool)
+        if tuple(mask.shape) != tuple(arr.shape):
+            raise InvalidInputError(
+                f"mask must have the shape of the array {tuple(arr.shape)}, "
+                f"got {tuple(mask.shape)}")
+        data[mask] = xp.nan
     nan_mask = xp.isnan(data)
     has_nan = bool(nan_mask.any())
     interpolate = nan_treatment == "interpolate" and (has_nan or np.isnan(fill_value))
@@ -269,6 +279,6 @@ def convolve(array, kernel, boundary="fill", fill_value=0.0, nan_treatment="inte
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, backend=None):
     """Correlation, as :func:`scipy.ndimage.correlate`."""
     bk = get_backend(backend)
-    w = bk.asarray(weights) if bk.name == "gpu" else np.asarray(weights)
+    w = to_backend(weights, bk)
     return ndimage_module(bk).correlate(_prepare(input, bk), w, output=output, mode=mode,
                                         cval=cval, origin=origin)

@@ -10,9 +10,10 @@
   background, optional median filter, negative LoG, labelling) and the overlap "Hamming"
   distance between each single drizzle and the product.
 
-Inputs are arrays (host or device). Where drizzlepac takes file names, a ``str`` is read with
-:func:`astropy.io.fits.getdata` as drizzlepac does; everything else is arithmetic on the
-backend (LoG, filters and labels on the device for ``gpu``).
+Inputs are arrays (host or device, any byte order). Where drizzlepac takes file names, a
+``str`` is read with :func:`astropy.io.fits.getdata` as drizzlepac does (and converted to
+native byte order); everything else is arithmetic on the backend (LoG, filters and labels on
+the device for ``gpu``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..errors import InvalidInputError
-from ._common import get_backend, strip_unit
+from ._common import get_backend, native_array, strip_unit, to_backend
 from .filters import binary_erosion, gaussian_laplace, median_filter
 from .segmentation import _label_image
 from .stats import sigma_clipped_stats
@@ -48,14 +49,13 @@ FOCUS_DICT = {"exp": [], "prod": [], "stats": {}, "exp_pos": None, "prod_pos": N
 
 
 def _load(image, bk, ext=None):
-    """Array of an image given as an array or a FITS file name (drizzlepac semantics)."""
+    """An image given as an array or a FITS file name (read as drizzlepac does), on the
+    backend in native byte order (FITS data are big-endian)."""
     if isinstance(image, str):
         from astropy.io import fits
 
-        data = fits.getdata(image) if ext is None else fits.getdata(image, ext=ext)
-        return bk.asarray(data) if bk.name == "gpu" else np.array(data)
-    values = strip_unit(image)[0]
-    arr = bk.asarray(values) if bk.name == "gpu" else np.asarray(values)
+        image = fits.getdata(image) if ext is None else fits.getdata(image, ext=ext)
+    arr = to_backend(strip_unit(image)[0], bk)
     if arr.ndim != 2:
         raise InvalidInputError(f"images must be 2-D, got shape {tuple(arr.shape)}")
     return arr
@@ -86,8 +86,12 @@ def focus_index(image, sigma=1.5, *, mask=None, backend=None):
     if mask is not None or bool(xp.isnan(img).any()):
         img = xp.nan_to_num(img, nan=0)
         if mask is not None:
-            m = bk.asarray(mask, dtype=bool) if bk.name == "gpu" else np.asarray(mask, bool)
-            img = xp.where(m, img, 0).astype(img.dtype)
+            keep = to_backend(mask, bk, dtype=bool)
+            if tuple(keep.shape) != tuple(img.shape):
+                raise InvalidInputError(
+                    f"mask must have the image's shape {tuple(img.shape)}, "
+                    f"got {tuple(keep.shape)}")
+            img = xp.where(keep, img, 0).astype(img.dtype)
     log = xp.abs(gaussian_laplace(img, sigma, backend=bk))
     value = log.max()
     ys, xs = xp.nonzero(log == value)
@@ -176,11 +180,6 @@ def evaluate_focus(focus_dict, tolerance=0.8) -> bool:
     return not bool((z < z_lo).any() or (z > z_hi).any() or s["std"] > s["min"])
 
 
-def _rebin_sum(arr, size):
-    n = arr.shape[0] // size
-    return arr.reshape(size, n, size, n).sum(-1).sum(1)
-
-
 @numba.njit(cache=True, nogil=True)
 def _window_sums(img, ref, window):
     """Float64 sums of ``img`` and ``ref`` over ``[:window, :window]``, NaN as 0."""
@@ -205,9 +204,16 @@ def compute_similarity(image, reference, *, backend=None):
     sums). The sum of differences is signed. The sums are accumulated in float64, so the
     result differs from drizzlepac's float32 sums by their rounding only.
 
+    Parameters
+    ----------
+    image, reference : array_like, shape (ny, nx) and (my, mx), or FITS file names
+        Host or device arrays of any byte order.
+    backend : str, Backend or None, keyword-only
+
     Returns
     -------
     float
+        NaN or inf when the image window sums to 0.
     """
     bk = get_backend(backend)
     img = _load(image, bk)
@@ -215,7 +221,7 @@ def compute_similarity(image, reference, *, backend=None):
     minsize = min(img.shape[0], ref.shape[0], img.shape[1], ref.shape[1])
     window = 2 ** (int(minsize).bit_length() - 1)
     if bk.name == "cpu":
-        s_img, s_ref = _window_sums(np.ascontiguousarray(img), np.ascontiguousarray(ref), window)
+        s_img, s_ref = _window_sums(img, ref, window)
     else:
         xp = bk.xp
         s_img = float(xp.nansum(img[:window, :window], dtype=xp.float64))
@@ -224,71 +230,214 @@ def compute_similarity(image, reference, *, backend=None):
         return float(np.float64(abs(s_img - s_ref)) / np.float64(s_img))
 
 
-def _reduce_diff_region(xp, arr, bk, scale=1, background=None, nsigma=4, sigma=3.0):
-    """Background-removed, clipped-at-0 image (drizzlepac ``reduce_diff_region``)."""
-    if scale > 1:
-        ny, nx = arr.shape[0] // scale, arr.shape[1] // scale
-        work = arr[:ny * scale, :nx * scale].reshape(ny, scale, nx, scale).sum(-1).sum(1)
-    else:
-        work = arr.copy()
-    blank = False
+# --------------------------------------------------------------------------------------------
+# Overlap difference (hap-pipeline.md §3.6)
+# --------------------------------------------------------------------------------------------
+
+
+# drizzlepac's EXP_RATIO: singles with a smaller exposure weight are clipped at 3 sigma
+_SHORT_EXPOSURE_WEIGHT = 0.2
+
+
+def _binned(xp, image, factor):
+    """``image`` summed over ``factor x factor`` blocks (trailing rows/columns dropped)."""
+    if factor <= 1:
+        return image.copy()
+    ny, nx = image.shape[0] // factor, image.shape[1] // factor
+    blocks = image[:ny * factor, :nx * factor].reshape(ny, factor, nx, factor)
+    return blocks.sum(-1).sum(1)
+
+
+def _clipped_sky(image, nsigma, sigma, bk):
+    """``(level, faint)``: the source threshold of an image and whether it is nearly empty.
+
+    ``level = mean + nsigma * std`` of the image clipped at ``sigma`` for
+    ``int(log10(max / 2) + 0.5)`` iterations; ``faint`` when the clipped median is below both
+    the clipped std and 1. An image that is zero everywhere has level 0 and is not faint.
+    """
+    peak = float(image.max())
+    if peak == 0:
+        return 0.0, False
+    if not peak > 0:
+        raise InvalidInputError(
+            f"the overlap region has no positive pixel (maximum {peak}); the single drizzle "
+            "and the product do not share data there")
+    n_iter = int(np.log10(peak / 2) + 0.5)
+    mean, median, std = sigma_clipped_stats(image, sigma=sigma, maxiters=n_iter, backend=bk)
+    return mean + nsigma * std, bool(median < std and median < 1.0)
+
+
+def _source_excess(image, bk, *, scale, background, nsigma, sigma):
+    """Flux above the source threshold, clipped at 0, of ``image`` binned by ``scale``.
+
+    With ``background=None`` the threshold comes from :func:`_clipped_sky`, and a faint
+    (nearly empty) image is median-filtered (5 x 5) first so that noise spikes do not count as
+    sources; otherwise ``background`` (scalar or image) is the threshold.
+    """
+    xp = bk.xp
+    work = _binned(xp, image, scale)
     if background is None:
-        top = float(work.max())
-        if top == 0:
-            bkg_total, bkg = 0.0, (0.0, 0.0, 0.0)
-        else:
-            if not top > 0:
-                raise InvalidInputError("overlap region has no positive pixel")
-            maxiters = int(np.log10(top / 2) + 0.5)
-            bkg = sigma_clipped_stats(work, sigma=sigma, maxiters=maxiters, backend=bk)
-            bkg_total = bkg[0] + nsigma * bkg[2]
-        blank = bool(bkg[1] < bkg[2] and bkg[1] < 1.0)
+        level, faint = _clipped_sky(work, nsigma, sigma, bk)
+        if faint:
+            work = median_filter(work, size=5, backend=bk)
     else:
-        bkg_total = background
-    if blank:
-        work = median_filter(work, size=5, backend=bk)
-    work = work - xp.asarray(bkg_total, dtype=work.dtype)
-    return xp.clip(work, 0, work.max())
+        level = background if np.ndim(background) == 0 else to_backend(background, bk)
+    excess = work - xp.asarray(level, dtype=work.dtype)
+    return xp.clip(excess, 0, excess.max())
 
 
 def detect_point_sources(arr, background=None, nsigma=4, log_sigma=3.0, scale=1, sigma=3.0,
                          exp_weight=None, *, backend=None):
-    """Label point-like sources by their negative LoG response (drizzlepac semantics).
+    """Point-like sources of an image: connected pixels with a positive ``-LoG`` response.
+
+    The image is binned by ``scale``, its source threshold removed (:func:`_source_excess`),
+    filtered with ``-LoG(log_sigma)``, negative responses set to 0, and the rest labelled
+    with 4-connectivity (hap-pipeline.md §3.6, step 3; drizzlepac's
+    ``astrometric_utils.detect_point_sources``).
+
+    Parameters
+    ----------
+    arr : array_like, shape (ny, nx), or a FITS file name
+        Image (host or device, any byte order).
+    background : float or array_like, optional
+        Threshold to remove instead of the clipped ``mean + nsigma * std``.
+    nsigma, sigma : float, optional
+        Threshold in clipped standard deviations, and the clipping limit.
+    log_sigma : float, optional
+        LoG scale in (binned) pixels.
+    scale : int, optional
+        Binning factor.
+    exp_weight : float, optional
+        Exposure-time weight of the image; below 0.2 (a short exposure) the clipping limit
+        is 3 sigma whatever ``sigma`` says, as in drizzlepac.
+    backend : str, Backend or None, keyword-only
 
     Returns
     -------
     labels : ndarray of int32 (host)
-        4-connected labels of the pixels where ``-LoG > 0``.
+        Source labels, 1..n.
     n_sources : int
     srclog : ndarray
-        The clipped negative LoG image (backend's device).
+        The ``-LoG`` image clipped at 0 (backend's device).
     """
     bk = get_backend(backend)
-    xp = bk.xp
-    src = _reduce_diff_region(xp, _load(arr, bk), bk, scale=scale, background=background,
-                              nsigma=nsigma, sigma=sigma)
-    srclog = -1 * gaussian_laplace(src, sigma=log_sigma, backend=bk)
-    srclog[srclog < 0] = 0
-    labels, n = _label_image(srclog != 0, 4, bk)
-    return labels, n, srclog
+    if exp_weight is not None and exp_weight < _SHORT_EXPOSURE_WEIGHT:
+        sigma = 3.0
+    excess = _source_excess(_load(arr, bk), bk, scale=scale, background=background,
+                            nsigma=nsigma, sigma=sigma)
+    response = gaussian_laplace(excess, sigma=log_sigma, backend=bk)
+    response *= -1
+    response[response < 0] = 0
+    labels, n = _label_image(response != 0, 4, bk)
+    return labels, n, response
 
 
-def _empty_diff():
+def _comparison_region(single, coverage, xp):
+    """Pixels where a single drizzle is compared with the product, or None if it is empty.
+
+    Its data pixels (> 0) where the most exposures overlap; if it does not reach that depth,
+    its data pixels covered by at least two exposures.
+    """
+    has_data = single > 0
+    if not bool(has_data.any()):
+        return None
+    region = has_data & (coverage == coverage.max())
+    if bool(region.any()):
+        return region
+    return has_data & (coverage > 1)
+
+
+def _bounding_slices(region, xp):
+    """drizzlepac's crop of a region: ``slice(first, last)`` per axis, so the last row and
+    column holding region pixels are left out (kept for parity)."""
+    rows, cols = xp.nonzero(region)
+    return (slice(int(rows.min()), int(rows.max()), 1),
+            slice(int(cols.min()), int(cols.max()), 1))
+
+
+def _no_overlap_entry():
+    """Result of a single drizzle without data: distance -1, nothing measured."""
     return {"distance": -1, "xslice": None, "yslice": None, "product_num_sources": 0,
             "num_sources": 0, "focus": 0.0, "focus_pos": (None, None), "product_focus": 0.0,
             "product_focus_pos": (None, None)}
+
+
+def _first_position(pos):
+    return int(pos[0][0]), int(pos[1][0])
+
+
+def _overlap_difference(single, product, coverage, weight, bk, *, sigma, scale, lsigma):
+    """Distance of one single drizzle from the product (hap-pipeline.md §3.6).
+
+    Both images are restricted to :func:`_comparison_region` (NaN -> 0). The distance is
+    the smaller of
+
+    * ``weight * N(source pixels in exactly one of the two) / N(source pixels in the
+      single)``, the normalised Hamming distance between the two
+      :func:`detect_point_sources` masks, and
+    * ``2 * compute_similarity(single, product)`` over the region's bounding box.
+    """
+    xp = bk.xp
+    region = _comparison_region(single, coverage, xp)
+    if region is None:
+        return _no_overlap_entry()
+    single_part = xp.nan_to_num(single * region, nan=0)
+    product_part = xp.nan_to_num(product * region, nan=0)
+    focus, focus_pos = focus_index(single_part, sigma, backend=bk)
+    product_focus, product_focus_pos = focus_index(product_part, sigma, backend=bk)
+    rows, cols = _bounding_slices(region, xp)
+    single_cut = single_part[rows, cols]
+    product_cut = product_part[rows, cols]
+    product_labels, product_n, _ = detect_point_sources(product_cut, scale=scale,
+                                                        log_sigma=lsigma, backend=bk)
+    single_labels, single_n, _ = detect_point_sources(single_cut, scale=scale,
+                                                      exp_weight=weight, log_sigma=lsigma,
+                                                      backend=bk)
+    in_single = single_labels > 0
+    n_disagree = np.count_nonzero(in_single != (product_labels > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hamming = np.float64(n_disagree) / np.float64(np.count_nonzero(in_single)) * weight
+    similarity = compute_similarity(single_cut, product_cut, backend=bk)
+    return {
+        "distance": min(hamming, np.float64(similarity) * 2.0),
+        "xslice": cols, "yslice": rows,
+        "product_num_sources": product_n, "num_sources": single_n,
+        "focus": float(focus), "focus_pos": _first_position(focus_pos),
+        "product_focus": float(product_focus),
+        "product_focus_pos": _first_position(product_focus_pos),
+    }
+
+
+def _exposure_weights(singlefiles, exptimes):
+    """``exptime / max(exptime)`` per single (headers for file names, else equal)."""
+    if exptimes is None:
+        if all(isinstance(s, str) for s in singlefiles):
+            from astropy.io import fits
+
+            exptimes = [fits.getval(s, "exptime") for s in singlefiles]
+        else:
+            exptimes = [1.0] * len(singlefiles)
+    times = native_array(exptimes, dtype=np.float64)
+    if times.shape != (len(singlefiles),):
+        raise InvalidInputError(
+            f"exptimes must give one exposure time per single ({len(singlefiles)}), "
+            f"got shape {times.shape}")
+    return times / times.max()
 
 
 def max_overlap_diff(total_mask, singlefiles, prodfile, sigma=2.0, scale=1, lsigma=3.0, *,
                      exptimes=None, names=None, backend=None) -> dict:
     """Overlap difference ("Hamming" distance) of each single drizzle from the product (§3.6).
 
+    The metric is drizzlepac's ``astrometric_utils.max_overlap_diff`` as described in
+    hap-pipeline.md §3.6; see :func:`_overlap_difference` for the formula.
+
     Parameters
     ----------
     total_mask : array_like of int, shape (ny, nx)
         Number of exposures covering each product pixel.
     singlefiles : sequence of arrays or file names
-        Single-exposure drizzles on the product's grid.
+        Single-exposure drizzles on the product's grid (any byte order).
     prodfile : array or file name
         The product (a file name reads ``('SCI', 1)``).
     sigma : float, optional
@@ -306,68 +455,28 @@ def max_overlap_diff(total_mask, singlefiles, prodfile, sigma=2.0, scale=1, lsig
     Returns
     -------
     dict
-        Per single: ``distance`` (``min(hamming, 2 * similarity)``, -1 for a blank single),
-        ``xslice``, ``yslice``, ``num_sources``, ``product_num_sources``, ``focus``,
-        ``focus_pos``, ``product_focus``, ``product_focus_pos``.
+        Per single: ``distance`` (-1 for a single without data), ``xslice``, ``yslice``,
+        ``num_sources``, ``product_num_sources``, ``focus``, ``focus_pos``,
+        ``product_focus``, ``product_focus_pos``.
+
+    Raises
+    ------
+    InvalidInputError
+        When ``total_mask`` and the product differ in shape.
     """
     bk = get_backend(backend)
-    xp = bk.xp
-    drz = _load(prodfile, bk, ext=("SCI", 1) if isinstance(prodfile, str) else None)
-    tmask = _load(total_mask, bk)
-    if tuple(drz.shape) != tuple(tmask.shape):
+    product = _load(prodfile, bk, ext=("SCI", 1) if isinstance(prodfile, str) else None)
+    coverage = _load(total_mask, bk)
+    if tuple(product.shape) != tuple(coverage.shape):
         raise InvalidInputError(
-            f"total mask shape {tuple(tmask.shape)} differs from the product's {drz.shape}")
-    min_overlap = tmask > 1
-    max_overlap = tmask == tmask.max()
-    if exptimes is None:
-        if all(isinstance(s, str) for s in singlefiles):
-            from astropy.io import fits
-
-            exptimes = [fits.getval(s, "exptime") for s in singlefiles]
-        else:
-            exptimes = [1.0] * len(singlefiles)
-    exptimes = np.asarray(exptimes, dtype=float)
-    weights = exptimes / exptimes.max()
+            f"total_mask has shape {tuple(coverage.shape)} but the product has "
+            f"{tuple(product.shape)}; both must be on the product's grid")
+    weights = _exposure_weights(singlefiles, exptimes)
     keys = list(names) if names is not None else [
         s if isinstance(s, str) else f"single_{i}" for i, s in enumerate(singlefiles)]
-    result = {}
-    for key, sfile, weight in zip(keys, singlefiles, weights):
-        sdata = _load(sfile, bk)
-        smask = sdata > 0
-        if not bool(smask.any()):
-            result[key] = _empty_diff()
-            continue
-        soverlap = smask & max_overlap
-        if not bool(soverlap.any()):
-            soverlap = smask & min_overlap
-        drz_region = xp.nan_to_num(drz * soverlap, nan=0)
-        s_region = xp.nan_to_num(sdata * soverlap, nan=0)
-        focus_val, focus_pos = focus_index(s_region, sigma, backend=bk)
-        pfocus_val, pfocus_pos = focus_index(drz_region, sigma, backend=bk)
-        yr, xr = xp.nonzero(soverlap)
-        yslice = slice(int(yr.min()), int(yr.max()), 1)
-        xslice = slice(int(xr.min()), int(xr.max()), 1)
-        drz_arr = drz_region[yslice, xslice]
-        s_arr = s_region[yslice, xslice]
-        drz_labels, drz_num, _ = detect_point_sources(drz_arr, scale=scale, log_sigma=lsigma,
-                                                      backend=bk)
-        s_labels, s_num, _ = detect_point_sources(s_arr, scale=scale, exp_weight=weight,
-                                                  log_sigma=lsigma, backend=bk)
-        drz_src = np.clip(drz_labels, 0, 1).astype(np.int16)
-        s_src = np.clip(s_labels, 0, 1).astype(np.int16)
-        s_count = int(np.count_nonzero(s_src))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dist = np.float64(np.abs(drz_src - s_src).sum()) / np.float64(s_count) * weight
-        sim = compute_similarity(s_arr, drz_arr, backend=bk)
-        dist = min(dist, np.float64(sim) * 2.0)
-        result[key] = {
-            "distance": dist, "xslice": xslice, "yslice": yslice,
-            "product_num_sources": drz_num, "num_sources": s_num, "focus": float(focus_val),
-            "focus_pos": (int(focus_pos[0][0]), int(focus_pos[1][0])),
-            "product_focus": float(pfocus_val),
-            "product_focus_pos": (int(pfocus_pos[0][0]), int(pfocus_pos[1][0])),
-        }
-    return result
+    return {key: _overlap_difference(_load(single, bk), product, coverage, weight, bk,
+                                     sigma=sigma, scale=scale, lsigma=lsigma)
+            for key, single, weight in zip(keys, singlefiles, weights)}
 
 
 def evaluate_overlap_diffs(diff_dict, limit=1.0):

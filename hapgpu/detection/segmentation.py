@@ -21,7 +21,8 @@ from ..backend import Backend
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import deblend as kdeb
 from ..kernels.detection import labeling as klab
-from ._common import as_image, as_mask, check_positive_int, get_backend, launch, strip_unit
+from ._common import (as_image, as_mask, check_positive_int, get_backend, launch, native_array,
+                      strip_unit, to_backend)
 
 __all__ = [
     "BoundingBox",
@@ -64,7 +65,14 @@ class SegmentationImage:
     Parameters
     ----------
     data : array_like of int, shape (ny, nx)
-        Label image (host). A photutils ``SegmentationImage`` is accepted as well.
+        Label image (host or device; any byte order, stored as a native-order host array).
+        Floats holding whole numbers are converted to int32. A photutils
+        ``SegmentationImage`` is accepted as well.
+
+    Raises
+    ------
+    InvalidInputError
+        For data that are not 2-D, not whole numbers, or negative.
 
     Notes
     -----
@@ -74,8 +82,9 @@ class SegmentationImage:
     """
 
     def __init__(self, data):
-        data = getattr(data, "data", data) if not isinstance(data, np.ndarray) else data
-        arr = np.asarray(data)
+        if type(data).__name__ == "SegmentationImage":  # ours or photutils'
+            data = data.data
+        arr = native_array(data)
         if arr.ndim != 2:
             raise InvalidInputError(f"segmentation data must be 2-D, got shape {arr.shape}")
         if arr.dtype.kind not in "iu":
@@ -253,10 +262,13 @@ class SegmentationImage:
         self._cache = {}
 
     def relabel_consecutive(self, start_label=1) -> None:
-        """Renumber the labels to ``start_label .. start_label + n - 1`` in increasing order."""
+        """Renumber the labels to ``start_label .. start_label + n - 1`` in increasing order.
+
+        The deblending map (``_deblend_label_map``) is renumbered with the image.
+        """
         if start_label < 1:
             raise InvalidParameterError("start_label must be >= 1")
-        if self.n_labels == 0:
+        if self.n_labels == 0 or (start_label == 1 and self.is_consecutive):
             return
         labels = self.labels
         lut = np.zeros(int(labels[-1]) + 1, dtype=self._data.dtype)
@@ -308,11 +320,10 @@ def as_segmentation_image(segm, shape=None) -> SegmentationImage:
     if isinstance(segm, SegmentationImage):
         result = segm
     else:
-        data = segm.data if hasattr(segm, "data") and not isinstance(segm, np.ndarray) else segm
-        result = SegmentationImage(np.asarray(data))
+        result = SegmentationImage(segm)
         dmap = getattr(segm, "_deblend_label_map", None)
         if dmap:
-            result._deblend_label_map = {k: np.asarray(v) for k, v in dmap.items()}
+            result._deblend_label_map = {k: native_array(v) for k, v in dmap.items()}
     if shape is not None and tuple(result.shape) != tuple(shape):
         raise InvalidInputError(
             f"segmentation image shape {result.shape} differs from the data shape {tuple(shape)}")
@@ -334,9 +345,11 @@ def _threshold_operand(threshold, data_dtype, bk: Backend, shape):
     if np.isscalar(thr) and not isinstance(thr, np.generic):
         value = np.asarray(thr, dtype=data_dtype if data_dtype.kind == "f" else np.float64)
         return value.reshape(1, 1), True
-    arr = np.asarray(thr) if bk.name != "gpu" or np.ndim(thr) == 0 else bk.xp.asarray(thr)
-    if arr.ndim == 0:
-        return np.asarray(arr, dtype=np.result_type(arr.dtype, data_dtype)).reshape(1, 1), True
+    if np.ndim(thr) == 0:
+        value = native_array(thr)
+        return native_array(value, dtype=np.result_type(value.dtype, data_dtype)).reshape(
+            1, 1), True
+    arr = to_backend(thr, bk)
     if tuple(arr.shape) != tuple(shape):
         raise InvalidInputError(
             f"threshold must be a scalar or have the data shape {tuple(shape)}, "
@@ -469,12 +482,12 @@ def detect_sources(data, threshold, n_pixels=None, *, connectivity=8, mask=None,
     arr = as_image(data, "data", bk, dtype=None)
     bmask = as_mask(mask, "mask", bk, arr.shape)
     if bmask is not None and bool(bmask.all()):
-        raise InvalidInputError("mask must not be True for every pixel")
+        raise InvalidInputError("mask excludes every pixel of data: nothing can be detected")
     thr, scalar_thr = _threshold_operand(threshold, arr.dtype, bk, arr.shape)
     segm = _detect_core(arr, thr, scalar_thr, bmask, n_pixels, connectivity, bk)
     if segm is None:
-        warnings.warn("No sources were found. Try lowering the threshold or n_pixels.",
-                      NoDetectionsWarning, stacklevel=2)
+        warnings.warn(f"detect_sources: no group of >= {n_pixels} connected pixels lies above "
+                      "the threshold", NoDetectionsWarning, stacklevel=2)
     return segm
 
 
@@ -503,8 +516,8 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
     Parameters
     ----------
     data : array_like, shape (ny, nx)
-        The image used for detection (usually convolved); host or device.
-    segmentation_image : SegmentationImage (ours or photutils')
+        The image used for detection (usually convolved); host or device, any byte order.
+    segmentation_image : SegmentationImage (ours or photutils') or array_like of int
         ``segment_img`` is accepted as an alias.
     n_pixels : int
         Minimum size of a deblended component (``npixels`` is an alias). Only sources with at
@@ -519,7 +532,9 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
     connectivity : {8, 4}, keyword-only
         Must match the detection.
     relabel : bool, keyword-only
-        Renumber the result 1..n.
+        Renumber the labels of the result 1..n in increasing order (the deblending map with
+        them), whatever path was taken: also when nothing is deblended, e.g. ``contrast=1``,
+        where photutils returns its input labels unchanged.
     n_processes, nproc, progress_bar
         Accepted for compatibility; the CPU kernel is multithreaded (Numba) instead.
     backend : str, Backend or None, keyword-only
@@ -548,7 +563,7 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
     if n_levels < 1:
         raise InvalidParameterError("n_levels must be >= 1")
     if not 0 <= contrast <= 1:
-        raise InvalidParameterError("contrast must be >= 0 and <= 1")
+        raise InvalidParameterError(f"contrast must lie in [0, 1], got {contrast!r}")
     if mode not in _MODES:
         raise InvalidParameterError("mode must be 'exponential', 'linear' or 'sinh'")
     if connectivity not in (4, 8):
@@ -556,9 +571,23 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
     bk = get_backend(backend)
     arr = bk.to_host(as_image(data, "data", bk))
     segm = as_segmentation_image(segm_in, arr.shape)
-    if contrast == 1:
-        return segm.copy()
-    sel = segm.labels if labels is None else np.atleast_1d(labels)
+    if contrast == 1:  # no component can hold more than the whole flux: nothing to split
+        result = segm.copy()
+    else:
+        result = _deblend_selected(arr, segm, labels, n_pixels, connectivity, n_levels,
+                                   contrast, mode)
+    if relabel:
+        result.relabel_consecutive()
+    return result
+
+
+def _deblend_selected(arr, segm, labels, n_pixels, connectivity, n_levels, contrast, mode):
+    """Deblend ``labels`` (all when None) of ``segm``; new labels follow ``segm.max_label``.
+
+    Returns a new :class:`SegmentationImage` with ``_deblend_label_map`` set and, when a mode
+    fell back to linear, ``info['warnings']`` (a :class:`DeblendModeWarning` is issued).
+    """
+    sel = segm.labels if labels is None else native_array(np.atleast_1d(labels))
     if labels is not None:
         segm.check_labels(sel)
     idx = segm.get_indices(sel) if sel.size else np.zeros(0, dtype=np.int64)
@@ -577,8 +606,9 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
     if np.any(flags & kdeb.E_WATERSHED):
         bad = sel[(flags & kdeb.E_WATERSHED) != 0][0]
         raise InvalidParameterError(
-            f"Deblending failed for source {bad!r}. Please ensure you used the same pixel "
-            "connectivity in detect_sources and deblend_sources.")
+            f"deblend_sources: the watershed left pixels of source {int(bad)} without a "
+            f"component; the segmentation image was probably made with a connectivity other "
+            f"than connectivity={connectivity}")
     out = seg_data.astype(np.int32, copy=True)
     base = np.full(sel.size, -1, dtype=np.int64)
     start = segm.max_label
@@ -589,31 +619,34 @@ def deblend_sources(data, segmentation_image=None, n_pixels=None, *, labels=None
         start += int(n_children[k])
     kdeb.paint_cpu(out, bbox, offsets, local, base)
     result = SegmentationImage(out)
-    if relabel and result.n_labels and not result.is_consecutive:
-        lut = np.zeros(start + 1, dtype=np.int32)
-        present = result.labels
-        lut[present] = np.arange(1, present.size + 1)
-        result = SegmentationImage(lut[out])
-        label_map = {k: lut[v] for k, v in label_map.items()}
     result._deblend_label_map = label_map
     _record_mode_warnings(result, sel, flags, mode)
     return result
 
 
 def _record_mode_warnings(result, sel, flags, mode):
+    """Store the sources whose ``mode`` fell back to linear thresholds, and warn once.
+
+    ``result.info['warnings']`` keeps photutils' keys (``nonposmin``, ``nmarkers``, each with
+    ``message`` and ``input_labels``) so code written for photutils can read it.
+    """
+    reasons = {
+        "nonposmin": (kdeb.W_NONPOSMIN,
+                      f"{mode!r} thresholds need a positive source minimum; these sources "
+                      "have a minimum <= 0 and were split with linear thresholds"),
+        "nmarkers": (kdeb.W_NMARKERS,
+                     f"{mode!r} thresholds produced more than {kdeb.MAX_MARKERS} candidate "
+                     "components; these sources were split with linear thresholds"),
+    }
     info = {}
-    nonpos = sel[(flags & kdeb.W_NONPOSMIN) != 0]
-    nmark = sel[(flags & kdeb.W_NMARKERS) != 0]
-    if nonpos.size:
-        info["nonposmin"] = {
-            "message": f"Deblending mode changed from {mode} to linear due to non-positive "
-                       "minimum data values.", "input_labels": nonpos}
-    if nmark.size:
-        info["nmarkers"] = {
-            "message": f"Deblending mode changed from {mode} to linear due to too many "
-                       "potential deblended sources.", "input_labels": nmark}
-    if info:
-        result.info = {"warnings": info}
-        warnings.warn(f'The deblending mode of one or more source labels was changed from '
-                      f'"{mode}" to "linear". See the "info" attribute for the affected labels.',
-                      DeblendModeWarning, stacklevel=3)
+    for key, (bit, text) in reasons.items():
+        affected = sel[(flags & bit) != 0]
+        if affected.size:
+            info[key] = {"message": text, "input_labels": affected}
+    if not info:
+        return
+    result.info = {"warnings": info}
+    n_affected = int(np.count_nonzero(flags & (kdeb.W_NONPOSMIN | kdeb.W_NMARKERS)))
+    warnings.warn(f"deblend_sources: {n_affected} source(s) were split with linear thresholds "
+                  f"instead of mode={mode!r}; result.info['warnings'] lists them by reason",
+                  DeblendModeWarning, stacklevel=4)

@@ -26,115 +26,184 @@ from astropy.table import QTable
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import _star_math as sm
 from ..kernels.detection import starfind as kstar
-from ._common import as_image, as_mask, get_backend, launch, strip_unit
+from ._common import as_image, as_mask, get_backend, launch, native_array, strip_unit
 from .filters import ndimage_module
 from .segmentation import NoDetectionsWarning, _threshold_operand
 
 __all__ = ["DAOStarFinder", "find_peaks", "StarFinderKernel"]
 
 
+def _rotated_gaussian_form(x_sigma, y_sigma, theta_deg):
+    """Coefficients ``(a, b, c)`` of ``q = a dx**2 + 2 b dx dy + c dy**2`` such that
+    ``exp(-q)`` is a unit-peak Gaussian with standard deviations ``x_sigma`` along its major
+    axis and ``y_sigma`` across it, the major axis at ``theta_deg`` counter-clockwise from +x.
+
+    ``[[a, b], [b, c]]`` is half the inverse covariance ``R diag(x_sigma**2, y_sigma**2) R^T``
+    of the rotated Gaussian (the standard elliptical-Gaussian parametrisation).
+    """
+    angle = np.deg2rad(theta_deg)
+    cos_t, sin_t = np.cos(angle), np.sin(angle)
+    var_major, var_minor = x_sigma ** 2, y_sigma ** 2
+    a = cos_t ** 2 / (2.0 * var_major) + sin_t ** 2 / (2.0 * var_minor)
+    c = sin_t ** 2 / (2.0 * var_major) + cos_t ** 2 / (2.0 * var_minor)
+    b = 0.5 * cos_t * sin_t * (1.0 / var_major - 1.0 / var_minor)
+    return a, b, c
+
+
+def _triangle_weights(n):
+    """DAOFIND's weights along a kernel side of odd length ``n``: 1 at the ends, rising by 1
+    per pixel to ``n // 2 + 1`` at the centre."""
+    half = (n - 1) // 2
+    return half + 1 - np.abs(np.arange(n) - half)
+
+
 class StarFinderKernel:
-    """photutils' DAOFIND kernel: a masked, zero-sum, normalised elliptical Gaussian.
+    """The DAOFIND detection kernel: a truncated, zero-mean elliptical Gaussian.
+
+    DAOFIND (Stetson 1987, PASP 99, 191, section III.a) fits, at every pixel, the height ``H``
+    of a Gaussian profile ``G`` plus a constant to the pixels of a footprint, by linear least
+    squares::
+
+        H = (sum(G D) - sum(G) sum(D) / n) / (sum(G**2) - sum(G)**2 / n)
+
+    which is a correlation of the image ``D`` with ``(G - mean(G)) / S`` over the footprint,
+    ``S = sum(G**2) - sum(G)**2 / n``. :attr:`data` holds that correlation kernel (zero sum,
+    so a flat sky gives 0), and ``rel_err = 1 / sqrt(S)`` is the noise of ``H`` in units of the
+    per-pixel noise, by which :class:`DAOStarFinder` scales its threshold. The footprint, its
+    size and ``G`` follow photutils' ``_StarFinderKernel`` so that the two agree exactly: the
+    pixels where ``G >= exp(-sigma_radius**2 / 2)`` or within 2 pixels of the centre, in an
+    odd box at least 5 pixels wide that holds that ellipse.
 
     Parameters
     ----------
     fwhm : float
-        FWHM of the major axis (pixels).
-    ratio : float
-        Minor/major sigma ratio in (0, 1].
-    theta : float
+        FWHM of the Gaussian along its major axis (pixels, > 0).
+    ratio : float, optional
+        Minor/major standard-deviation ratio, in (0, 1].
+    theta : float, optional
         Position angle of the major axis, degrees counter-clockwise from +x.
-    sigma_radius : float
-        Truncation radius in units of sigma.
+    sigma_radius : float, optional
+        Truncation radius of the footprint in standard deviations (> 0).
+
+    Attributes
+    ----------
+    data : ndarray, float64, shape (ny, nx)
+        The correlation kernel (zero outside the footprint).
+    mask : ndarray of int, shape (ny, nx)
+        1 inside the footprint, 0 outside.
+    n_pixels : int
+        Number of footprint pixels ``n``.
+    rel_err : float
+        ``1 / sqrt(S)`` (see above).
+    profile : ndarray, float64, shape (ny, nx)
+        The untruncated Gaussian ``G`` (peak 1), also available as
+        ``gaussian_kernel_unmasked`` (photutils' name).
+    x_sigma, y_sigma : float
+        Standard deviations along and across the major axis (pixels).
+    x_radius, y_radius : int
+        Half-sizes of the box: ``shape == (2 * y_radius + 1, 2 * x_radius + 1)``.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a non-scalar or non-positive ``fwhm``, ``ratio`` outside (0, 1] or a non-positive
+        ``sigma_radius``.
     """
 
     def __init__(self, fwhm, ratio=1.0, theta=0.0, sigma_radius=1.5):
         if np.ndim(fwhm) != 0:
-            raise InvalidParameterError("fwhm must be a scalar")
+            raise InvalidParameterError(f"fwhm must be a single number, got {fwhm!r}")
         if not fwhm > 0:
-            raise InvalidParameterError("fwhm must be positive")
+            raise InvalidParameterError(f"fwhm must be > 0 pixels, got {fwhm!r}")
         if not 0 < ratio <= 1:
-            raise InvalidParameterError("ratio must be > 0 and <= 1")
+            raise InvalidParameterError(f"ratio must lie in (0, 1], got {ratio!r}")
         if not sigma_radius > 0:
-            raise InvalidParameterError("sigma_radius must be positive")
+            raise InvalidParameterError(f"sigma_radius must be > 0, got {sigma_radius!r}")
         self.fwhm = fwhm
         self.ratio = ratio
         self.theta = theta % 360.0
         self.sigma_radius = sigma_radius
         self.x_sigma = fwhm * gaussian_fwhm_to_sigma
         self.y_sigma = self.x_sigma * ratio
-        t = np.deg2rad(self.theta)
-        cost, sint = np.cos(t), np.sin(t)
-        xs2, ys2 = self.x_sigma ** 2, self.y_sigma ** 2
-        a = cost ** 2 / (2.0 * xs2) + sint ** 2 / (2.0 * ys2)
-        b = 0.5 * cost * sint * (1.0 / xs2 - 1.0 / ys2)
-        c = sint ** 2 / (2.0 * xs2) + cost ** 2 / (2.0 * ys2)
-        f = sigma_radius ** 2 / 2.0
-        denom = a * c - b ** 2
-        nx = 2 * int(max(2, math.sqrt(c * f / denom))) + 1
-        ny = 2 * int(max(2, math.sqrt(a * f / denom))) + 1
-        self.x_radius = nx // 2
-        self.y_radius = ny // 2
-        yy, xx = np.mgrid[0:ny, 0:nx]
-        dx = xx - self.x_radius
-        dy = yy - self.y_radius
-        circular = np.sqrt(dx ** 2 + dy ** 2)
-        elliptical = a * dx ** 2 + 2.0 * b * dx * dy + c * dy ** 2
-        self.mask = np.where((elliptical <= f) | (circular <= 2.0), 1, 0).astype(int)
-        self.n_pixels = int(self.mask.sum())
-        self.gaussian_kernel_unmasked = np.exp(-elliptical)
-        gk = self.gaussian_kernel_unmasked * self.mask
-        denom = (gk ** 2).sum() - gk.sum() ** 2 / self.n_pixels
-        self.rel_err = 1.0 / np.sqrt(denom)
-        self.data = ((gk - gk.sum() / self.n_pixels) / denom) * self.mask
+        a, b, c = _rotated_gaussian_form(self.x_sigma, self.y_sigma, self.theta)
+        # The truncation ellipse q = sigma_radius**2 / 2 reaches |dx| = sqrt(level c / det)
+        # and |dy| = sqrt(level a / det), det = a c - b**2 (its vertical and horizontal
+        # tangents); the box is that, rounded down, but never under 2 pixels each side.
+        level = 0.5 * sigma_radius ** 2
+        det = a * c - b * b
+        self.x_radius = max(2, int(math.sqrt(level * c / det)))
+        self.y_radius = max(2, int(math.sqrt(level * a / det)))
+        dy, dx = np.mgrid[-self.y_radius:self.y_radius + 1, -self.x_radius:self.x_radius + 1]
+        q = a * dx ** 2 + 2.0 * b * dx * dy + c * dy ** 2
+        inside = (q <= level) | (np.hypot(dx, dy) <= 2.0)
+        self.mask = inside.astype(int)
+        self.n_pixels = int(np.count_nonzero(inside))
+        self.profile = np.exp(-q)
+        footprint_profile = np.where(inside, self.profile, 0.0)
+        total = footprint_profile.sum()
+        spread = (footprint_profile ** 2).sum() - total ** 2 / self.n_pixels  # S
+        self.rel_err = 1.0 / np.sqrt(spread)
+        self.data = np.where(inside, (footprint_profile - total / self.n_pixels) / spread, 0.0)
         self.shape = self.data.shape
+
+    @property
+    def gaussian_kernel_unmasked(self) -> np.ndarray:
+        """The untruncated unit-peak Gaussian (photutils' name for :attr:`profile`)."""
+        return self.profile
 
     def __repr__(self) -> str:
         return (f"StarFinderKernel(fwhm={self.fwhm}, ratio={self.ratio}, theta={self.theta}, "
                 f"sigma_radius={self.sigma_radius})")
 
     def marginal_constants(self):
-        """Per-axis constants of the marginal fits: ``(kconst, kern1d, dkern1d, wt1d, dxx1d)``.
+        """Data-independent sums of DAOFIND's marginal centroid fits, per axis.
 
-        Row 0 is the x axis, row 1 the y axis; vectors are padded to the larger kernel side.
+        DAOFIND (Stetson 1987, section III.c) finds the centroid along x by fitting the
+        Gaussian's 1-D marginal ``g(x) = sum_y G(x, y) w_y`` to the image's marginal, the
+        image collapsed over y with the same triangular weights ``w_y``
+        (:func:`_triangle_weights`), and the fit is weighted along x by ``w_x``; likewise for
+        y. Sums over the kernel alone are computed here once; the data sums are formed per
+        star in :func:`hapgpu.kernels.detection._star_math.marginal_fit`.
+
+        Returns
+        -------
+        kconst : ndarray, float64, shape (2, N_KCONST)
+            Per axis (row 0: x, row 1: y): ``sum w``, ``sum g w``, ``sum g**2 w``,
+            ``sum g' w``, ``sum g'**2 w``, ``sum g g' w``, the Gaussian's sigma along the axis
+            and the kernel length, in the slots ``K_*`` of :mod:`._star_math`, where
+            ``g' = g * (c - k)`` at pixel ``k`` of an axis centred on ``c``.
+        kern1d, dkern1d, wt1d : ndarray, float64, shape (2, max(ny, nx))
+            ``g``, ``g'`` and ``w`` per axis (zero-padded to the longer side).
+        dxx1d : ndarray, float64, shape (2, max(ny, nx))
+            Pixel offsets used for the first-moment fallback centroid: ``c - k`` along x and
+            ``k - c`` along y (photutils' convention).
         """
-        ky, kx = self.shape
-        ycen, xcen = (ky - 1) // 2, (kx - 1) // 2
-        xx = xcen - np.abs(np.arange(kx) - xcen) + 1
-        yy = ycen - np.abs(np.arange(ky) - ycen) + 1
-        xwt, ywt = np.meshgrid(xx, yy)
-        size = max(kx, ky)
+        ny, nx = self.shape
+        w_x, w_y = _triangle_weights(nx), _triangle_weights(ny)
+        longest = max(nx, ny)
         kconst = np.zeros((2, sm.N_KCONST))
-        kern1d = np.zeros((2, size))
-        dkern1d = np.zeros((2, size))
-        wt1d = np.zeros((2, size))
-        dxx1d = np.zeros((2, size))
-        for row, axis in ((0, 1), (1, 0)):
-            if axis == 0:
-                wt = np.transpose(ywt)[0]
-                wts = xwt
-                n, centre, sigma = ky, ycen, self.y_sigma
-                dxx = np.arange(n) - centre
-            else:
-                wt = xwt[0]
-                wts = ywt
-                n, centre, sigma = kx, xcen, self.x_sigma
-                dxx = centre - np.arange(n)
-            dx = centre - np.arange(n)
-            k1 = np.sum(self.gaussian_kernel_unmasked * wts, axis=1 - axis)
-            dk = k1 * dx
-            kconst[row, sm.K_WT_SUM] = np.sum(wt)
-            kconst[row, sm.K_KERN_SUM] = np.sum(k1 * wt)
-            kconst[row, sm.K_KERN2_SUM] = np.sum(k1 ** 2 * wt)
-            kconst[row, sm.K_DKERN_SUM] = np.sum(dk * wt)
-            kconst[row, sm.K_DKERN2_SUM] = np.sum(dk ** 2 * wt)
-            kconst[row, sm.K_KERN_DKERN_SUM] = np.sum(k1 * dk * wt)
+        kern1d, dkern1d, wt1d, dxx1d = (np.zeros((2, longest)) for _ in range(4))
+        axes = (
+            # row, marginal Gaussian, weights along the axis, sigma, sign of the offsets
+            (0, (self.profile * w_y[:, None]).sum(axis=0), w_x, self.x_sigma, 1.0),
+            (1, (self.profile * w_x[None, :]).sum(axis=1), w_y, self.y_sigma, -1.0),
+        )
+        for row, g, w, sigma, sign in axes:
+            n = g.size
+            offsets = (n - 1) // 2 - np.arange(n)
+            g_slope = g * offsets
+            kconst[row, sm.K_SUM_W] = w.sum()
+            kconst[row, sm.K_SUM_G] = (g * w).sum()
+            kconst[row, sm.K_SUM_GG] = (g * g * w).sum()
+            kconst[row, sm.K_SUM_G1] = (g_slope * w).sum()
+            kconst[row, sm.K_SUM_G1G1] = (g_slope * g_slope * w).sum()
+            kconst[row, sm.K_SUM_GG1] = (g * g_slope * w).sum()
             kconst[row, sm.K_SIGMA] = sigma
             kconst[row, sm.K_SIZE] = n
-            kern1d[row, :n] = k1
-            dkern1d[row, :n] = dk
-            wt1d[row, :n] = wt
-            dxx1d[row, :n] = dxx
+            kern1d[row, :n] = g
+            dkern1d[row, :n] = g_slope
+            wt1d[row, :n] = w
+            dxx1d[row, :n] = sign * offsets
         return kconst, kern1d, dkern1d, wt1d, dxx1d
 
 
@@ -144,17 +213,21 @@ class StarFinderKernel:
 
 
 def _circular_footprint(radius):
-    """photutils' circular peak footprint: (bool footprint, offset, inscribed half side)."""
-    idx = np.arange(-radius, radius + 1)
-    size = len(idx)
-    xx, yy = np.meshgrid(idx, idx)
-    footprint = (xx ** 2 + yy ** 2) <= radius ** 2
-    if size % 2 == 0:
-        half_side = int(np.floor(radius / np.sqrt(2) - 0.5))
-    else:
-        half_side = int(np.floor(radius / np.sqrt(2)))
-    side = max(2 * half_side + 1, 3)
-    return footprint, -(size // 2), side // 2
+    """Neighbourhood of ``find_peaks(min_separation=radius)``, as photutils defines it.
+
+    Returns ``(inside, offset, square_half)``: ``inside[j, i]`` is True where the grid point
+    ``(g[j], g[i])``, ``g = arange(-radius, radius + 1)``, lies within ``radius`` of the origin
+    (for a non-integer radius the grid is not centred on a pixel and has an even length);
+    ``offset`` places the window's first row and column relative to the tested pixel; and
+    ``square_half`` is the half side of the largest odd square inside that circle (at least
+    3 pixels wide), whose maximum the peak must also equal.
+    """
+    grid = np.arange(-radius, radius + 1)
+    inside = grid[None, :] ** 2 + grid[:, None] ** 2 <= radius ** 2
+    # an even grid puts the circle's centre half a pixel off the square's centre pixel
+    off_centre = 0.5 if grid.size % 2 == 0 else 0.0
+    square_half = max(int(np.floor(radius / np.sqrt(2) - off_centre)), 1)
+    return inside, -(grid.size // 2), square_half
 
 
 def _peak_map(bk, img, thr, scalar_thr, mask, border, footprint, offset, zero_rule, insc_half):
@@ -183,7 +256,7 @@ def _border_pair(border_width, shape):
         return (0, 0)
     by, bx = (border_width, border_width) if np.ndim(border_width) == 0 else border_width
     if by < 0 or bx < 0:
-        raise InvalidParameterError("border_width must be >= 0")
+        raise InvalidParameterError(f"border_width must not be negative, got {border_width!r}")
     return int(by), int(bx)
 
 
@@ -194,9 +267,10 @@ def _peaks(bk, img, thr, scalar_thr, mask, border, box_size, footprint, min_sepa
     else:
         if footprint is None:
             footprint = np.ones((box_size, box_size), dtype=bool)
-        fp = np.asarray(footprint, dtype=bool)
-        if fp.shape[0] != fp.shape[1]:
-            raise InvalidParameterError("footprint must be square")
+        fp = native_array(footprint, dtype=bool)
+        if fp.ndim != 2 or fp.shape[0] != fp.shape[1]:
+            raise InvalidParameterError(
+                f"footprint must be a square 2-D array, got shape {fp.shape}")
         peaks = _peak_map(bk, img, thr, scalar_thr, mask, border, fp, -(fp.shape[0] // 2), 0,
                           -1)
     ys, xs = bk.xp.nonzero(peaks)
@@ -234,9 +308,10 @@ def find_peaks(data, threshold, *, box_size=3, footprint=None, mask=None, border
     if npeaks is not None:
         n_peaks = npeaks
     if min_separation is not None and min_separation < 0:
-        raise InvalidParameterError("min_separation must be >= 0")
+        raise InvalidParameterError(
+            f"min_separation must not be negative, got {min_separation!r}")
     if bool((img == img.ravel()[0]).all()):
-        warnings.warn("Input data is constant. No local peaks can be found.",
+        warnings.warn("find_peaks: data is constant, so it has no local maximum",
                       NoDetectionsWarning, stacklevel=2)
         return None
     thr, scalar_thr = _threshold_operand(threshold, img.dtype, bk, img.shape)
@@ -244,7 +319,8 @@ def find_peaks(data, threshold, *, box_size=3, footprint=None, mask=None, border
     xs, ys = _peaks(bk, img, thr, scalar_thr, bmask, _border_pair(border_width, img.shape),
                     box_size, footprint, min_separation)
     if xs.size == 0:
-        warnings.warn("No local peaks were found.", NoDetectionsWarning, stacklevel=2)
+        warnings.warn("find_peaks: no local maximum lies above the threshold",
+                      NoDetectionsWarning, stacklevel=2)
         return None
     values = bk.to_host(img)[ys, xs]
     if xs.size > n_peaks:
@@ -309,7 +385,7 @@ class DAOStarFinder:
                  scale_threshold=True, *, sharpness_range=(0.2, 1.0),
                  roundness_range=(-1.0, 1.0), brightest=None, peakmax=None, backend=None):
         if np.ndim(fwhm) != 0:
-            raise InvalidParameterError("fwhm must be a scalar value")
+            raise InvalidParameterError(f"fwhm must be a single number, got {fwhm!r}")
         self.threshold = threshold
         self.fwhm = fwhm
         self.ratio = ratio
@@ -325,19 +401,20 @@ class DAOStarFinder:
         self.n_brightest = None if n_brightest is None else int(n_brightest)
         self.peak_max = peakmax if peak_max is None else peak_max
         if min_separation is not None and min_separation < 0:
-            raise InvalidParameterError("min_separation must be >= 0")
+            raise InvalidParameterError(
+                f"min_separation must not be negative, got {min_separation!r}")
         self.min_separation = 2.5 * fwhm if min_separation is None else min_separation
         if xycoords is not None:
-            xycoords = np.asarray(xycoords, dtype=float)
+            xycoords = native_array(xycoords, dtype=np.float64)
             if xycoords.ndim != 2 or xycoords.shape[1] != 2:
-                raise InvalidInputError("xycoords must be shaped as an Nx2 array")
+                raise InvalidInputError(
+                    f"xycoords must hold (x, y) rows, shape (n, 2); got shape {xycoords.shape}")
         self.xycoords = xycoords
         self.scale_threshold = scale_threshold
         self.kernel = StarFinderKernel(fwhm, ratio=ratio, theta=self.theta,
                                        sigma_radius=sigma_radius)
-        thr = strip_unit(threshold)[0]
-        self.threshold_eff = (np.asarray(thr) * self.kernel.rel_err if scale_threshold
-                              else np.asarray(thr))
+        thr = native_array(strip_unit(threshold)[0], dtype=np.float64)
+        self.threshold_eff = thr * self.kernel.rel_err if scale_threshold else thr
         self.backend = get_backend(backend)
 
     def __repr__(self) -> str:
@@ -370,7 +447,8 @@ class DAOStarFinder:
             thr_arr, scalar = thr.reshape(1, 1), True
         else:
             if thr.shape != tuple(conv.shape):
-                raise InvalidInputError("a threshold array must have the data's shape")
+                raise InvalidInputError(
+                    f"threshold array shape {thr.shape} differs from the data's {conv.shape}")
             thr_arr, scalar = thr, False
         if bool((conv == conv.ravel()[0]).all()):
             return None
@@ -433,7 +511,8 @@ class DAOStarFinder:
         conv = self._convolve(img)
         pos = self._positions(conv, bmask)
         if pos is None:
-            warnings.warn("No sources were found.", NoDetectionsWarning, stacklevel=2)
+            warnings.warn("DAOStarFinder: no peak of the convolved data lies above the "
+                          "threshold", NoDetectionsWarning, stacklevel=2)
             return None
         xpos, ypos = np.asarray(pos[0], dtype=float), np.asarray(pos[1], dtype=float)
         stats = self._measure(img, conv, xpos, ypos)
@@ -459,7 +538,8 @@ class DAOStarFinder:
                 continue
             keep &= np.isfinite(values)
         if not keep.any():
-            warnings.warn("No sources were found.", NoDetectionsWarning, stacklevel=3)
+            warnings.warn("DAOStarFinder: no peak could be measured (every fit gave a "
+                          "non-finite value)", NoDetectionsWarning, stacklevel=3)
             return None
         for name, bounds in (("sharpness", self.sharpness_range),
                              ("roundness1", self.roundness_range),
@@ -470,7 +550,8 @@ class DAOStarFinder:
         if self.peak_max is not None:
             keep &= cols["peak"] <= self.peak_max
         if not keep.any():
-            warnings.warn("Sources were found, but none pass the filtering criteria",
+            warnings.warn(f"DAOStarFinder: {xpos.size} peak(s) found, but none passes the "
+                          "sharpness, roundness and peak_max limits",
                           NoDetectionsWarning, stacklevel=3)
             return None
         rows = np.nonzero(keep)[0]

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels.detection import stats as kstats
-from ._common import as_mask, get_backend, strip_unit
+from ._common import as_image, get_backend, native_array, strip_unit, to_backend
 
 __all__ = ["sigma_clipped_stats", "mad_rms", "clip_values"]
 
@@ -51,17 +51,17 @@ def _n_chunks(size: int) -> int:
 
 
 def _flat_host(data, mask, mask_value):
-    """Flattened data (float dtype) and flattened bool mask for the CPU kernels."""
-    arr = np.asarray(data)
-    if arr.dtype.kind not in "f":
-        arr = arr.astype(np.float64)
-    flat = np.ascontiguousarray(arr).ravel()
+    """Flattened data (float dtype) and flattened bool mask for the CPU kernels.
+
+    ``data`` and ``mask`` come from :func:`~._common.to_backend` (native, C order).
+    """
+    flat = data.ravel() if data.dtype.kind == "f" else data.astype(np.float64).ravel()
     use_mask = mask is not None or mask_value is not None
     if not use_mask:
         return flat, np.zeros(1, dtype=bool), False
     fmask = np.zeros(flat.shape, dtype=bool)
     if mask is not None:
-        fmask |= np.asarray(mask, dtype=bool).ravel()
+        fmask |= mask.ravel()
     if mask_value is not None:
         fmask |= flat == mask_value
     return flat, fmask, True
@@ -165,11 +165,11 @@ def clip_values(values, *, sigma=3.0, sigma_lower=None, sigma_upper=None, maxite
     lower, upper, iters, cen_func, std_func = _parse_clip_params(
         sigma, sigma_lower, sigma_upper, maxiters, cenfunc, stdfunc)
     if bk.name == "cpu":
-        buf = np.array(values, dtype=np.float64).ravel()
+        buf = np.array(values, dtype=np.float64).ravel()  # a native copy the clip may reorder
         n, _, _, _ = kstats.sigma_clip_flat(buf, lower, upper, iters, cen_func, std_func, as_f32)
         return buf[:n]
     xp = bk.xp
-    return _clip_sorted(xp, xp.asarray(values, dtype=xp.float64).ravel(), lower, upper, iters,
+    return _clip_sorted(xp, to_backend(values, bk, dtype=np.float64).ravel(), lower, upper, iters,
                         cen_func, std_func, as_f32)
 
 
@@ -236,12 +236,13 @@ def sigma_clipped_stats(data, mask=None, mask_value=None, sigma=3.0, sigma_lower
     data, _ = strip_unit(data)
     if isinstance(data, np.ma.MaskedArray):
         extra = np.ma.getmaskarray(data)
-        mask = extra if mask is None else (np.asarray(mask, dtype=bool) | extra)
-        data = np.ma.getdata(data)
-    arr = np.asarray(data) if bk.name != "gpu" else bk.xp.asarray(data)
-    if mask is not None and tuple(np.shape(mask)) != tuple(arr.shape):
-        raise InvalidInputError(
-            f"mask must have the shape of data {tuple(arr.shape)}, got {tuple(np.shape(mask))}")
+        mask = extra if mask is None else (native_array(mask, dtype=bool) | extra)
+    arr = to_backend(data, bk)
+    if mask is not None:
+        mask = to_backend(mask, bk, dtype=bool)
+        if tuple(mask.shape) != tuple(arr.shape):
+            raise InvalidInputError(
+                f"mask must have the shape of data {tuple(arr.shape)}, got {tuple(mask.shape)}")
     out_dtype = _values_dtype(arr)
     as_f32 = out_dtype == np.float32
     if bk.name == "cpu":
@@ -253,8 +254,7 @@ def sigma_clipped_stats(data, mask=None, mask_value=None, sigma=3.0, sigma_lower
             raise InvalidInputError("sigma_clipped_stats: every value is masked")
     else:
         xp = bk.xp
-        dmask = None if mask is None else as_mask(mask, "mask", bk, arr.shape)
-        values = _gather_device(xp, arr, dmask, mask_value)
+        values = _gather_device(xp, arr, mask, mask_value)
         if values.size == 0 and (mask is not None or mask_value is not None):
             raise InvalidInputError("sigma_clipped_stats: every value is masked")
         kept = _clip_sorted(xp, values, lower, upper, iters, cen_func, std_func, as_f32)
@@ -287,15 +287,7 @@ def mad_rms(data, *, backend=None) -> float:
         The rms estimate (NaN if no valid difference exists).
     """
     bk = get_backend(backend)
-    arr, _ = strip_unit(data)
-    if bk.name == "gpu":
-        arr = bk.xp.asarray(arr)
-    else:
-        arr = np.asarray(arr)
-    if arr.ndim != 2:
-        raise InvalidInputError(f"data must be a 2-D array, got shape {tuple(arr.shape)}")
-    if arr.dtype.kind not in "f":
-        arr = arr.astype(np.float64)
+    arr = as_image(data, "data", bk)
     as_f32 = arr.dtype == np.float32
     if bk.name == "cpu":
         diffs = kstats.mad_rms_diffs(arr)

@@ -30,8 +30,16 @@ def register(subparsers) -> None:
 
 def _run_demo(args) -> int:
     from ..astrodrizzle import astrodrizzle
+    from ..backend import resolve_backend
+    from ..errors import InvalidParameterError
     from ..simulate import simulate_visit
 
+    # Everything that can be refused is checked before anything is simulated or written.
+    backend = resolve_backend(None)  # the run's backend (--backend / HAPGPU_BACKEND)
+    if args.n_exposures < 1:
+        raise InvalidParameterError(f"--n-exposures must be >= 1, got {args.n_exposures}")
+    if args.size < 0:
+        raise InvalidParameterError(f"--size must be >= 0 (0 = full size), got {args.size}")
     outdir = Path(args.outdir) if args.outdir else Path(tempfile.mkdtemp(prefix="hapgpu-demo-"))
     outdir.mkdir(parents=True, exist_ok=True)
     shape = None if args.size == 0 else args.size
@@ -39,7 +47,7 @@ def _run_demo(args) -> int:
     visit = simulate_visit(outdir, instrument=args.instrument, n_exposures=args.n_exposures,
                            seed=args.seed, shape=shape, progress=True)
     result = astrodrizzle([str(e.path) for e in visit.exposures], outdir / "demo",
-                          pars=DEMO_PARS[args.instrument])
+                          pars=DEMO_PARS[args.instrument], backend=backend)
     flagged = sum(sum(v) for v in result.cosmic_rays.values())
     print(f"demo product: {result.product}  ({flagged} cosmic-ray pixels flagged in the inputs' DQ)")
     return 0

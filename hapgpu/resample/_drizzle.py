@@ -58,24 +58,34 @@ def _positive_finite(value, name: str) -> float:
 
 
 def _kernel_parameters(kernel: str, pixfrac: float, scale: float) -> np.ndarray:
-    """Float64 parameter vector (``_pixel_math.P_*`` slots) of one kernel."""
+    """Float64 parameter vector (``_pixel_math.P_*`` slots) of one kernel.
+
+    Footprint sizes are in output pixels: a drop is ``pixfrac`` input pixels wide, i.e.
+    ``pixfrac / scale`` output pixels. The gaussian has FWHM ``pixfrac`` input pixels
+    (sigma = FWHM / 2.3548, drizzlepac's constant), is normalised to unit integral and is cut
+    at 2.5 sigma (at least 1.2 input pixels); the lanczos table is sampled every 0.01 input
+    pixels, as in drizzlepac (Fruchter & Hook 2002; drizzlepac's ``cdrizzlebox.c`` documents
+    the same constants).
+    """
     fp = np.zeros(pm.N_FPARAMS, dtype=np.float64)
     fp[pm.P_PIXFRAC] = pixfrac
     fp[pm.P_SCALE] = scale
     fp[pm.P_HALF] = pixfrac / 2.0
-    fp[pm.P_AC] = 1.0 / (pixfrac * pixfrac)
+    fp[pm.P_INV_PIXFRAC2] = 1.0 / (pixfrac * pixfrac)
     if kernel in ("turbo", "tophat"):
-        fp[pm.P_PFO] = pixfrac / scale / 2.0
+        fp[pm.P_HALF_WIDTH] = pixfrac / scale / 2.0
     elif kernel == "gaussian":
-        fp[pm.P_EFAC] = 2.3548 * 2.3548 * scale * scale * fp[pm.P_AC] / 2.0
-        fp[pm.P_ES] = fp[pm.P_EFAC] / math.pi
-        fp[pm.P_PFO] = max(2.5 * pixfrac / 2.3548 / scale, 1.2 / scale)
+        fwhm_to_sigma = 2.3548
+        # exp(-r**2 / (2 sigma**2)) with sigma = pixfrac / (2.3548 * scale) output pixels
+        fp[pm.P_GAUSS_EXP] = fwhm_to_sigma * fwhm_to_sigma * scale * scale * fp[pm.P_INV_PIXFRAC2] / 2.0
+        fp[pm.P_GAUSS_NORM] = fp[pm.P_GAUSS_EXP] / math.pi  # 1 / (2 pi sigma**2)
+        fp[pm.P_HALF_WIDTH] = max(2.5 * pixfrac / fwhm_to_sigma / scale, 1.2 / scale)
     elif kernel.startswith("lanczos"):
         order = int(kernel[-1])
-        fp[pm.P_PFO] = order * pixfrac / scale
-        fp[pm.P_SDP] = scale / float(np.float32(0.01)) / pixfrac
+        fp[pm.P_HALF_WIDTH] = order * pixfrac / scale
+        fp[pm.P_LUT_STEP] = scale / float(np.float32(0.01)) / pixfrac
     elif kernel == "square":
-        fp[pm.P_PFO] = 0.0  # corners are mapped; the tile margin covers the rest
+        fp[pm.P_HALF_WIDTH] = 0.0  # corners are mapped; the tile margin covers the rest
     return fp
 
 

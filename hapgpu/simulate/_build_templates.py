@@ -1,9 +1,10 @@
 """Build the header templates shipped in ``hapgpu/data/templates`` from real HST files.
 
 This is a maintenance tool, run once by a developer; the package itself only reads its output.
-The sample exposures carry full real headers but 10x10 placeholder pixels, and their own
-``WCSDVARR``/``D2IMARR`` extensions are 10x10 placeholders too. The full-size lookup tables are
-taken from the headerlet (``HDRLET`` extension) that carries the same distortion model.
+The sample exposures carry full real headers but 10x10 placeholder (or empty) pixels. Where
+their own ``WCSDVARR``/``D2IMARR`` extensions are 10x10 placeholders too (the WFC3 samples), the
+full-size lookup tables are taken from the headerlet (``HDRLET`` extension) that carries the
+same distortion model; where they are real (the ACS/WFC header sample) they are kept.
 
 Each template is one gzip-compressed FITS file holding, in order:
 
@@ -14,7 +15,8 @@ Each template is one gzip-compressed FITS file holding, in order:
 
 Run as::
 
-    python -m hapgpu.simulate._build_templates /path/to/shared/data/hst hapgpu/data/templates
+    python -m hapgpu.simulate._build_templates /path/to/shared/data/hst hapgpu/data/templates \
+        [--only acs-wfc]
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class TemplateSource:
     Parameters
     ----------
     key : str
-        Instrument key (``wfc3-uvis``, ``wfc3-ir``, ``acs-hrc``).
+        Instrument key (``wfc3-uvis``, ``wfc3-ir``, ``acs-hrc``, ``acs-wfc``).
     filename : str
         Sample exposure the headers are taken from.
     output : str
@@ -71,7 +73,11 @@ TEMPLATE_SOURCES = (
                    ("SCI", "ERR", "DQ", "SAMP", "TIME")),
     TemplateSource("acs-hrc", "j8bt06nyq_sip_flt.fits", "acs_hrc.fits.gz",
                    ("SCI", "ERR", "DQ")),
+    TemplateSource("acs-wfc", "acs_wfc_sample_flc_header.fits", "acs_wfc.fits.gz",
+                   ("SCI", "ERR", "DQ")),
 )
+# Lookup tables at most this many values are placeholders of a cut-out sample file.
+_PLACEHOLDER_SIZE = 100
 
 
 def _headerless(header: fits.Header) -> fits.Header:
@@ -142,7 +148,10 @@ def build_template(source_dir: Path, spec: TemplateSource) -> fits.HDUList:
                     header = _derived_header(sci, extname, bunit)
                 out.append(fits.ImageHDU(header=header))
         if refs:
-            tables = _full_size_tables(src)
+            own = {(h.name, h.ver): fits.ImageHDU(h.data.astype(np.float32), h.header.copy())
+                   for h in src if h.name in ("WCSDVARR", "D2IMARR")
+                   and h.data is not None and h.data.size > _PLACEHOLDER_SIZE}
+            tables = own if all(ref in own for ref in refs) else _full_size_tables(src)
             for ref in refs:
                 if ref not in tables:
                     raise InvalidInputError(f"{path.name}: no full-size {ref[0]},{ref[1]} table")
@@ -155,12 +164,14 @@ def build_template(source_dir: Path, spec: TemplateSource) -> fits.HDUList:
     return out
 
 
-def build_templates(source_dir: Path, out_dir: Path) -> list[Path]:
-    """Build every template in :data:`TEMPLATE_SOURCES`; return the written paths."""
+def build_templates(source_dir: Path, out_dir: Path, keys=None) -> list[Path]:
+    """Build the templates of :data:`TEMPLATE_SOURCES` (those of ``keys``); return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for spec in TEMPLATE_SOURCES:
+        if keys is not None and spec.key not in keys:
+            continue
         target = out_dir / spec.output
         build_template(source_dir, spec).writeto(target, overwrite=True, output_verify="fix")
         log.info("wrote %s (%d bytes)", target, target.stat().st_size)
@@ -172,9 +183,12 @@ def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - maintena
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--only", nargs="+", metavar="KEY",
+                        choices=[spec.key for spec in TEMPLATE_SOURCES],
+                        help="build only these instruments' templates")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    build_templates(args.source_dir, args.out_dir)
+    build_templates(args.source_dir, args.out_dir, args.only)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -121,13 +121,15 @@ class ChipArrays:
     crmask: np.ndarray
 
 
-def make_defects(rng: np.random.Generator, window: ChipWindow) -> Defects:
+def make_defects(rng: np.random.Generator, window: ChipWindow, *,
+                 hot_fraction: float = _HOT_FRACTION) -> Defects:
     """Draw the hot pixels and bad columns of a chip (in full-chip coordinates) for a window.
 
     The same generator state gives the same defects whatever the window, as on a real detector.
+    ``hot_fraction`` is the fraction of the chip's pixels that are hot.
     """
     full_ny, full_nx = window.full_shape
-    n_hot = int(_HOT_FRACTION * full_nx * full_ny)
+    n_hot = int(hot_fraction * full_nx * full_ny)
     hot_x = rng.integers(0, full_nx, n_hot)
     hot_y = rng.integers(0, full_ny, n_hot)
     hot_rate = rng.exponential(0.2, n_hot) + 0.02

@@ -23,12 +23,12 @@ from ._pointing import SkyRotation, orientat_from_cd
 from ._templates import InstrumentTemplate
 
 __all__ = ["VisitFacts", "ExposureSpec", "ExposureHeaders", "build_exposure_headers",
-           "reference_cd"]
+           "reference_cd", "read_cd", "write_cd", "set_s_regions", "WCS_KEYS"]
 
-_WCS_KEYS = ("",) + tuple(string.ascii_uppercase)
+WCS_KEYS = ("",) + tuple(string.ascii_uppercase)
 _LOOKUP_RECORDS = (("WCSDVARR", "DP"), ("D2IMARR", "D2IM"))
-# ACS/HRC filter wheels hold a clear position each.
-_ACS_CLEAR = {1: "CLEAR1S", 2: "CLEAR2S"}
+# ACS filter wheels hold a clear position each: small apertures for HRC, large ones for WFC.
+_ACS_CLEAR = {"HRC": {1: "CLEAR1S", 2: "CLEAR2S"}, "WFC": {1: "CLEAR1L", 2: "CLEAR2L"}}
 
 
 @dataclass(frozen=True)
@@ -140,17 +140,19 @@ class ExposureHeaders:
 
 def reference_cd(header: fits.Header) -> np.ndarray:
     """The CD matrix of a header's primary WCS."""
-    return _read_cd(header, "")
+    return read_cd(header, "")
 
 
-def _read_cd(header: fits.Header, key: str) -> np.ndarray | None:
+def read_cd(header: fits.Header, key: str) -> np.ndarray | None:
+    """The CD matrix, shape (2, 2), of WCS ``key`` (``""`` primary), or None if incomplete."""
     names = [f"CD{i}_{j}{key}" for i in (1, 2) for j in (1, 2)]
     if not all(name in header for name in names):
         return None
     return np.array([float(header[name]) for name in names]).reshape(2, 2)
 
 
-def _write_cd(header: fits.Header, key: str, cd: np.ndarray) -> None:
+def write_cd(header: fits.Header, key: str, cd: np.ndarray) -> None:
+    """Write a (2, 2) CD matrix as the ``CDi_j<key>`` cards of a header."""
     for i in (1, 2):
         for j in (1, 2):
             header[f"CD{i}_{j}{key}"] = float(cd[i - 1, j - 1])
@@ -159,17 +161,17 @@ def _write_cd(header: fits.Header, key: str, cd: np.ndarray) -> None:
 def _move_wcs(header: fits.Header, rotation: SkyRotation, window: ChipWindow) -> float | None:
     """Rotate every WCS of a header and shift it to a window; return the ORIENTAT change."""
     turn = None
-    for key in _WCS_KEYS:
+    for key in WCS_KEYS:
         if f"CRVAL1{key}" not in header or f"CRVAL2{key}" not in header:
             continue
         crval1, crval2 = float(header[f"CRVAL1{key}"]), float(header[f"CRVAL2{key}"])
-        cd = _read_cd(header, key)
+        cd = read_cd(header, key)
         if cd is None:
             new1, new2 = rotation.apply(crval1, crval2)
             new_cd = None
         else:
             new1, new2, new_cd = rotation.transform_tan(crval1, crval2, cd)
-            _write_cd(header, key, new_cd)
+            write_cd(header, key, new_cd)
             if key == "":
                 turn = orientat_from_cd(new_cd) - orientat_from_cd(cd)
         header[f"CRVAL1{key}"], header[f"CRVAL2{key}"] = float(new1), float(new2)
@@ -180,7 +182,7 @@ def _move_wcs(header: fits.Header, rotation: SkyRotation, window: ChipWindow) ->
             if offset and f"CRPIX{axis}{key}" in header:
                 header[f"CRPIX{axis}{key}"] = float(header[f"CRPIX{axis}{key}"]) - offset
     if turn is not None and "ORIENTAT" in header:
-        header["ORIENTAT"] = orientat_from_cd(_read_cd(header, ""))
+        header["ORIENTAT"] = orientat_from_cd(read_cd(header, ""))
     return turn
 
 
@@ -205,7 +207,10 @@ def _set_if_present(header: fits.Header, values: dict) -> None:
 
 def _photometry(det: DetectorModel, filt: FilterModel, mjd: float, ccdchip) -> dict:
     """Photometric keywords of a filter (PHOTFLAM etc.)."""
-    if det.instrument == "ACS":
+    if det.instrument == "ACS" and det.detector == "WFC":
+        # calacs writes the WFC1 mode in both chips' headers.
+        mode = f"ACS WFC1 {filt.name} MJD#{mjd:.4f}"
+    elif det.instrument == "ACS":
         mode = f"ACS {det.detector} {filt.name}"
     elif det.detector == "UVIS":
         mode = f"WFC3 UVIS{ccdchip or 1} {filt.name} MJD#{mjd:.4f}"
@@ -219,7 +224,7 @@ def _photometry(det: DetectorModel, filt: FilterModel, mjd: float, ccdchip) -> d
 
 def _filter_cards(det: DetectorModel, filt: FilterModel) -> dict:
     if det.instrument == "ACS":
-        clear = dict(_ACS_CLEAR)
+        clear = dict(_ACS_CLEAR[det.detector])
         clear[filt.wheel] = filt.name
         return {"FILTER1": clear[1], "FILTER2": clear[2]}
     return {"FILTER": filt.name}
@@ -385,7 +390,8 @@ def _s_region(wcs: WCS, shape: tuple[int, int]) -> str:
 
 
 def build_exposure_headers(template: InstrumentTemplate, det: DetectorModel, visit: VisitFacts,
-                           spec: ExposureSpec, windows: list[ChipWindow]) -> ExposureHeaders:
+                           spec: ExposureSpec, windows: list[ChipWindow], *,
+                           keep_headerlet=None) -> ExposureHeaders:
     """Derive every header and non-pixel extension of one exposure from the template.
 
     Parameters
@@ -400,6 +406,9 @@ def build_exposure_headers(template: InstrumentTemplate, det: DetectorModel, vis
         This exposure.
     windows : list of ChipWindow
         Read-out window of each chip, in SCI extension order.
+    keep_headerlet : callable, optional
+        ``keep_headerlet(extension_header) -> bool``: build only the template headerlets it
+        accepts (default: all).
 
     Returns
     -------
@@ -419,12 +428,18 @@ def build_exposure_headers(template: InstrumentTemplate, det: DetectorModel, vis
         primary=_primary_header(template, det, visit, spec, windows, turn),
         chips=chips,
         lookup_tables=tables,
-        headerlets=[_headerlet(h, spec, windows, old_root) for h in template.headerlets],
+        headerlets=[_headerlet(h, spec, windows, old_root) for h in template.headerlets
+                    if keep_headerlet is None or keep_headerlet(h.header)],
         wcscorr=(_wcscorr(template.wcscorr, spec, windows, old_root, turn)
                  if template.wcscorr is not None else None),
     )
-    for index, window in enumerate(windows):
-        result.chips[index]["SCI"]["S_REGION"] = (
-            _s_region(result.chip_wcs(index + 1, window.shape), window.shape),
-            "spatial extent of the chip on the sky")
+    set_s_regions(result, windows)
     return result
+
+
+def set_s_regions(headers: ExposureHeaders, windows: list[ChipWindow]) -> None:
+    """Write ``S_REGION`` (the chip outline through its full WCS) into every SCI header."""
+    for index, window in enumerate(windows):
+        headers.chips[index]["SCI"]["S_REGION"] = (
+            _s_region(headers.chip_wcs(index + 1, window.shape), window.shape),
+            "spatial extent of the chip on the sky")

@@ -1,8 +1,8 @@
 """Detector and filter properties used by the simulator.
 
 Numbers are representative, not calibrations: zero points and pivot wavelengths follow the
-published WFC3 and ACS/HRC photometric keywords to a few hundredths of a magnitude, sky rates are
-typical zodiacal levels, and PSF widths are the core FWHM measured on each detector.
+published WFC3, ACS/HRC and ACS/WFC photometric keywords to a few hundredths of a magnitude, sky
+rates are typical zodiacal levels, and PSF widths are the core FWHM measured on each detector.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ class DetectorModel:
         Filter used when none is given.
     filters : dict of FilterModel
         Filters offered, by name.
+    hot_fraction : float
+        Fraction of hot pixels (dark current above ~0.02 electrons/s).
     """
 
     key: str
@@ -139,6 +141,7 @@ class DetectorModel:
     dither_pixels: float
     default_filter: str
     filters: dict[str, FilterModel] = field(repr=False)
+    hot_fraction: float = 1e-3
 
     @property
     def in_rate_units(self) -> bool:
@@ -201,6 +204,21 @@ _HRC_FILTERS = _filters([
 ], wheel_of={**{name: 1 for name in _HRC_WHEEL1},
              **{name: 2 for name in ("F220W", "F250W", "F330W", "F435W", "F814W")}})
 
+# ACS/WFC: pivots and RMS bandwidths from the ACS photometric keywords (PHOTPLAM, PHOTBW);
+# AB zero points in electrons/s at the 2012 sensitivity (F814W gives the template's PHOTFLAM
+# 7.0769e-20 at PHOTPLAM 8045.53); PSF core FWHM about 2 pixels (ACS Instrument Handbook 5.6).
+_WFC_WHEEL1 = ("F475W", "F555W", "F606W", "F625W", "F775W", "F850LP")
+_WFC_FILTERS = _filters([
+    ("F435W", 4329.9, 25.66, 293.0, 0.022, 0.095),
+    ("F475W", 4747.0, 26.06, 420.0, 0.045, 0.096),
+    ("F555W", 5361.0, 25.72, 360.0, 0.045, 0.097),
+    ("F606W", 5921.9, 26.50, 672.0, 0.085, 0.098),
+    ("F625W", 6311.9, 25.91, 415.0, 0.065, 0.100),
+    ("F775W", 7693.5, 25.67, 434.0, 0.065, 0.105),
+    ("F814W", 8045.5, 25.94, 653.1, 0.090, 0.108),
+    ("F850LP", 9031.5, 24.86, 539.0, 0.040, 0.120),
+], wheel_of={**{name: 1 for name in _WFC_WHEEL1}, **{name: 2 for name in ("F435W", "F814W")}})
+
 INSTRUMENTS: dict[str, DetectorModel] = {
     "wfc3-uvis": DetectorModel(
         key="wfc3-uvis", instrument="WFC3", detector="UVIS", letter="i", suffix="flc",
@@ -225,6 +243,16 @@ INSTRUMENTS: dict[str, DetectorModel] = {
         cr_in_pixels=True, bad_column_bit=DQ.BAD_COLUMN, default_exptime=300.0, overhead=120.0,
         star_density=1500.0, galaxy_density=30.0, dither_pixels=4.0, default_filter="F606W",
         filters=_HRC_FILTERS,
+    ),
+    # ACS/WFC after SM4: gain 2 e-/DN, read noise ~4.2 e- (mean of the template's READNSEA-D),
+    # full well ~84700 e-, dark ~0.012 e-/s with many radiation-induced hot pixels.
+    "acs-wfc": DetectorModel(
+        key="acs-wfc", instrument="ACS", detector="WFC", letter="j", suffix="flc",
+        chip_shape=(2048, 4096), pixel_scale=0.05, pixel_size_um=15.0, depletion_um=13.0,
+        gain=2.0, read_noise=4.2, dark_rate=0.012, full_well=84700.0, bunit="ELECTRONS",
+        cr_in_pixels=True, bad_column_bit=DQ.BAD_COLUMN, default_exptime=450.0, overhead=150.0,
+        star_density=300.0, galaxy_density=15.0, dither_pixels=5.0, default_filter="F606W",
+        filters=_WFC_FILTERS, hot_fraction=5e-3,
     ),
 }
 

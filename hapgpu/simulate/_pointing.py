@@ -19,7 +19,10 @@ __all__ = [
     "unit_vector",
     "radec_from_vector",
     "offset_radec",
+    "tangent_offsets",
     "orientat_from_cd",
+    "rotation_about",
+    "rotation_between",
     "pointing_rotation",
 ]
 
@@ -58,26 +61,46 @@ def offset_radec(ra_deg: float, dec_deg: float, east_arcsec, north_arcsec):
     return radec_from_vector(vec / np.linalg.norm(vec, axis=-1, keepdims=True))
 
 
+def tangent_offsets(ra0_deg: float, dec0_deg: float, ra_deg, dec_deg):
+    """Gnomonic offsets (arcsec, east and north) of positions around ``(ra0, dec0)``.
+
+    The exact inverse of :func:`offset_radec`: a position ``v`` (unit vector) projects to
+    ``(v . e, v . n) / (v . c)`` radians, with ``c`` the centre and ``e``, ``n`` the unit
+    vectors pointing east and north there (gnomonic projection; Calabretta & Greisen 2002,
+    A&A 395, 1077, section 5.1.3).
+    """
+    east, north = _local_frame(ra0_deg, dec0_deg)
+    centre = unit_vector(ra0_deg, dec0_deg)
+    vec = unit_vector(ra_deg, dec_deg)
+    depth = vec @ centre
+    to_arcsec = np.degrees(1.0) * 3600.0
+    return (vec @ east) / depth * to_arcsec, (vec @ north) / depth * to_arcsec
+
+
 def orientat_from_cd(cd: np.ndarray) -> float:
     """Position angle (degrees east of north) of the image +y axis for a CD matrix."""
     return float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])))
 
 
-def _rotation_about(axis: np.ndarray, angle_rad: float) -> np.ndarray:
-    """Right-handed rotation matrix about a unit ``axis`` (Rodrigues' formula)."""
+def rotation_about(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    """Right-handed rotation matrix, shape (3, 3), about ``axis`` (Rodrigues' formula).
+
+    Seen from outside the sphere looking along ``-axis`` (i.e. on the sky, looking out along
+    ``axis``), a positive angle turns position angles (east of north) *down*.
+    """
     axis = axis / np.linalg.norm(axis)
     k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
     return np.eye(3) + np.sin(angle_rad) * k + (1.0 - np.cos(angle_rad)) * (k @ k)
 
 
-def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rotation along the great circle that takes unit vector ``a`` to unit vector ``b``."""
     axis = np.cross(a, b)
     sin_angle = np.linalg.norm(axis)
     cos_angle = float(np.dot(a, b))
     if sin_angle < 1e-15:
         return np.eye(3)
-    return _rotation_about(axis / sin_angle, float(np.arctan2(sin_angle, cos_angle)))
+    return rotation_about(axis / sin_angle, float(np.arctan2(sin_angle, cos_angle)))
 
 
 @dataclass(frozen=True)
@@ -145,14 +168,14 @@ def pointing_rotation(
     SkyRotation
     """
     tgt_vec = unit_vector(*target)
-    to_target = SkyRotation(_rotation_between(unit_vector(*reference), tgt_vec))
+    to_target = SkyRotation(rotation_between(unit_vector(*reference), tgt_vec))
     _, _, moved_cd = to_target.transform_tan(reference[0], reference[1], cd)
     turn = orientat_deg - orientat_from_cd(moved_cd)
     # A right-handed turn about the line of sight decreases the position angle.
-    base = to_target.then(SkyRotation(_rotation_about(tgt_vec, -np.radians(turn))))
+    base = to_target.then(SkyRotation(rotation_about(tgt_vec, -np.radians(turn))))
     _, _, rolled_cd = base.transform_tan(reference[0], reference[1], cd)
     # Intermediate world coordinates: x grows to the east (RA), y to the north.
     east_deg, north_deg = rolled_cd @ np.asarray(offset_pixels, dtype=np.float64)
     new_ra, new_dec = offset_radec(target[0], target[1], east_deg * 3600.0, north_deg * 3600.0)
-    dither = SkyRotation(_rotation_between(tgt_vec, unit_vector(float(new_ra), float(new_dec))))
+    dither = SkyRotation(rotation_between(tgt_vec, unit_vector(float(new_ra), float(new_dec))))
     return base.then(dither)

@@ -14,13 +14,24 @@ from astropy.table import Table
 
 from ._pointing import offset_radec
 
-__all__ = ["SkyModel", "make_sky_model", "reference_catalog", "GAIA_EPOCH", "mjd_to_year"]
+__all__ = ["SkyModel", "make_sky_model", "reference_catalog", "gaia_position_error",
+           "GAIA_EPOCH", "mjd_to_year"]
 
 GAIA_EPOCH = 2016.0
 _V_PIVOT = 5500.0
 _I_PIVOT = 8000.0
 _G_PIVOT = 6400.0
 _GAIA_LIMIT = 21.0
+_CATALOG_NAME = "GAIAeDR3"
+# Field-star proper motions (mas/yr): thick disc and halo (see _field_proper_motions).
+_HALO_FRACTION = 0.3
+_DISC_PM_MEAN, _DISC_PM_SIGMA = (-2.0, -4.0), 5.0
+_HALO_PM_MEAN, _HALO_PM_SIGMA = (-4.0, -7.0), 12.0
+# Gaia eDR3 astrometric precision at G (Lindegren et al. 2021, A&A 649, A2, table 4):
+# position at the reference epoch (mas) ~ 0.02 at G <= 15, 0.04 at 17, 0.4 at 20, 1.0 at 21;
+# proper motion (mas/yr) about 1.1 times the position error; RA errors a little below Dec's.
+_POS_FLOOR, _POS_AT_20, _PM_PER_POS, _RA_OVER_DEC = 0.015, 0.42, 1.1, 0.87
+_ERROR_SPREAD = 0.2  # log-normal star-to-star spread of the errors (scan-law coverage)
 
 STAR, GALAXY = "star", "galaxy"
 
@@ -157,11 +168,25 @@ class _Population:
     pmdec: np.ndarray
 
 
+def _field_proper_motions(rng, n: int) -> np.ndarray:
+    """Proper motions (mas/yr, shape (2, n)) of high-latitude field stars at V = 16..28.
+
+    A thick-disc population (mean (-2, -4), dispersion 5 mas/yr per axis) and a halo population
+    (30 %, mean (-4, -7), dispersion 12 mas/yr): the spread of Gaia DR3 proper motions of
+    G = 17..21 stars away from the Galactic plane.
+    """
+    halo = rng.random(n) < _HALO_FRACTION
+    pm = rng.standard_normal((2, n))
+    pm *= np.where(halo, _HALO_PM_SIGMA, _DISC_PM_SIGMA)
+    pm += np.where(halo, np.array(_HALO_PM_MEAN)[:, None], np.array(_DISC_PM_MEAN)[:, None])
+    return pm
+
+
 def _field_stars(rng, n: int, radius: float) -> _Population:
     east, north = _disc_offsets(rng, n, radius)
     mag = _power_law_magnitudes(rng, n, 16.0, 28.0, 0.2)
     color = np.clip(rng.normal(0.9, 0.45, n), -0.3, 3.0)
-    pm = rng.normal(0.0, 3.0, (2, n))
+    pm = _field_proper_motions(rng, n)
     return _Population(east, north, mag, color, pm[0], pm[1])
 
 
@@ -247,46 +272,87 @@ def make_sky_model(
     )
 
 
-def reference_catalog(sky: SkyModel, rng: np.random.Generator) -> Table:
-    """Gaia-like astrometric catalogue of the stars brighter than G = 21.
+def gaia_position_error(g_mag) -> np.ndarray:
+    """Typical Gaia eDR3 position error (mas, geometric mean of RA and Dec) at G magnitude.
 
-    Positions are moved back to epoch 2016.0 with each star's proper motion and perturbed by
-    the quoted errors, which grow with magnitude as Gaia's do.
+    ``sqrt(0.015**2 + (0.42 * 10**(0.4 (G - 20)))**2)``: a floor of 0.015 mas for bright stars
+    and photon-limited growth (x 10**0.4 per magnitude) for faint ones, which follows the
+    median errors of Lindegren et al. (2021, A&A 649, A2, table 4) to a few tens of per cent
+    for G = 13-21.
+    """
+    g_mag = np.asarray(g_mag, dtype=np.float64)
+    return np.hypot(_POS_FLOOR, _POS_AT_20 * 10.0 ** (0.4 * (g_mag - 20.0)))
+
+
+def reference_catalog(sky: SkyModel, rng: np.random.Generator) -> Table:
+    """Gaia-like astrometric catalogue (eDR3, epoch 2016.0) of the stars brighter than G = 21.
+
+    For each star the catalogue quotes errors that grow with magnitude as Gaia's do
+    (:func:`gaia_position_error`, RA a little better than Dec, a log-normal spread from star
+    to star; proper-motion errors 1.1 times the position errors, per year) and lists:
+
+    * the true position at the reference epoch, ``truth(t_obs) - pm * (t_obs - 2016.0)``,
+      plus Gaussian noise of the quoted position errors;
+    * the true proper motion plus Gaussian noise of the quoted proper-motion errors.
+
+    So the truth at the observation epoch (``sky.epoch``, the sky catalogue) is
+    ``catalogue + pm_catalogue * (t_obs - 2016.0)`` plus noise of variance
+    ``error**2 + (pm_error * (t_obs - 2016.0))**2`` per axis; offsets are ``d(RA) cos(Dec)``
+    and ``d(Dec)``, converted from mas to degrees.
 
     Parameters
     ----------
     sky : SkyModel
-        The visit's sky.
+        The visit's sky (positions at the observation epoch).
     rng : numpy.random.Generator
-        Random generator for the position errors.
+        Random generator for the errors and the noise.
 
     Returns
     -------
     astropy.table.Table
-        Columns ``RA, DEC`` (deg), ``RA_error, DEC_error`` (mas), ``pmra, pmdec`` (mas/yr),
-        ``epoch`` (yr), ``mag`` (G, AB-like) and ``objID``.
+        Columns ``RA, DEC`` (deg, at ``epoch``), ``RA_error, DEC_error`` (mas), ``pmra, pmdec``
+        (mas/yr, ``pmra`` includes cos(Dec)), ``pmra_error, pmdec_error`` (mas/yr), ``epoch``
+        (yr), ``mag`` (G, AB-like) and ``objID``; meta ``epoch`` (2016.0), ``catalog``
+        (``GAIAeDR3``) and ``observation_epoch`` (the visit's decimal year).
     """
     g_mag = sky.magnitude(_G_PIVOT)
     keep = sky.is_star & (g_mag < _GAIA_LIMIT)
+    n = int(keep.sum())
+    typical = gaia_position_error(g_mag[keep])
+    spread = np.exp(_ERROR_SPREAD * rng.standard_normal((4, n)))
+    ra_error = typical * np.sqrt(_RA_OVER_DEC) * spread[0]
+    dec_error = typical / np.sqrt(_RA_OVER_DEC) * spread[1]
+    pmra_error = _PM_PER_POS * typical * np.sqrt(_RA_OVER_DEC) * spread[2]
+    pmdec_error = _PM_PER_POS * typical / np.sqrt(_RA_OVER_DEC) * spread[3]
+    noise = rng.standard_normal((4, n))
     years = GAIA_EPOCH - sky.epoch
-    dec = sky.dec[keep] + sky.pmdec[keep] * years / 3.6e6
-    ra = sky.ra[keep] + sky.pmra[keep] * years / 3.6e6 / np.cos(np.radians(sky.dec[keep]))
-    error = 0.02 + 0.5 * 10.0 ** (0.4 * (g_mag[keep] - 20.0))
-    noise = rng.standard_normal((2, int(keep.sum()))) * error
+    cos_dec = np.cos(np.radians(sky.dec[keep]))
+    dec = sky.dec[keep] + (sky.pmdec[keep] * years + noise[1] * dec_error) / 3.6e6
+    ra = sky.ra[keep] + (sky.pmra[keep] * years + noise[0] * ra_error) / 3.6e6 / cos_dec
     table = Table()
-    table["RA"] = (ra + noise[0] / 3.6e6 / np.cos(np.radians(dec))) % 360.0
-    table["DEC"] = dec + noise[1] / 3.6e6
-    table["RA_error"] = error
-    table["DEC_error"] = error
-    table["pmra"] = sky.pmra[keep]
-    table["pmdec"] = sky.pmdec[keep]
-    table["epoch"] = np.full(int(keep.sum()), GAIA_EPOCH)
+    table["RA"] = ra % 360.0
+    table["DEC"] = dec
+    table["RA_error"] = ra_error
+    table["DEC_error"] = dec_error
+    table["pmra"] = sky.pmra[keep] + noise[2] * pmra_error
+    table["pmdec"] = sky.pmdec[keep] + noise[3] * pmdec_error
+    table["pmra_error"] = pmra_error
+    table["pmdec_error"] = pmdec_error
+    table["epoch"] = np.full(n, GAIA_EPOCH)
     table["mag"] = g_mag[keep]
     table["objID"] = sky.object_id[keep]
     table["RA"].unit = table["DEC"].unit = "deg"
     table["RA_error"].unit = table["DEC_error"].unit = "mas"
     table["pmra"].unit = table["pmdec"].unit = "mas / yr"
+    table["pmra_error"].unit = table["pmdec_error"].unit = "mas / yr"
     table["epoch"].unit = "yr"
     table["mag"].unit = "mag"
-    table.meta["comment"] = "simulated Gaia-like reference catalogue (hapgpu.simulate)"
+    table.meta.update({
+        "catalog": _CATALOG_NAME,
+        "epoch": GAIA_EPOCH,
+        "observation_epoch": sky.epoch,
+        "comment": "simulated Gaia-like reference catalogue (hapgpu.simulate): positions at "
+                   "epoch 2016.0 with noise of the quoted errors; apply the proper motions to "
+                   "reach the observation epoch",
+    })
     return table

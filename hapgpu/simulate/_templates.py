@@ -24,6 +24,7 @@ _TEMPLATE_FILES = {
     "wfc3-uvis": "wfc3_uvis.fits.gz",
     "wfc3-ir": "wfc3_ir.fits.gz",
     "acs-hrc": "acs_hrc.fits.gz",
+    "acs-wfc": "acs_wfc.fits.gz",
 }
 _STRUCTURAL = ("XTENSION", "SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT",
                "GCOUNT", "EXTEND")
@@ -117,7 +118,7 @@ def load_template(instrument: str) -> InstrumentTemplate:
 
     Parameters
     ----------
-    instrument : {"wfc3-uvis", "wfc3-ir", "acs-hrc"}
+    instrument : {"wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"}
         Instrument/detector key.
 
     Returns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -13,6 +14,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..errors import InvalidParameterError
+from ._apriori import keeps_headerlet, perturb_exposure_headers, wcs_base_name
 from ._detector import ChipWindow, expose_chip, make_cosmic_rays, make_defects
 from ._headers import (
     ExposureHeaders,
@@ -28,6 +30,7 @@ from ._profiles import make_psf
 from ._scene import project_sources, render_scene, source_reach
 from ._sky import SkyModel, make_sky_model, mjd_to_year, reference_catalog
 from ._templates import InstrumentTemplate, load_template
+from ._wcs_error import ErrorTransform, WCSPerturbation, as_perturbation, draw_perturbations
 
 __all__ = ["ExposureRecord", "VisitResult", "simulate_visit"]
 
@@ -61,6 +64,8 @@ class ExposureRecord:
         Telescope offset from the first pointing, pixels of the first chip.
     roll : float
         Roll relative to the first exposure, degrees.
+    wcs_error : WCSPerturbation or None
+        The fixed error applied to this exposure's header WCS (None: the header is the truth).
     """
 
     rootname: str
@@ -71,6 +76,7 @@ class ExposureRecord:
     expstart: float
     dither: tuple[float, float]
     roll: float
+    wcs_error: WCSPerturbation | None = None
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,14 @@ class VisitResult:
     sky_catalog : pathlib.Path
         Truth catalogue of every source (``truth/sky_catalog.ecsv``).
     pointings : pathlib.Path
-        Truth table of the exposures' pointings (``truth/pointings.ecsv``).
+        Truth table of the exposures' pointings, one row per exposure and chip
+        (``truth/pointings.ecsv``; see :func:`simulate_visit`).
     poller : pathlib.Path
         SVM poller file (``<ipppss>_input.out``).
     input_list : pathlib.Path
         Plain list of the exposure file names (``input.lst``).
+    wcs_error : WCSPerturbation or None
+        The ``wcs_error`` the visit was made with.
     """
 
     outdir: Path
@@ -108,6 +117,7 @@ class VisitResult:
     pointings: Path
     poller: Path
     input_list: Path
+    wcs_error: WCSPerturbation | None = None
 
     @property
     def files(self) -> list[Path]:
@@ -145,6 +155,7 @@ class _Plan:
     defects: bool
     facts: VisitFacts
     start_mjd: float
+    wcs_error: WCSPerturbation | None
 
 
 # ----------------------------------------------------------------------------- validation
@@ -253,9 +264,10 @@ def _linear_position(hdr, x: float, y: float) -> np.ndarray:
 def _plan(outdir, instrument, n_exposures, filters, seed, crowded, *, exptime, dither_pixels,
           roll_deg, target, orientat, shape, star_density, galaxy_density, cr_rate, noise,
           cosmic_rays, defects, program_id, visit, proposal_id, target_name,
-          start_mjd) -> _Plan:
+          start_mjd, wcs_error) -> _Plan:
     det = get_detector(instrument)
     template = load_template(det.key)
+    perturbation = as_perturbation(wcs_error)
     n = _integer("n_exposures", n_exposures, minimum=1, maximum=_MAX_EXPOSURES)
     filter_models = _parse_filters(det, filters)
     if n < len(filter_models):
@@ -309,6 +321,7 @@ def _plan(outdir, instrument, n_exposures, filters, seed, crowded, *, exptime, d
         facts=facts,
         start_mjd=(float(template.primary["EXPSTART"]) if start_mjd is None
                    else _finite("start_mjd", start_mjd, minimum=40000.0, maximum=80000.0)),
+        wcs_error=perturbation,
     )
 
 
@@ -388,18 +401,61 @@ def _field_radius(plan: _Plan, headers: list[ExposureHeaders]) -> float:
     return max(largest + _FIELD_MARGIN_ARCSEC, _nominal_radius(plan))
 
 
-def _pointings_table(specs: list[ExposureSpec], headers: list[ExposureHeaders]) -> Table:
-    table = Table()
-    table["rootname"] = [s.rootname for s in specs]
-    table["filter"] = [s.filter.name for s in specs]
-    table["exptime"] = [s.exptime for s in specs]
-    table["expstart"] = [s.expstart for s in specs]
-    table["dither_x"] = [s.dither[0] for s in specs]
-    table["dither_y"] = [s.dither[1] for s in specs]
-    table["roll"] = [s.roll for s in specs]
-    table["orientat"] = [float(h.chips[0]["SCI"]["ORIENTAT"]) for h in headers]
-    table["crval1"] = [float(h.chips[0]["SCI"]["CRVAL1"]) for h in headers]
-    table["crval2"] = [float(h.chips[0]["SCI"]["CRVAL2"]) for h in headers]
+def _reference_point(headers: ExposureHeaders) -> tuple[float, float]:
+    """True sky position of an exposure's aperture reference point (error frame centre)."""
+    sci = headers.chips[0]["SCI"]
+    if "RA_APER" in sci and "DEC_APER" in sci:
+        return float(sci["RA_APER"]), float(sci["DEC_APER"])
+    return float(sci["CRVAL1"]), float(sci["CRVAL2"])
+
+
+def _pointings_table(specs: list[ExposureSpec], paths: list[Path],
+                     truth: list[ExposureHeaders], written: list[ExposureHeaders],
+                     errors: list[WCSPerturbation | None],
+                     spec: WCSPerturbation | None) -> Table:
+    """One row per exposure and chip: the true WCS, the header WCS and the applied error."""
+    rows = []
+    for exposure, path, true, header, error in zip(specs, paths, truth, written, errors):
+        ref_ra, ref_dec = _reference_point(true)
+        error = error or WCSPerturbation()
+        for chip, (true_chip, header_chip) in enumerate(zip(true.chips, header.chips), start=1):
+            sci, hdr = true_chip["SCI"], header_chip["SCI"]
+            cd = reference_cd(sci)
+            rows.append({
+                "rootname": exposure.rootname, "chip": chip, "filename": path.name,
+                "filter": exposure.filter.name, "exptime": exposure.exptime,
+                "expstart": exposure.expstart, "dither_x": exposure.dither[0],
+                "dither_y": exposure.dither[1], "roll": exposure.roll,
+                "orientat": orientat_from_cd(cd),
+                "crpix1": float(sci["CRPIX1"]), "crpix2": float(sci["CRPIX2"]),
+                "crval1": float(sci["CRVAL1"]), "crval2": float(sci["CRVAL2"]),
+                "cd1_1": cd[0, 0], "cd1_2": cd[0, 1], "cd2_1": cd[1, 0], "cd2_2": cd[1, 1],
+                "true_wcsname": str(sci.get("WCSNAME", "")).strip(),
+                "wcsname": str(hdr.get("WCSNAME", "")).strip(),
+                "hdr_crval1": float(hdr["CRVAL1"]), "hdr_crval2": float(hdr["CRVAL2"]),
+                "hdr_orientat": orientat_from_cd(reference_cd(hdr)),
+                "ref_ra": ref_ra, "ref_dec": ref_dec,
+                "shift_east": error.shift_arcsec[0], "shift_north": error.shift_arcsec[1],
+                "rotation": error.rotation_deg, "scale": error.scale,
+            })
+    table = Table(rows=rows)
+    for name in ("orientat", "hdr_orientat", "roll", "rotation"):
+        table[name].unit = "deg"
+    for name in ("crval1", "crval2", "hdr_crval1", "hdr_crval2", "ref_ra", "ref_dec"):
+        table[name].unit = "deg"
+    for name in ("cd1_1", "cd1_2", "cd2_1", "cd2_2"):
+        table[name].unit = "deg / pix"
+    table["shift_east"].unit = table["shift_north"].unit = "arcsec"
+    table["exptime"].unit = "s"
+    table["expstart"].unit = "d"
+    table.meta["comment"] = (
+        "Truth of each exposure and chip (SCI extension 'chip'). crpix/crval/cd/orientat: the "
+        "TRUE WCS the pixels were rendered through (its SIP, NPOL and D2IM are the file's); "
+        "hdr_*: the header WCS as written. Header = truth + error about the reference point "
+        "(ref_ra, ref_dec): in its tangent plane (east, north, arcsec) a pixel at true (xi, eta) "
+        "is placed by the header at (1 + scale) R(rotation) (xi, eta) + (shift_east, "
+        "shift_north); R raises position angles (east of north) by rotation (deg).")
+    table.meta["wcs_error"] = repr(spec)
     return table
 
 
@@ -481,14 +537,19 @@ def simulate_visit(
     proposal_id: int = 17001,
     target_name: str = "HAPGPU-SIM",
     start_mjd: float | None = None,
+    wcs_error: WCSPerturbation | float | dict | None = None,
     progress: bool = False,
 ) -> VisitResult:
     """Simulate a visit of calibrated HST exposures with truth catalogues.
 
-    Writes to ``outdir``: one ``<rootname>_flc.fits`` (WFC3/UVIS) or ``<rootname>_flt.fits``
-    (WFC3/IR, ACS/HRC) per exposure; ``refcat.ecsv`` (Gaia-like reference catalogue);
+    Writes to ``outdir``: one ``<rootname>_flc.fits`` (WFC3/UVIS, ACS/WFC) or
+    ``<rootname>_flt.fits`` (WFC3/IR, ACS/HRC) per exposure; ``refcat.ecsv`` (Gaia-like
+    reference catalogue at epoch 2016.0, with errors and proper motions);
     ``<ipppss>_input.out`` (8-column SVM poller); ``input.lst`` (file names); and in ``truth/``
-    the cosmic-ray masks ``<rootname>_crmask.fits``, ``sky_catalog.ecsv`` and ``pointings.ecsv``.
+    the cosmic-ray masks ``<rootname>_crmask.fits``, ``sky_catalog.ecsv`` (every source at the
+    observation epoch) and ``pointings.ecsv`` (one row per exposure and chip: the true WCS,
+    the header WCS and the applied error; :func:`hapgpu.simulate.true_wcs` rebuilds the true
+    WCS of a chip from it).
 
     Exposures are built from real headers (primary, SCI/ERR/DQ, headerlets, WCSCORR, full-size
     NPOL and D2IM tables) moved to each pointing; pixels are rendered through each chip's full
@@ -498,13 +559,13 @@ def simulate_visit(
     ----------
     outdir : str or pathlib.Path
         Output folder, created if missing. Existing files of the same names are replaced.
-    instrument : {"wfc3-uvis", "wfc3-ir", "acs-hrc"}
+    instrument : {"wfc3-uvis", "wfc3-ir", "acs-hrc", "acs-wfc"}
         Instrument and detector.
     n_exposures : int
         Total number of exposures (1-99), split over ``filters`` in consecutive blocks.
     filters : sequence of str or str, optional
         Filter names, or one comma-separated string (``"F555W,F814W"``); default: F555W
-        (WFC3/UVIS), F160W (WFC3/IR), F606W (ACS/HRC).
+        (WFC3/UVIS), F160W (WFC3/IR), F606W (ACS/HRC, ACS/WFC).
     seed : int or None
         Seed of every random draw; None picks one (reported in the result).
     crowded : bool
@@ -543,6 +604,17 @@ def simulate_visit(
         ``TARGNAME``.
     start_mjd : float, optional
         Start of the first exposure, MJD; default: the template's.
+    wcs_error : WCSPerturbation, float, dict or None
+        A known error of each exposure's header WCS (``header = truth + error``; frame and
+        signs in :class:`~hapgpu.simulate.WCSPerturbation`). A number ``a`` means random shifts
+        up to ``a`` arcsec, drawn per exposure from the seed; a dict holds WCSPerturbation's
+        arguments.
+        Pixels are always rendered through the true WCS; only the headers are wrong. With an
+        error, the active WCS is the a priori ``<base>-GSC240`` solution and every stored
+        solution (alternate WCSs, headerlets, WCSCORR rows) carries the same error or is
+        removed (see :mod:`hapgpu.simulate._apriori`). Without one (None), every file carries
+        its template's solutions moved to the pointing, and the active a posteriori one
+        (``<base>-FIT_REL_GAIAeDR3`` or ``-FIT_IMG_``) is the truth.
     progress : bool
         Show a progress bar (rich).
 
@@ -560,47 +632,64 @@ def simulate_visit(
                  orientat=orientat, shape=shape, star_density=star_density,
                  galaxy_density=galaxy_density, cr_rate=cr_rate, noise=noise,
                  cosmic_rays=cosmic_rays, defects=defects, program_id=program_id, visit=visit,
-                 proposal_id=proposal_id, target_name=target_name, start_mjd=start_mjd)
+                 proposal_id=proposal_id, target_name=target_name, start_mjd=start_mjd,
+                 wcs_error=wcs_error)
     truth = plan.outdir / "truth"
     truth.mkdir(parents=True, exist_ok=True)
-    sky_seq, refcat_seq, detector_seq, exposure_seq = np.random.SeedSequence(plan.seed).spawn(4)
+    sky_seq, refcat_seq, detector_seq, exposure_seq, error_seq = \
+        np.random.SeedSequence(plan.seed).spawn(5)
 
     specs = _exposure_specs(plan)
-    headers = [build_exposure_headers(plan.template, plan.det, plan.facts, s, list(plan.windows))
+    keep = None
+    if plan.wcs_error is not None:  # only the a priori headerlets survive: build only those
+        base = wcs_base_name(plan.template.chips[0].sci.get("WCSNAME", ""))
+        keep = functools.partial(keeps_headerlet, base=base)
+    headers = [build_exposure_headers(plan.template, plan.det, plan.facts, s, list(plan.windows),
+                                      keep_headerlet=keep)
                for s in specs]
+    errors: list[WCSPerturbation | None] = [None] * len(specs)
+    written = headers
+    if plan.wcs_error is not None:
+        errors = draw_perturbations(plan.wcs_error, len(specs), np.random.default_rng(error_seq))
+        written = [perturb_exposure_headers(h, ErrorTransform(_reference_point(h), e),
+                                            list(plan.windows))
+                   for h, e in zip(headers, errors)]
     radius = _field_radius(plan, headers)
     sky = make_sky_model(np.random.default_rng(sky_seq), plan.target, radius,
                          epoch=mjd_to_year(plan.start_mjd), star_density=plan.star_density,
                          galaxy_density=plan.galaxy_density, crowded=plan.crowded)
     log.info("%s visit of %d exposures in %s: %d sources within %.0f arcsec", plan.det.key,
              plan.n_exposures, ",".join(f.name for f in plan.filters), sky.n_sources, radius)
-    defects = [make_defects(np.random.default_rng(s), w)
+    defects = [make_defects(np.random.default_rng(s), w, hot_fraction=plan.det.hot_fraction)
                for s, w in zip(detector_seq.spawn(len(plan.windows)), plan.windows)]
     records = []
     with _Progress(progress, len(specs) * len(plan.windows), "simulating exposures") as bar:
-        for spec, exposure_headers, seq in zip(specs, headers,
-                                               exposure_seq.spawn(len(specs))):
+        for spec, true_headers, file_headers, error, seq in zip(
+                specs, headers, written, errors, exposure_seq.spawn(len(specs))):
             rngs = [tuple(np.random.default_rng(s) for s in chip_seq.spawn(2))
                     for chip_seq in seq.spawn(len(plan.windows))]
-            chips, hits = _render_exposure(plan, spec, exposure_headers, sky, defects, rngs, bar)
+            # Pixels through the true WCS; the (possibly wrong) header WCS is only written.
+            chips, hits = _render_exposure(plan, spec, true_headers, sky, defects, rngs, bar)
             path = plan.outdir / f"{spec.rootname}_{plan.det.suffix}.fits"
             crmask = truth / f"{spec.rootname}_crmask.fits"
-            write_exposure(path, exposure_headers, chips, spec.exptime)
-            write_crmask(crmask, exposure_headers.primary, chips, hits)
+            write_exposure(path, file_headers, chips, spec.exptime)
+            write_crmask(crmask, file_headers.primary, chips, hits)
             log.info("wrote %s (%s, %.1f s)", path.name, spec.filter.name, spec.exptime)
             records.append(ExposureRecord(spec.rootname, path, crmask, spec.filter.name,
-                                          spec.exptime, spec.expstart, spec.dither, spec.roll))
+                                          spec.exptime, spec.expstart, spec.dither, spec.roll,
+                                          error))
 
     refcat = plan.outdir / "refcat.ecsv"
     write_table(refcat, reference_catalog(sky, np.random.default_rng(refcat_seq)))
     sky_catalog = truth / "sky_catalog.ecsv"
     write_table(sky_catalog, sky.to_table(plan.filters))
     pointings = truth / "pointings.ecsv"
-    write_table(pointings, _pointings_table(specs, headers))
+    write_table(pointings, _pointings_table(specs, [r.path for r in records], headers, written,
+                                            errors, plan.wcs_error))
     ipppss = specs[0].rootname[:6]
     poller = plan.outdir / f"{ipppss}_input.out"
-    write_text(poller, [poller_line(r.path, h.primary) for r, h in zip(records, headers)])
+    write_text(poller, [poller_line(r.path, h.primary) for r, h in zip(records, written)])
     input_list = plan.outdir / "input.lst"
     write_text(input_list, [r.path.name for r in records])
     return VisitResult(plan.outdir, plan.det.key, plan.seed, tuple(records), refcat, sky_catalog,
-                       pointings, poller, input_list)
+                       pointings, poller, input_list, plan.wcs_error)

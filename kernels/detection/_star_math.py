@@ -9,22 +9,25 @@ outside the image count as 0 (``zero_rule`` 0: when a footprint element falls ou
 an inscribed square (``insc_half >= 0``) the pixel must also equal the maximum of that square
 (0 outside).
 
-DAOFIND (photutils ``DAOStarFinder``): cut-outs of the kernel's shape around the integer
-position (0 outside the image); sharpness, the two roundness statistics and the marginal
-Gaussian fits that give the centroid offsets ``dx, dy`` and amplitudes ``hx, hy``.
+DAOFIND (Stetson 1987, PASP 99, 191; photutils ``DAOStarFinder``): cut-outs of the kernel's
+shape around the integer position (0 outside the image); sharpness, the two roundness
+statistics and the marginal Gaussian fits that give the centroid offsets ``dx, dy`` and
+amplitudes ``hx, hy``.
 """
 
 import math
 
-# Slots of the per-axis kernel constants (row 0: x axis, row 1: y axis).
-K_WT_SUM = 0
-K_KERN_SUM = 1
-K_KERN2_SUM = 2
-K_DKERN_SUM = 3
-K_DKERN2_SUM = 4
-K_KERN_DKERN_SUM = 5
-K_SIGMA = 6
-K_SIZE = 7
+# Slots of the per-axis kernel constants (row 0: x axis, row 1: y axis); ``g`` is the
+# Gaussian's weighted marginal, ``g' = g * (c - k)`` its offset-weighted form, ``w`` the
+# triangular weights along the axis (see StarFinderKernel.marginal_constants).
+K_SUM_W = 0        # sum w
+K_SUM_G = 1        # sum g w
+K_SUM_GG = 2       # sum g**2 w
+K_SUM_G1 = 3       # sum g' w
+K_SUM_G1G1 = 4     # sum g'**2 w
+K_SUM_GG1 = 5      # sum g g' w
+K_SIGMA = 6        # Gaussian sigma along the axis (pixels)
+K_SIZE = 7         # kernel length along the axis
 N_KCONST = 8
 
 # Output columns of dao_measure_one.
@@ -106,55 +109,59 @@ def cut(img, j, i):
 
 
 def marginal_fit(data, yc, xc, axis, ky, kx, kconst, kern1d, dkern1d, wt1d, dxx1d):
-    """One marginal Gaussian fit of DAOFIND; returns ``(offset, amplitude)`` (NaN if invalid).
+    """DAOFIND's centroid fit along one axis; returns ``(shift, height)`` (NaN, NaN if the
+    fitted height is not positive).
 
-    ``axis`` 1 fits along x (columns collapsed with the y weights ``wt1d[1]``), 0 along y
-    (rows collapsed with the x weights ``wt1d[0]``).
+    Following Stetson (1987, PASP 99, 191, section III.c), the cut-out around the star is
+    collapsed onto the axis with the triangular weights of the other axis (``axis`` 1: along
+    x, rows summed with ``wt1d[1]``; ``axis`` 0: along y, columns summed with ``wt1d[0]``),
+    giving a marginal ``m(k)``. With the axis weights ``w``, the kernel marginal ``g`` and
+    ``g' = g * (c - k)`` (``kern1d``, ``dkern1d``, constants ``kconst``):
+
+    * height ``h = (sum m g w - sum m w sum g w / sum w) / (sum g**2 w - (sum g w)**2 /
+      sum w)``, the linear least-squares amplitude of ``g`` plus a constant;
+    * shift ``(sum g g' w - (sum m g' w - sum g' w sum m w)) / (h sum g'**2 w / sigma**2)``,
+      one linearised step in the position (photutils' form of it, for parity);
+    * a shift larger than half the kernel is replaced by the first moment
+      ``sum m dxx w / sum m w`` (0 if ``sum m w`` is 0), and by 0 if still too large.
     """
     size = kx if axis == 1 else ky
     row = 0 if axis == 1 else 1
-    hy = ky // 2
-    hx = kx // 2
-    data_sum = 0.0
-    data_kern_sum = 0.0
-    data_dkern_sum = 0.0
-    data_dx_sum = 0.0
-    for a in range(size):
-        s1 = 0.0
+    y0 = yc - ky // 2
+    x0 = xc - kx // 2
+    sum_m = 0.0      # sum m w
+    sum_mg = 0.0     # sum m g w
+    sum_mg1 = 0.0    # sum m g' w
+    sum_moff = 0.0   # sum m dxx w
+    for k in range(size):
+        m = 0.0
         if axis == 1:
-            for b in range(ky):
-                s1 += cut(data, yc - hy + b, xc - hx + a) * wt1d[1, b]
+            for t in range(ky):
+                m += cut(data, y0 + t, x0 + k) * wt1d[1, t]
         else:
-            for b in range(kx):
-                s1 += cut(data, yc - hy + a, xc - hx + b) * wt1d[0, b]
-        w = wt1d[row, a]
-        data_sum += s1 * w
-        data_kern_sum += s1 * kern1d[row, a] * w
-        data_dkern_sum += s1 * dkern1d[row, a] * w
-        data_dx_sum += s1 * dxx1d[row, a] * w
-    wt_sum = kconst[row, K_WT_SUM]
-    kern_sum = kconst[row, K_KERN_SUM]
-    kern2_sum = kconst[row, K_KERN2_SUM]
-    dkern_sum = kconst[row, K_DKERN_SUM]
-    dkern2_sum = kconst[row, K_DKERN2_SUM]
-    kern_dkern_sum = kconst[row, K_KERN_DKERN_SUM]
+            for t in range(kx):
+                m += cut(data, y0 + k, x0 + t) * wt1d[0, t]
+        w = wt1d[row, k]
+        sum_m += m * w
+        sum_mg += m * kern1d[row, k] * w
+        sum_mg1 += m * dkern1d[row, k] * w
+        sum_moff += m * dxx1d[row, k] * w
+    sum_w = kconst[row, K_SUM_W]
+    sum_g = kconst[row, K_SUM_G]
     sigma = kconst[row, K_SIGMA]
-    numer = data_kern_sum - (data_sum * kern_sum) / wt_sum
-    denom = kern2_sum - (kern_sum * kern_sum / wt_sum)
-    if numer <= 0.0 or denom <= 0.0:
+    height_num = sum_mg - (sum_m * sum_g) / sum_w
+    height_den = kconst[row, K_SUM_GG] - (sum_g * sum_g / sum_w)
+    if height_num <= 0.0 or height_den <= 0.0:
         return math.nan, math.nan
-    h = numer / denom
-    d = (kern_dkern_sum - (data_dkern_sum - dkern_sum * data_sum)) / (
-        h * dkern2_sum / (sigma * sigma))
-    hsize = size / 2.0
-    if abs(d) > hsize:
-        if data_sum == 0.0:
-            d = 0.0
-        else:
-            d = data_dx_sum / data_sum
-        if abs(d) > hsize:
-            d = 0.0
-    return d, h
+    height = height_num / height_den
+    shift = (kconst[row, K_SUM_GG1] - (sum_mg1 - kconst[row, K_SUM_G1] * sum_m)) / (
+        height * kconst[row, K_SUM_G1G1] / (sigma * sigma))
+    limit = size / 2.0
+    if abs(shift) > limit:
+        shift = 0.0 if sum_m == 0.0 else sum_moff / sum_m
+        if abs(shift) > limit:
+            shift = 0.0
+    return shift, height
 
 
 def dao_measure_one(data, conv, xc, yc, kmask, n_kpix, kconst, kern1d, dkern1d, wt1d, dxx1d,

@@ -30,8 +30,8 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["MODE_EXPONENTIAL", "MODE_LINEAR", "MODE_SINH", "deblend_cpu", "paint_cpu",
-           "W_NONPOSMIN", "W_NMARKERS", "E_WATERSHED"]
+__all__ = ["MODE_EXPONENTIAL", "MODE_LINEAR", "MODE_SINH", "MAX_MARKERS", "deblend_cpu",
+           "paint_cpu", "W_NONPOSMIN", "W_NMARKERS", "E_WATERSHED"]
 
 MODE_EXPONENTIAL = 0
 MODE_LINEAR = 1
@@ -41,7 +41,7 @@ W_NONPOSMIN = 1
 W_NMARKERS = 2
 E_WATERSHED = 4
 
-_MAX_MARKERS = 200
+MAX_MARKERS = 200
 _JIT = dict(nogil=True, cache=True)
 
 
@@ -441,7 +441,7 @@ def _deblend_one(data, segm, lab, y0, y1, x0, x1, n_pixels, conn8, n_levels, con
     markers = np.empty(npx, dtype=np.int32)
     n = _make_markers(img, seg, h, w, _thresholds(smin, smax, n_levels, mode, as_f32),
                       n_pixels, conn8, markers)
-    if mode != MODE_LINEAR and n > _MAX_MARKERS:
+    if mode != MODE_LINEAR and n > MAX_MARKERS:
         flags |= W_NMARKERS
         n = _make_markers(img, seg, h, w,
                           _thresholds(smin, smax, n_levels, MODE_LINEAR, as_f32), n_pixels,

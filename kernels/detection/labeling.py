@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from ..targets import cuda_module_for, rebind
+from ..targets import cuda_module_for, device_function, rebind
 
 __all__ = [
     "label_threshold",
@@ -344,8 +344,8 @@ def cuda_label_kernels(target: str):
     ymax, xmin, xmax)``; all arrays are flat (raster order), ``parent`` and labels int32.
     """
     module = cuda_module_for(target)
-    find = module.jit(device=True)(_cuda_find)
-    union = module.jit(device=True)(rebind(_cuda_union, {"find": find}))
+    find = device_function(_cuda_find, target)
+    union = device_function(_cuda_union, target, {"find": find})
     names = {"find": find, "union": union}
     return {
         "init": module.jit(rebind(_init_kernel, names)),

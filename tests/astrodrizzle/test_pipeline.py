@@ -95,27 +95,109 @@ def test_no_update_inputs_writes_copies(small_inputs):
     assert sum(int(((_dq(copies[0], k) & 4096) > 0).sum()) for k in (1, 2)) > 0
 
 
-def test_save_intermediates_and_step_switches(small_inputs):
-    out = small_inputs[0].parent / "inter"
-    astrodrizzle(small_inputs, out, save_intermediates=True, **QUICK)
-    names = {p.name for p in out.parent.iterdir()}
-    root = small_inputs[0].name.split("_")[0]
-    for expected in (f"{root}_single_sci.fits", f"{root}_single_wht.fits", "inter_med.fits",
-                     f"{root}_sci1_blt.fits", f"{root}_sci2_crmask.fits", "inter_128x96_1_staticMask.fits"):
+def _sky_counts_per_s(path) -> list[float]:
+    """MDRIZSKY / EXPTIME of each chip of an input (the sky the final drizzle subtracted, per s)."""
+    return [fits.getval(path, "MDRIZSKY", ("SCI", k)) / fits.getval(path, "EXPTIME") for k in (1, 2)]
+
+
+def _cr_flags(paths) -> list[int]:
+    """Number of pixels with the CR bit (4096) in the DQ of each chip of ``paths``."""
+    return [int(((_dq(p, k) & 4096) > 0).sum()) for p in paths for k in (1, 2)]
+
+
+def _kinds(result) -> set[str]:
+    """Kinds of the files a run wrote: the last ``_`` part of each name (``crmask.fits`` ...)."""
+    return {p.name.rsplit("_", 1)[-1] for p in result.files}
+
+
+@pytest.mark.slow
+def test_save_intermediates_and_step_switches(uvis_small, tmp_path):
+    """Each intermediate holds what its step made; median off removes the median's products and effects."""
+    from .conftest import copy_visit
+
+    inputs = copy_visit(uvis_small, tmp_path / "on")
+    on = astrodrizzle(inputs, tmp_path / "on" / "inter", save_intermediates=True, **QUICK)
+    here = tmp_path / "on"
+    roots = [p.name.split("_")[0] for p in inputs]
+    names = {p.name for p in here.iterdir()}
+    for expected in (f"{roots[0]}_single_sci.fits", f"{roots[0]}_single_wht.fits", "inter_med.fits",
+                     f"{roots[0]}_sci1_blt.fits", f"{roots[0]}_sci2_crmask.fits", "inter_128x96_1_staticMask.fits"):
         assert expected in names
+    # the median (minmed: the median or the minimum) lies within the single images where all have weight
+    singles = np.stack([_read(here / f"{r}_single_sci.fits", 0)[0] for r in roots])
+    weights = np.stack([_read(here / f"{r}_single_wht.fits", 0)[0] for r in roots])
+    median = _read(here / "inter_med.fits", 0)[0]
+    assert median.shape == singles.shape[1:]
+    covered = (weights > 0).all(axis=0)
+    assert covered.mean() > 0.3
+    assert (median >= singles.min(axis=0))[covered].all() and (median <= singles.max(axis=0))[covered].all()
+    # CR masks: 0 exactly where the input DQ got the CR bit; blotted medians look like their chips
+    for path, root in zip(inputs, roots):
+        for k in (1, 2):
+            crmask = _read(here / f"{root}_sci{k}_crmask.fits", 0)[0]
+            assert set(np.unique(crmask)) == {0, 1}
+            np.testing.assert_array_equal(crmask == 0, (_dq(path, k) & 4096) > 0)
+            assert int((crmask == 0).sum()) == on.cosmic_rays[path.name][k - 1]
+            blotted, chip = _read(here / f"{root}_sci{k}_blt.fits", 0)[0], _read(path, ("SCI", k))[0]
+            assert blotted.shape == chip.shape and np.isfinite(blotted).all()
+            clean = (crmask == 1) & (_dq(path, k) == 0)
+            assert np.corrcoef(blotted[clean], chip[clean])[0, 1] > 0.3
+    static = _read(here / "inter_128x96_1_staticMask.fits", 0)[0]
+    assert static.shape == (96, 128) and set(np.unique(static)) <= {0, 1} and static.mean() > 0.9
+
+    # median off: no median, blot or CR products, no CR flags, same sky, more weight where CRs were
+    inputs_off = copy_visit(uvis_small, tmp_path / "off")
+    off = astrodrizzle(inputs_off, tmp_path / "off" / "inter", save_intermediates=True, median=False, **QUICK)
+    names_off = {p.name for p in (tmp_path / "off").iterdir()}
+    assert f"{roots[0]}_single_sci.fits" in names_off and "inter_128x96_1_staticMask.fits" in names_off
+    assert not [n for n in names_off if n.endswith(("_med.fits", "_blt.fits", "_crmask.fits"))]
+    assert _cr_flags(inputs_off) == [0] * 6 and sum(_cr_flags(inputs)) > 0
+    assert off.sky == on.sky
+    wht_on, wht_off = _read(on.product, "WHT")[0], _read(off.product, "WHT")[0]
+    sci_on, sci_off = _read(on.product, "SCI")[0], _read(off.product, "SCI")[0]
+    same = wht_on == wht_off
+    assert (wht_off >= wht_on).all() and (~same).any()
+    np.testing.assert_array_equal(sci_off[same], sci_on[same])
+    assert np.median((sci_off - sci_on)[~same]) > 0  # the cosmic rays are back in the product
 
 
-def test_switched_off_steps(small_inputs, caplog):
-    out = small_inputs[0].parent / "off"
-    before = [_dq(p, 1) for p in small_inputs]
-    result = astrodrizzle(small_inputs, out, backend="cpu", static=False, skysub=False, driz_cr=False,
-                          resetbits=0, final_fillval=0.0, context=False)
-    assert _read(result.product, "CTX")[0] is None
-    assert {"driz_cr", "static"}.isdisjoint(k for k, v in result.timings.items() if v > 0.5)
-    assert all(sum(v) == 0 for v in result.cosmic_rays.values())
-    assert [np.array_equal(_dq(p, 1), b) for p, b in zip(small_inputs, before)] == [True] * 3
-    sci = _read(result.product, "SCI")[0]
-    assert np.isfinite(sci).all()  # fill value 0 everywhere without weight
+@pytest.mark.slow
+def test_switched_off_steps(uvis_small, tmp_path):
+    """static, skysub, driz_cr and context off: nothing those steps make or change is there."""
+    from .conftest import copy_visit
+
+    common = dict(backend="cpu", resetbits=0, final_fillval=0.0, save_intermediates=True)
+    inputs_on = copy_visit(uvis_small, tmp_path / "on")
+    on = astrodrizzle(inputs_on, tmp_path / "on" / "out", **common)
+    inputs = copy_visit(uvis_small, tmp_path / "off")
+    before = [p.read_bytes() for p in inputs]
+    off = astrodrizzle(inputs, tmp_path / "off" / "out", static=False, skysub=False, driz_cr=False,
+                       context=False, **common)
+    # the inputs are untouched (no CR flags, no MDRIZSKY), where the run with the steps on changed them
+    assert [p.read_bytes() for p in inputs] == before
+    assert not set(off.files) & set(inputs)
+    assert sum(_cr_flags(inputs_on)) > 0 and all("MDRIZSKY" in fits.getheader(p, ("SCI", 1)) for p in inputs_on)
+    assert all(sum(v) == 0 for v in off.cosmic_rays.values())
+    assert all(s is None for v in off.sky.values() for s in v)
+    # no static or CR masks; the steps left on (separate drizzle, median, blot) still wrote theirs
+    assert {"staticMask.fits", "crmask.fits"} <= _kinds(on)
+    assert not {"staticMask.fits", "crmask.fits"} & _kinds(off)
+    assert {"med.fits", "blt.fits", "sci.fits", "wht.fits"} <= _kinds(off)
+    # no context image
+    assert _read(off.product, "CTX")[0] is None and _read(on.product, "CTX")[0] is not None
+    # the sky stays in: where both runs drizzled the same weights, the product is higher by the
+    # sky per second (MDRIZSKY / EXPTIME) of the contributing chips
+    sci_on, wht_on = _read(on.product, "SCI")[0], _read(on.product, "WHT")[0]
+    sci_off, wht_off = _read(off.product, "SCI")[0], _read(off.product, "WHT")[0]
+    same = (wht_on == wht_off) & (wht_on > 0)
+    assert same.mean() > 0.2 and (wht_off >= wht_on).all()
+    skies = [s for p in inputs_on for s in _sky_counts_per_s(p)]
+    lift = (sci_off - sci_on)[same]
+    tolerance = 1e-3 * min(skies)  # float32 rounding of the products (values up to ~1e3 x sky)
+    assert min(skies) > 0
+    assert lift.min() >= min(skies) - tolerance and lift.max() <= max(skies) + tolerance
+    # final_fillval=0: uncovered pixels are 0, not NaN
+    assert (wht_off == 0).any() and (sci_off[wht_off == 0] == 0).all() and np.isfinite(sci_off).all()
 
 
 def test_final_units_counts_scales_by_total_exposure(uvis_small, tmp_path):
@@ -168,14 +250,15 @@ def test_missing_dq_is_named(small_inputs):
 def test_missing_sci_is_named(small_inputs):
     with fits.open(small_inputs[2]) as hdul:
         fits.HDUList([hdul[0].copy()]).writeto(small_inputs[2], overwrite=True)
+    # alone it cannot contribute, so nothing is left (with others it is dropped: test_bad_input)
     with pytest.raises(InvalidInputError, match=f"{small_inputs[2].name}: no SCI"):
-        astrodrizzle(small_inputs, small_inputs[0].parent / "bad", **QUICK)
+        astrodrizzle(small_inputs[2:], small_inputs[0].parent / "bad", **QUICK)
 
 
 def test_zero_exposure_time_is_named(small_inputs):
     fits.setval(small_inputs[0], "EXPTIME", value=0.0)
     with pytest.raises(InvalidInputError, match=f"{small_inputs[0].name}: exposure time"):
-        astrodrizzle(small_inputs, small_inputs[0].parent / "bad", **QUICK)
+        astrodrizzle(small_inputs[:1], small_inputs[0].parent / "bad", **QUICK)
 
 
 def test_corrupt_file_is_named(small_inputs):

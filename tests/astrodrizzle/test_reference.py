@@ -21,6 +21,7 @@ import pytest
 from astropy.io import fits
 
 from hapgpu.astrodrizzle import astrodrizzle, resolve_parameters
+from hapgpu.astrodrizzle._parameters import HAPGPU_ONLY_PARAMETERS
 from hapgpu.simulate import simulate_visit
 
 pytestmark = [
@@ -32,12 +33,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
 
-drizzlepac = pytest.importorskip("drizzlepac")
-
 
 # --------------------------------------------------------------------------- running both
 def _drizzlepac_kwargs(params) -> dict:
-    kw = params.to_dict()
+    kw = {k: v for k, v in params.to_dict().items() if k not in HAPGPU_ONLY_PARAMETERS}
     for key, value in kw.items():
         if isinstance(value, list):
             kw[key] = f"{value[0]} {value[1]}"

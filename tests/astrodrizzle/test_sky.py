@@ -84,7 +84,6 @@ def test_skyuser_and_skyfile(small_inputs, tmp_path):
 
 # --------------------------------------------------------------------------- drizzlepac
 def _drizzlepac_sky(paths, params, monkeypatch):
-    drizzlepac = pytest.importorskip("drizzlepac")
     from drizzlepac import astrodrizzle as adriz
     from spherical_geometry.polygon import SphericalPolygon
 
@@ -96,7 +95,6 @@ def _drizzlepac_sky(paths, params, monkeypatch):
         adriz.AstroDrizzle([p.name for p in paths], output="ref", runfile="", num_cores=1, in_memory=True,
                            clean=True, build=True, updatewcs=False, mdriztab=False, preserve=False,
                            **_drizzlepac_kwargs(params))
-    del drizzlepac
     out = {}
     for path in paths:
         with fits.open(path) as hdul:

@@ -7,25 +7,6 @@ from scipy import ndimage
 from hapgpu.detection._synthetic import make_field
 
 
-def _references_available() -> bool:
-    try:
-        import drizzlepac.haputils.astrometric_utils  # noqa: F401
-        import photutils  # noqa: F401
-    except Exception:  # the `reference` extra is not installed
-        return False
-    return True
-
-
-def pytest_collection_modifyitems(config, items):
-    """Skip this directory's reference tests when photutils/drizzlepac are missing."""
-    if _references_available():
-        return
-    skip = pytest.mark.skip(reason="needs the reference extra (photutils, drizzlepac)")
-    for item in items:
-        if "reference" in item.keywords and "detection" in str(item.fspath):
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def field():
     """256 x 256 field: 150 stars, 30 galaxies, a 6-pixel empty border."""

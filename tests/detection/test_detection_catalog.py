@@ -107,7 +107,16 @@ def test_source_catalog_aliases_selection_and_units(catalog_inputs):
     np.testing.assert_array_equal(sub.label, [5, 2])
     np.testing.assert_allclose(sub.x_centroid, cat.x_centroid[[4, 1]])
     assert len(cat[cat.label > 10]) == len(cat) - 10
-    assert "n_labels" in repr(cat) or "SourceCatalog" in repr(cat)
+    text = repr(cat)
+    assert text.startswith("SourceCatalog(")
+    for shown in (f"n_labels={len(cat)}", "backend='cpu'", "aperture_mask_method='correct'",
+                  "kron_params=(2.5, 1.4, 0.0)"):
+        assert shown in text, (shown, text)
+    # the parameters shown are the catalog's own, not fixed text
+    other = repr(SourceCatalog(data, segm, backend="cpu", aperture_mask_method="mask",
+                               kron_params=(2.0, 3.5, 1.0))[:7])
+    for shown in ("n_labels=7", "aperture_mask_method='mask'", "kron_params=(2.0, 3.5, 1.0)"):
+        assert shown in other, (shown, other)
 
 
 def test_source_catalog_analytic_moments():

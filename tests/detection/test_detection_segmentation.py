@@ -180,6 +180,58 @@ def test_deblend_two_blended_stars():
     assert deblend_sources(img, segm, 5, contrast=0.45).n_labels == 1
 
 
+@pytest.fixture(scope="module")
+def gapped_segm():
+    """Four sources, one of them a blended pair, with label 2 removed: labels {1, 3, 4}."""
+    y, x = np.mgrid[:40, :60]
+
+    def star(x0, y0, flux):
+        return flux * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 8.0)
+
+    img = (star(8, 8, 80) + star(30, 8, 50) + star(50, 10, 70) + star(14, 28, 100)
+           + star(23, 28, 60)).astype(np.float32)
+    segm = detect_sources(img, 1.0, 5, backend="cpu")
+    assert segm.n_labels == 4
+    segm.remove_label(2)
+    np.testing.assert_array_equal(segm.labels, [1, 3, 4])
+    return img, segm
+
+
+@pytest.mark.reference
+def test_deblend_relabel_on_every_path_matches_photutils(gapped_segm):
+    img, segm = gapped_segm
+    # a real deblending: photutils relabels, and so do we, label for label
+    ref = _photutils_deblend(img, segm.to_photutils(), 5, contrast=0.001)
+    ours = deblend_sources(img, segm, 5, contrast=0.001, backend="cpu")
+    np.testing.assert_array_equal(ours.data, ref.data)
+    np.testing.assert_array_equal(ours.labels, np.arange(1, ours.n_labels + 1))
+    assert ours.n_labels == segm.n_labels + 1
+    assert ours._deblend_label_map.keys() == ref._deblend_label_map.keys()
+    for key, value in ref._deblend_label_map.items():
+        np.testing.assert_array_equal(ours._deblend_label_map[key], value)
+    # contrast=1 deblends nothing; photutils then returns its input labels {1, 3, 4} as they
+    # are, while relabel=True promises 1..n: equal to photutils' result renumbered
+    ref = _photutils_deblend(img, segm.to_photutils(), 5, contrast=1.0)
+    np.testing.assert_array_equal(ref.labels, [1, 3, 4])
+    ours = deblend_sources(img, segm, 5, contrast=1.0, relabel=True, backend="cpu")
+    np.testing.assert_array_equal(ours.labels, [1, 2, 3])
+    ref.relabel_consecutive()
+    np.testing.assert_array_equal(ours.data, ref.data)
+    kept = deblend_sources(img, segm, 5, contrast=1.0, relabel=False, backend="cpu")
+    np.testing.assert_array_equal(kept.data, segm.data)
+    np.testing.assert_array_equal(segm.labels, [1, 3, 4])  # the input is left alone
+
+
+def test_deblend_relabel_when_nothing_is_large_enough(gapped_segm):
+    """No source has 2 * n_pixels pixels: nothing is deblended, labels still become 1..n."""
+    img, segm = gapped_segm
+    out = deblend_sources(img, segm, 10_000, backend="cpu")
+    np.testing.assert_array_equal(out.labels, [1, 2, 3])
+    np.testing.assert_array_equal(out.data > 0, segm.data > 0)
+    np.testing.assert_array_equal(deblend_sources(img, segm, 10_000, relabel=False).data,
+                                  segm.data)
+
+
 def test_deblend_validation():
     segm = SegmentationImage(np.ones((5, 5), np.int32))
     data = np.ones((5, 5))

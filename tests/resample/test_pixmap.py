@@ -24,7 +24,6 @@ def test_table_close_to_exact(chip):
 
 @pytest.mark.reference
 def test_exact_pixmap_matches_drizzle_library():
-    pytest.importorskip("drizzle")
     from drizzle.utils import calc_pixmap
 
     w = load_chip_wcs(*REAL_CHIPS["hrc"])
