@@ -134,4 +134,8 @@ def resolve_backend(backend: str | Backend | None = None) -> Backend:
             why = "a CUDA device is present" if name == "gpu" else "no CUDA device was found"
             log.info("backend 'auto' resolved to %r: %s", name, why)
             _auto_reported = True
+    if name == "cpu":
+        from ._compilation import announce_compilation
+
+        announce_compilation()
     return Backend(name)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from numba.core import caching
 
-__all__ = ["KernelCacheLocator", "cache_dir", "install", "source_key"]
+__all__ = ["KernelCacheLocator", "cache_dir", "cache_root", "hash_sources", "install", "source_key"]
 
 # Numba 0.68 made the locator list public (``CacheImpl``); older releases call it ``_CacheImpl``.
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
@@ -59,16 +59,22 @@ def cache_root() -> Path:
     return _user_cache_root()
 
 
-@functools.lru_cache(maxsize=None)
-def source_key() -> str:
-    """Hash (16 hex digits) of the names and contents of every ``.py`` file of this package."""
+def hash_sources(folder: Path) -> str:
+    """Hash (16 hex digits) of the relative names and contents of every ``.py`` file below
+    ``folder``."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def source_key() -> str:
+    """:func:`hash_sources` of this package (computed once per process)."""
+    return hash_sources(PACKAGE_DIR)
 
 
 def cache_dir(root: Path | None = None) -> Path:

@@ -36,7 +36,9 @@ def blot_lut(order: int, n: int = 2048, space: float = 0.01) -> np.ndarray:
 
 def _blot_rows(src, out, fp, ip, tx, ty, ex, ey, lut):
     for r in prange(out.shape[0]):
-        blot_row(r, src, out, fp, ip, tx, ty, ex, ey, lut)  # noqa: F821
+        # a prange index is unsigned inside the parallel loop and signed outside it: one
+        # signed type, so that blot_row is compiled once, not twice
+        blot_row(np.int64(r), src, out, fp, ip, tx, ty, ex, ey, lut)  # noqa: F821
 
 
 #: Per-pixel functions inlined into their callers on the CPU: the small ones. Inlining the

@@ -290,7 +290,7 @@ def _combine_cpu(stack, bad, use_bad, median, fill, nlow, nhigh, out):
     for y in numba.prange(ny):
         buf = np.empty(max(n, 1), dtype=np.float64)
         for x in range(nx):
-            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), y, x, buf)
+            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), np.int64(y), x, buf)
             if median:
                 out[y, x] = np.float32(_median_of(buf, k, nlow, nhigh))
             else:
@@ -304,7 +304,7 @@ def _minmed_pass_cpu(stack, weights, bad, use_bad, fill, rn2, sky_rate, nsigma1,
     for y in numba.prange(ny):
         buf = np.empty(n, dtype=np.float64)
         for x in range(nx):
-            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), y, x, buf)
+            k = _gather(stack, bad, use_bad, fill and (x == 0 or n == 1), np.int64(y), x, buf)
             if n == 2:
                 base = np.float32(_mean_of(buf, k, 0, 0, n))
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..backend import BACKEND_NAMES
 from ._engine import DEFAULT_CATALOGS, FIT_LABELS
 
 __all__ = ["register"]
@@ -16,11 +17,14 @@ def _run(args: argparse.Namespace) -> int:
     from ._engine import align_exposures, write_result_table
 
     if not logging.getLogger("hapgpu").isEnabledFor(logging.DEBUG):
-        # tweakwcs reports every match and fit at INFO; keep the run's log readable.
+        # tweakwcs and stwcs report every match, fit and headerlet step at INFO or DEBUG;
+        # keep the run's log readable.
         logging.getLogger("tweakwcs").setLevel(logging.WARNING)
+        logging.getLogger("stwcs").setLevel(logging.WARNING)
     result = align_exposures(args.files, refcat=args.refcat, catalogs=args.catalogs,
                              fit_label=args.fit_label, update=not args.no_update,
-                             headerlet_files=args.headerlets, timeout=args.timeout)
+                             headerlet_files=args.headerlets, timeout=args.timeout,
+                             backend=args.align_backend)
     for exp in result.exposures:
         log.info("%s: %s %s quality %d rms_ra %.2f rms_dec %.2f mas, %d matches",
                  exp.filename, exp.status, exp.wcsname, exp.fit_quality, exp.rms_ra,
@@ -56,4 +60,7 @@ def register(subparsers) -> None:
                         help="also write each new solution as a <root>_flt_hlet.fits file")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="timeout of each catalogue-service request (default: %(default)s)")
+    parser.add_argument("--backend", dest="align_backend", choices=BACKEND_NAMES, default=None,
+                        help="compute backend of the source finding (overrides the global "
+                             "--backend)")
     parser.set_defaults(func=_run)

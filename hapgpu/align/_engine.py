@@ -33,21 +33,36 @@ from astropy.table import Table
 from astropy.time import Time
 
 from ..backend import resolve_backend
-from ..errors import CatalogUnavailableError, HapGpuError, InvalidInputError, \
-    InvalidParameterError
-from ._fit import FitQuality, build_correctors, determine_fit_quality, perform_fit, \
-    reference_weights
+from ..errors import CatalogUnavailableError, HapGpuError, InvalidInputError, InvalidParameterError
+from ._fit import (
+    FitQuality,
+    build_correctors,
+    determine_fit_quality,
+    perform_fit,
+    reference_weights,
+)
 from ._pars import FIT_METHODS, AlignmentPars, alignment_pars
 from ._refcat import CatalogProvider, TableCatalog, field_of, make_provider
 from ._sources import find_alignment_sources
 from ._update import ChipSolution, default_headerlet_filename, fit_wcsname, write_alignment
 
-__all__ = ["AlignStatus", "ExposureAlignment", "FitAttempt", "AlignmentResult",
-           "align_exposures", "FIT_LABELS", "DEFAULT_CATALOGS"]
+__all__ = [
+    "DEFAULT_CATALOGS",
+    "FIT_LABELS",
+    "AlignStatus",
+    "AlignmentResult",
+    "ExposureAlignment",
+    "FitAttempt",
+    "align_exposures",
+]
 
 log = logging.getLogger(__name__)
 
 FIT_LABELS = ("REL", "IMG", "SVM", "MVM")
+#: What tweakwcs raises when a fit cannot be made (``NotEnoughCatalogs`` is a ValueError;
+#: singular systems, empty tables).
+_FIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, KeyError, IndexError, TypeError,
+               np.linalg.LinAlgError)
 DEFAULT_CATALOGS = ("GAIAeDR3", "GSC242", "2MASS")
 
 
@@ -324,7 +339,7 @@ def _attempt(method, catalog, refcat, exposures, sources, pars, *, catalogs_rema
                                         consistency_check=pipeline, n_reference=n_reference)
     except HapGpuError:
         raise
-    except Exception as exc:  # tweakwcs raises several types when a fit cannot be made
+    except _FIT_ERRORS as exc:
         log.info("fit %s/%s could not run: %s", method, catalog, exc)
         return FitAttempt(method, catalog, 5, float("nan"), 0, error=str(exc))
     log.info("fit %s/%s: quality %d, RMS %.2f mas, %d matches", method, catalog,
@@ -350,9 +365,7 @@ def _pipeline_search(methods, names, catalogues, exposures, sources, pars, attem
                 continue
             if attempt.quality == 1:
                 return attempt
-            if best is None or attempt.quality < best.quality:
-                best = attempt
-            elif (attempt.quality == best.quality and attempt.n_matches > best.n_matches
+            if best is None or attempt.quality < best.quality or (attempt.quality == best.quality and attempt.n_matches > best.n_matches
                   and attempt.total_rms < best.total_rms):
                 best = attempt
         if best is not None and method == "relative":

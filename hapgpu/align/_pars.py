@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidInputError
 
-__all__ = ["MatchPars", "AlignmentPars", "alignment_pars", "FIT_METHODS"]
+__all__ = ["FIT_METHODS", "AlignmentPars", "MatchPars", "alignment_pars"]
 
 #: Cross-match/fit methods in the order drizzlepac tries them.
 FIT_METHODS = ("relative", "2dhist", "default")
@@ -138,7 +138,7 @@ class AlignmentPars:
             "default": MatchPars(250.0, 0.1, 10.0, False),
         }
 
-    def with_overrides(self, **values) -> "AlignmentPars":
+    def with_overrides(self, **values) -> AlignmentPars:
         """Return a copy with some fields replaced."""
         return replace(self, **values)
 

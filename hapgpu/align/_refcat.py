@@ -27,34 +27,33 @@ CSV tables and does the cone selection and the proper-motion propagation itself.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+from astropy.io.registry import IORegistryError
 from astropy.table import Table
 from astropy.time import Time
 
 from ..errors import CatalogUnavailableError, InvalidInputError, InvalidParameterError
 
 __all__ = [
-    "DEFAULT_CATALOG_URL",
     "CATALOG_URL_ENVVAR",
-    "SUPPORTED_CATALOGS",
+    "DEFAULT_CATALOG_URL",
     "STANDARD_COLUMNS",
+    "SUPPORTED_CATALOGS",
     "CatalogProvider",
     "FileCatalog",
     "ServiceCatalog",
     "TableCatalog",
-    "standardize_catalog",
     "apply_proper_motion",
     "make_provider",
+    "standardize_catalog",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +99,9 @@ _FILE_ALIASES = {
     "epoch": ("epoch", "ref_epoch", "jdate", "epochmean"),
 }
 _MINDET = 5
+#: What astropy's table readers raise on unreadable input.
+_READ_ERRORS = (OSError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
+                IORegistryError)
 _DETECTION_COLUMNS = ("ndetections", "ndet", "n_det", "nobs")
 
 
@@ -295,9 +297,17 @@ class TableCatalog(CatalogProvider):
             raise InvalidParameterError("TableCatalog needs an astropy Table")
         self._table = table
         self.name = name or table.meta.get("catalog") or table.meta.get("CATALOG")
+        lower = {c.lower() for c in table.colnames}
+        if not any(a in lower for a in ("ra",) + _FILE_ALIASES["RA"]) or \
+                not any(a in lower for a in ("dec",) + _FILE_ALIASES["DEC"]):
+            raise InvalidInputError(f"{self._source()}: no RA/DEC columns (columns: "
+                                    f"{', '.join(table.colnames) or 'none'})")
 
     def __repr__(self) -> str:
         return f"TableCatalog(n_rows={len(self._table)}, name={self.name!r})"
+
+    def _source(self) -> str:
+        return "reference catalogue table"
 
     def _standard(self, name: str) -> Table:
         lower = {c.lower(): c for c in self._table.colnames}
@@ -349,6 +359,9 @@ class FileCatalog(TableCatalog):
     def __repr__(self) -> str:
         return f"FileCatalog({str(self.path)!r})"
 
+    def _source(self) -> str:
+        return f"reference catalogue {str(self.path)!r}"
+
 
 def _read_table_file(path: Path) -> Table:
     name = path.name.lower()
@@ -365,7 +378,7 @@ def _read_table_file(path: Path) -> Table:
         try:
             table = Table.read(path, format=fmt) if fmt else Table.read(path)
             return table
-        except Exception as exc:  # astropy raises many types for unreadable files
+        except _READ_ERRORS as exc:
             errors.append(f"{fmt or 'auto'}: {exc}")
     raise InvalidInputError(f"cannot read reference catalogue {str(path)!r} as a table "
                             f"({'; '.join(errors)})")
@@ -428,8 +441,7 @@ class ServiceCatalog(CatalogProvider):
             raise CatalogUnavailableError(
                 f"catalogue service {self.url} answered HTTP {exc.code} ({exc.reason})") \
                 from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
-                OSError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             self._unreachable = f"catalogue service {self.url} unreachable ({reason})"
             raise CatalogUnavailableError(self._unreachable) from None
@@ -454,8 +466,8 @@ class ServiceCatalog(CatalogProvider):
             table = Table(names=[c.strip() for c in body[0].split(",")])
         else:
             try:
-                table = Table.read(io.StringIO("\n".join(body)), format="ascii.csv")
-            except Exception as exc:  # astropy's CSV reader raises several types
+                table = Table.read(body, format="ascii.csv")
+            except _READ_ERRORS as exc:
                 raise CatalogUnavailableError(
                     f"catalogue service {self.url}: unreadable CSV for {name} ({exc})") \
                     from None

@@ -44,18 +44,18 @@ from ._pars import AlignmentPars
 
 __all__ = [
     "ExposureSources",
-    "build_dq_mask",
-    "compute_background",
     "build_auto_kernel",
-    "find_fwhm",
-    "gaussian_kernel",
+    "build_dq_mask",
     "classify_sources",
     "clean_cosmic_rays",
-    "extract_sources",
+    "compute_background",
     "extract_sbc_sources",
-    "refine_centroids",
-    "find_exposure_sources",
+    "extract_sources",
     "find_alignment_sources",
+    "find_exposure_sources",
+    "find_fwhm",
+    "gaussian_kernel",
+    "refine_centroids",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,13 @@ class ExposureSources:
     filename : str
         The FLT/FLC file.
     chips : dict of int to astropy.table.Table
-        Per SCI extension version (1-based): columns ``x, y`` (0-based pixel position of the
-        chip array, float64), ``flux`` and ``peak`` (data units), ``mag`` (-2.5 log10 flux),
-        ``sharpness, roundness1, roundness2``, ``npix`` and ``cat_id`` (1-based, per chip).
-        Rows run from the brightest segment down.
+        Per SCI extension version (1-based), rows from the brightest segment down:
+        ``x, y`` (0-based pixel position used for fitting: the refined centroid, see
+        :func:`refine_centroids`), ``x_hap, y_hap`` (HAP's DAOFIND position), ``flux`` and
+        ``peak`` (data units), ``mag`` (-2.5 log10 flux), ``sharpness, roundness1,
+        roundness2``, ``npix``, ``saturated`` (HAP's saturated-segment fallback was used),
+        ``cat_id`` (1-based), ``dq_saturated`` (a DQ-saturated pixel next to the peak) and
+        ``position_error`` (expected centroid error, mas).
     kernel_fwhm : float
         FWHM of the detection kernel, pixels.
     kernel_is_psf : bool
@@ -128,10 +131,10 @@ class _Quiet:
 
 
 def _native(array, dtype=np.float32) -> np.ndarray:
-    """Host array in native byte order.
+    """Host array in native byte order and the given dtype.
 
-    FITS arrays are big-endian; ``hapgpu.detection`` is being fixed to accept them, so the
-    conversion is done here (one copy per chip) until that lands.
+    FITS arrays are big-endian; they are converted here once per chip so that every
+    ``hapgpu.detection`` call (and the device copy) gets native arrays.
     """
     return np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("="))
 
@@ -207,7 +210,7 @@ def build_dq_mask(dq, *, backend=None):
     bk = resolve_backend(backend)
     xp = bk.xp
     ndi = ndimage_module(bk)
-    flags = xp.asarray(_native(dq, np.int64) if bk.name != "gpu" else dq, dtype=np.int64)
+    flags = xp.asarray(_native(dq, np.int64))
     other_bits = (flags & ~SATURATION_BITS) != 0
     not_saturated = (flags & SATURATION_BITS) == 0
     eroded = ndi.binary_erosion(not_saturated, iterations=1)
@@ -299,14 +302,20 @@ def _integrated_gaussian(params, xx, yy):
     return flux * 0.25 * fx * fy
 
 
+def _gaussian_residuals(params, xx, yy, stamp):
+    return (_integrated_gaussian(params, xx, yy) - stamp).ravel()
+
+
 def find_fwhm(psf: np.ndarray, default_fwhm: float) -> float | None:
     """FWHM of the star in a PSF cut-out (drizzlepac's ``find_fwhm``).
 
     DAOFIND (threshold 2.5 x the MMM background of the cut-out, FWHM ``default_fwhm``) gives
     the stars; each is fitted over an 11x11 box with a pixel-integrated circular Gaussian whose
     flux, centre and sigma are free (trust-region least squares, unweighted, as photutils'
-    ``IterativePSFPhotometry`` with a ``CircularGaussianSigmaPRF`` and ``TRFLSQFitter``). The fit
-    with the largest flux gives ``FWHM = 2.3548 sigma``.
+    ``IterativePSFPhotometry`` with a ``CircularGaussianSigmaPRF`` and ``TRFLSQFitter``). As in
+    drizzlepac, no FWHM is returned unless some fit is clean (photutils' flags 0: its box not
+    cut by the cut-out's edge, a positive flux, a centre inside); the fit with the largest flux
+    gives ``FWHM = 2.3548 sigma``.
 
     Parameters
     ----------
@@ -332,13 +341,15 @@ def find_fwhm(psf: np.ndarray, default_fwhm: float) -> float | None:
         return None
     ny, nx = psf.shape
     half = 5
-    best_flux, best_sigma = -np.inf, None
+    best_flux, best_sigma, n_clean = -np.inf, None, 0
     for xc, yc in zip(np.asarray(stars["x_centroid"]), np.asarray(stars["y_centroid"])):
         if not (np.isfinite(xc) and np.isfinite(yc)):
             continue
-        ix, iy = int(round(xc)), int(round(yc))
+        ix, iy = round(xc), round(yc)
         x0, x1 = max(ix - half, 0), min(ix + half + 1, nx)
         y0, y1 = max(iy - half, 0), min(iy + half + 1, ny)
+        # photutils flags a fit whose 11x11 box is cut by the image edge (flag 1).
+        trimmed = (x0, x1, y0, y1) != (ix - half, ix + half + 1, iy - half, iy + half + 1)
         yy, xx = np.mgrid[y0:y1, x0:x1]
         stamp = psf[y0:y1, x0:x1]
         r = 1.5 * default_fwhm
@@ -346,17 +357,20 @@ def find_fwhm(psf: np.ndarray, default_fwhm: float) -> float | None:
         start = (float(stamp[inside].sum()) if inside.any() else float(stamp.sum()),
                  float(xc), float(yc), default_fwhm * gaussian_fwhm_to_sigma)
         try:
-            fit = least_squares(lambda p: (_integrated_gaussian(p, xx, yy) - stamp).ravel(),
-                                start, method="trf")
+            fit = least_squares(_gaussian_residuals, start, args=(xx, yy, stamp), method="trf")
         except (ValueError, np.linalg.LinAlgError):
             continue
-        flux, _, _, sigma = fit.x
-        if not (np.all(np.isfinite(fit.x)) and fit.success):
+        flux, fx, fy, sigma = fit.x
+        if not np.all(np.isfinite(fit.x)):
             continue
-        flux = 0.0 if not np.isfinite(flux) else flux
+        clean = (fit.success and not trimmed and flux > 0
+                 and 0 <= fx < nx and 0 <= fy < ny)
+        n_clean += int(clean)
         if flux > best_flux:
             best_flux, best_sigma = flux, abs(sigma)
-    if best_sigma is None:
+    # As drizzlepac: no usable (unflagged) fit -> no FWHM; otherwise the largest flux wins,
+    # flagged or not.
+    if best_sigma is None or n_clean == 0:
         return None
     return float(gaussian_sigma_to_fwhm * best_sigma)
 
@@ -864,7 +878,7 @@ def refine_centroids(table: Table, data, fwhm: float, *, min_sigma: float = 1.5,
     image = xp.asarray(data, dtype=np.float64)
     ny, nx = image.shape
     sigma = max(float(min_sigma), float(fwhm) / gaussian_sigma_to_fwhm)
-    half = max(5, int(math.ceil(3.0 * sigma)))
+    half = max(5, math.ceil(3.0 * sigma))
     offsets = xp.arange(-half, half + 1)
     x0 = xp.asarray(np.asarray(table["x_hap"], dtype=float))
     y0 = xp.asarray(np.asarray(table["y_hap"], dtype=float))

@@ -33,8 +33,13 @@ from astropy.io import fits
 
 from ..errors import InvalidInputError
 
-__all__ = ["ChipSolution", "fit_wcsname", "interpret_wcsname_type", "write_alignment",
-           "default_headerlet_filename"]
+__all__ = [
+    "ChipSolution",
+    "default_headerlet_filename",
+    "fit_wcsname",
+    "interpret_wcsname_type",
+    "write_alignment",
+]
 
 log = logging.getLogger(__name__)
 

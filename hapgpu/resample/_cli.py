@@ -9,7 +9,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: HAP filter-product parameter set used by the demo for each instrument.
-DEMO_PARS = {"wfc3-uvis": "wfc3_uvis_n2", "wfc3-ir": "wfc3_ir_n2", "acs-hrc": "filter_basic"}
+DEMO_PARS = {"wfc3-uvis": "wfc3_uvis_n2", "wfc3-ir": "wfc3_ir_n2", "acs-hrc": "filter_basic",
+             "acs-wfc": "acs_wfc_n2"}
 
 
 def register(subparsers) -> None:

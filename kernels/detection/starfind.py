@@ -33,7 +33,9 @@ def peak_mask_cpu(img, thr, scalar_thr, mask, use_mask, nan_value, border_y, bor
     out = np.zeros((ny, nx), dtype=np.bool_)
     for j in prange(ny):
         for i in range(nx):
-            out[j, i] = _is_peak(img, j, i, thr, scalar_thr, mask, use_mask, nan_value,
+            # signed row index: the prange index is unsigned inside the parallel loop only,
+            # and each index type would compile its own copy of the callee
+            out[j, i] = _is_peak(img, np.int64(j), i, thr, scalar_thr, mask, use_mask, nan_value,
                                  border_y, border_x, footprint, off_y, off_x, zero_rule,
                                  insc_half)
     return out
@@ -53,7 +55,7 @@ def dao_measure_cpu(data, conv, xpos, ypos, kmask, n_kpix, kconst, kern1d, dkern
     out = np.empty((n, N_STAR))
     for k in prange(n):
         _dao_measure_one(data, conv, xpos[k], ypos[k], kmask, n_kpix, kconst, kern1d, dkern1d,
-                         wt1d, dxx1d, out, k)
+                         wt1d, dxx1d, out, np.int64(k))
     return out
 
 

@@ -171,3 +171,34 @@ def test_unknown_detector_is_a_clear_error():
         alignment_pars("NICMOS", "NIC1")
     assert alignment_pars("WFPC2", None).detector_key == "wfpc2/pc"
     assert alignment_pars("acs", "wfc").max_sources_per_chip == 500
+
+
+def test_sbc_path_finds_the_stars_of_a_sparse_mama_image():
+    from hapgpu.align._sources import extract_sbc_sources
+
+    rng = np.random.default_rng(8)
+    shape = (160, 160)
+    truth = np.array([(30.3, 40.6), (100.2, 35.7), (70.8, 120.1), (130.4, 130.9)])
+    expected = sum(_star(shape, x, y, 3000.0, 1.3) for x, y in truth)
+    img = rng.poisson(expected + 0.02).astype(np.float32)
+    table = extract_sbc_sources(img, 3.0, backend="cpu")
+    d = np.hypot(np.asarray(table["x"])[:, None] - truth[None, :, 0],
+                 np.asarray(table["y"])[:, None] - truth[None, :, 1])
+    assert np.all(d.min(axis=0) < 0.3)          # every star found
+    assert len(table) == len(truth)
+
+
+@pytest.mark.gpu
+def test_gpu_source_lists_equal_the_cpu_ones(visit_cache):
+    visit = visit_cache("wfc3-uvis")
+    pars = alignment_pars("WFC3", "UVIS")
+    from hapgpu.align import find_alignment_sources
+
+    cpu = find_alignment_sources(visit.files[:1], pars, backend="cpu")[0]
+    gpu = find_alignment_sources(visit.files[:1], pars, backend="gpu")[0]
+    assert gpu.kernel_fwhm == pytest.approx(cpu.kernel_fwhm, rel=1e-6)
+    for chip, table in cpu.chips.items():
+        other = gpu.chips[chip]
+        assert len(other) == len(table)
+        assert np.allclose(other["x"], table["x"], atol=1e-4)
+        assert np.allclose(other["y"], table["y"], atol=1e-4)
