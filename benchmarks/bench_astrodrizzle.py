@@ -49,7 +49,10 @@ _REFERENCE_STEPS = {
 
 
 def _drizzlepac_kwargs(params) -> dict:
-    kw = params.to_dict()
+    """AstroDrizzle keyword arguments from hapgpu's parameters (hapgpu-only ones left out)."""
+    from hapgpu.astrodrizzle._parameters import HAPGPU_ONLY_PARAMETERS
+
+    kw = {k: v for k, v in params.to_dict().items() if k not in HAPGPU_ONLY_PARAMETERS}
     for key, value in kw.items():
         if isinstance(value, list):
             kw[key] = f"{value[0]} {value[1]}"

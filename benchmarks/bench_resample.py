@@ -9,6 +9,9 @@ interpolation) with astropy's exact per-pixel evaluation.
 Usage::
 
     python benchmarks/bench_resample.py [--backend cpu|gpu] [--repeat 5] [--kernels square,turbo]
+        [--shape NY,NX] [--threads N] [--no-reference]
+
+``--shape`` takes a subarray of the chip (default: the full 2051 x 4096 chip).
 
 Prints a table of best-of-``repeat`` wall times and the speed-up ratio (reference / hapgpu).
 """
@@ -35,15 +38,16 @@ CHIP_SHAPE = (2051, 4096)
 
 
 @functools.lru_cache(maxsize=1)
-def simulated_chip():
-    """``(HSTWCS, data, weight)`` of chip 1 of a generated full-size UVIS exposure."""
+def simulated_chip(shape=CHIP_SHAPE):
+    """``(HSTWCS, data, weight)`` of chip 1 of a generated UVIS exposure (chips of ``shape``)."""
     from astropy.io import fits
     from stwcs.wcsutil import HSTWCS
 
     from hapgpu.simulate import simulate_visit
 
     outdir = Path(tempfile.mkdtemp(prefix="hapgpu-bench-"))
-    visit = simulate_visit(outdir, instrument="wfc3-uvis", n_exposures=1, seed=3)
+    visit = simulate_visit(outdir, instrument="wfc3-uvis", n_exposures=1, seed=3,
+                           shape=None if tuple(shape) == CHIP_SHAPE else tuple(shape))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(visit.exposures[0].path) as hdul:
@@ -54,15 +58,15 @@ def simulated_chip():
     return wcs, data, weight
 
 
-def chip_wcs():
-    """Full-size UVIS chip 1 WCS (real template header, full-size lookup tables)."""
-    return simulated_chip()[0]
+def chip_wcs(shape=CHIP_SHAPE):
+    """UVIS chip 1 WCS (real template header, full-size lookup tables)."""
+    return simulated_chip(shape)[0]
 
 
-def rotated_frame(in_wcs, rot_deg=17.0):
+def rotated_frame(in_wcs, chip_shape=CHIP_SHAPE, rot_deg=17.0):
     from astropy.wcs import WCS
 
-    ny, nx = CHIP_SHAPE
+    ny, nx = chip_shape
     cx, cy = in_wcs.all_pix2world([nx / 2.0], [ny / 2.0], 1)
     scale = in_wcs.idcscale / 3600.0
     th = np.deg2rad(rot_deg)
@@ -99,9 +103,16 @@ def best_pair(ours, ref, repeat, sync=lambda: None):
     return min(t_ours), (min(t_ref) if t_ref else float("nan"))
 
 
-def scene():
+def scene(shape=CHIP_SHAPE):
     """Data and good-pixel weight of the simulated chip."""
-    return simulated_chip()[1:]
+    return simulated_chip(shape)[1:]
+
+
+def _shape(text):
+    parts = [int(p) for p in text.split(",")]
+    if len(parts) != 2 or min(parts) < 8:
+        raise argparse.ArgumentTypeError(f"expected NY,NX (each >= 8), got {text!r}")
+    return parts[0], parts[1]
 
 
 def main(argv=None) -> int:
@@ -111,6 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--no-reference", action="store_true", help="skip drizzlepac timings")
+    parser.add_argument("--shape", type=_shape, default=CHIP_SHAPE, metavar="NY,NX",
+                        help="subarray of the chip (default: the full 2051,4096 chip)")
     args = parser.parse_args(argv)
     if args.threads:
         import numba
@@ -118,10 +131,11 @@ def main(argv=None) -> int:
         numba.set_num_threads(args.threads)
 
     backend = resolve_backend(args.backend)
-    in_wcs = chip_wcs()
-    out_wcs, out_shape = rotated_frame(in_wcs)
+    chip_shape = tuple(args.shape)
+    in_wcs = chip_wcs(chip_shape)
+    out_wcs, out_shape = rotated_frame(in_wcs, chip_shape)
     rng = np.random.default_rng(1)
-    data, weight = scene()
+    data, weight = scene(chip_shape)
     npix = data.size
     cdriz = None
     if not args.no_reference:
@@ -139,18 +153,19 @@ def main(argv=None) -> int:
 
         props = cupy.cuda.runtime.getDeviceProperties(0)
         print(f"# device: {props['name'].decode()}")
-    print(f"# input chip {CHIP_SHAPE[1]}x{CHIP_SHAPE[0]} (simulated UVIS, real SIP/NPOL/D2IM header) -> "
+    print(f"# input chip {chip_shape[1]}x{chip_shape[0]} (simulated UVIS, real SIP/NPOL/D2IM header) -> "
           f"output {out_shape[1]}x{out_shape[0]} rotated 17 deg; best of {args.repeat}")
     rows = []
 
     # pixel map: full per-pixel map, ours (table + interpolation) vs astropy exact
     def ours_pixmap():
-        PixelMap.from_wcs(in_wcs, out_wcs, CHIP_SHAPE, stepsize=10).pixmap()
+        PixelMap.from_wcs(in_wcs, out_wcs, chip_shape, stepsize=10).pixmap()
 
     def astropy_pixmap():
-        yy, xx = np.mgrid[1:CHIP_SHAPE[0] + 1, 1:CHIP_SHAPE[1] + 1].astype(np.float64)
+        yy, xx = np.mgrid[1:chip_shape[0] + 1, 1:chip_shape[1] + 1].astype(np.float64)
         out_wcs.wcs_world2pix(*in_wcs.all_pix2world(xx.ravel(), yy.ravel(), 1), 1)
 
+    PixelMap.from_wcs(in_wcs, out_wcs, (6, 6), stepsize=10).pixmap()  # compile outside the timing
     t_ours = min(timed(ours_pixmap) for _ in range(args.repeat))
     t_ref = timed(astropy_pixmap)
     rows.append(("pixel map (per-pixel)", t_ours, "astropy exact", t_ref))
@@ -159,7 +174,7 @@ def main(argv=None) -> int:
         pixfrac = 1.0
 
         def ours():
-            pmap = PixelMap.from_wcs(in_wcs, out_wcs, CHIP_SHAPE, stepsize=10)
+            pmap = PixelMap.from_wcs(in_wcs, out_wcs, chip_shape, stepsize=10)
             drz = Drizzle(out_shape, kernel=kernel, pixfrac=pixfrac, backend=backend, initial_value=0.0)
             drz.add_image(d_data, pmap, weight=d_weight, in_units="counts", exptime=500.0)
             drz.device_arrays()  # the finished SCI/WHT/CTX, as cdriz leaves them
@@ -168,12 +183,13 @@ def main(argv=None) -> int:
         warm = Drizzle((8, 8), kernel=kernel, backend=backend)  # compile outside the timing
         warm.add_image(np.ones((6, 6), np.float32),
                        PixelMap.from_wcs(in_wcs, out_wcs, (6, 6), stepsize=10))
+        warm.device_arrays()
         def ref():
             outs = np.zeros(out_shape, np.float32)
             outw = np.zeros(out_shape, np.float32)
             outc = np.zeros(out_shape, np.int32)
-            mapping = cdriz.DefaultWCSMapping(in_wcs, out_wcs, CHIP_SHAPE[1], CHIP_SHAPE[0], 10)
-            cdriz.tdriz(data.copy(), weight, outs, outw, outc, 1, 0, 1, 1, CHIP_SHAPE[0], 1.0, 1.0,
+            mapping = cdriz.DefaultWCSMapping(in_wcs, out_wcs, chip_shape[1], chip_shape[0], 10)
+            cdriz.tdriz(data.copy(), weight, outs, outw, outc, 1, 0, 1, 1, chip_shape[0], 1.0, 1.0,
                         1.0, "center", pixfrac, kernel, "counts", 500.0, 1.0, "INDEF", 0, 0, 1, mapping)
 
         t_ours, t_ref = best_pair(ours, ref if cdriz is not None else None, args.repeat, sync)
@@ -184,13 +200,13 @@ def main(argv=None) -> int:
     d_source = backend.asarray(source)
 
     def ours_blot():
-        pmap = PixelMap.from_wcs(in_wcs, out_wcs, CHIP_SHAPE, stepsize=10)
+        pmap = PixelMap.from_wcs(in_wcs, out_wcs, chip_shape, stepsize=10)
         blot(d_source, pmap, interp="poly5", exptime=500.0, backend=backend)
 
     blot(np.ones((8, 8), np.float32), PixelMap.from_wcs(in_wcs, out_wcs, (6, 6)), backend=backend)
     def ref_blot():
-        out = np.zeros(CHIP_SHAPE, np.float32)
-        mapping = cdriz.DefaultWCSMapping(in_wcs, out_wcs, CHIP_SHAPE[1], CHIP_SHAPE[0], 10)
+        out = np.zeros(chip_shape, np.float32)
+        mapping = cdriz.DefaultWCSMapping(in_wcs, out_wcs, chip_shape[1], chip_shape[0], 10)
         cdriz.tblot(source, out, 1, out_shape[1], 1, out_shape[0], 1.0, 1.0, 1.0, 1.0, "center",
                     "poly5", 500.0, 0.0, 1.0, 1, mapping)
 

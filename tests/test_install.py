@@ -64,7 +64,7 @@ def _can_build_here() -> bool:
         import wheel  # noqa: F401
     except ImportError:
         return False
-    return int(setuptools.__version__.split(".")[0]) >= 69
+    return int(setuptools.__version__.split(".")[0]) >= 77  # pyproject's build requirement
 
 
 def _simulate_and_combine(python, workdir: Path, env) -> Path:

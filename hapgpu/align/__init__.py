@@ -36,7 +36,12 @@ from ._refcat import (
     apply_proper_motion,
     make_provider,
 )
-from ._sources import ExposureSources, find_alignment_sources, find_exposure_sources
+from ._sources import (
+    ExposureSources,
+    find_alignment_sources,
+    find_exposure_sources,
+    refine_centroids,
+)
 from ._update import fit_wcsname, interpret_wcsname_type, write_alignment
 
 __all__ = [
@@ -65,6 +70,7 @@ __all__ = [
     "interpret_wcsname_type",
     "make_provider",
     "perform_fit",
+    "refine_centroids",
     "write_alignment",
     "write_result_table",
 ]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -430,9 +432,31 @@ class ServiceCatalog(CatalogProvider):
             spec += f"&EPOCH={epoch:.3f}"
         return f"{self.url}/vo/CatalogSearch.aspx?{spec}"
 
+    def _resolve(self) -> None:
+        """Resolve the host name within the timeout (``urlopen``'s timeout does not cover
+        name resolution, which can hang on a machine without network)."""
+        host = urllib.parse.urlparse(self.url).hostname
+        outcome: list = []
+
+        def lookup():
+            try:
+                socket.getaddrinfo(host, None)
+                outcome.append(None)
+            except OSError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=lookup, daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if not outcome or outcome[0] is not None:
+            reason = "name lookup timed out" if not outcome else outcome[0]
+            self._unreachable = f"catalogue service {self.url} unreachable ({reason})"
+            raise CatalogUnavailableError(self._unreachable)
+
     def _get(self, url: str) -> str:
         if self._unreachable is not None:
             raise CatalogUnavailableError(self._unreachable)
+        self._resolve()
         request = urllib.request.Request(url, headers={"Content-Type": "text/csv"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:

@@ -210,7 +210,7 @@ def build_dq_mask(dq, *, backend=None):
     bk = resolve_backend(backend)
     xp = bk.xp
     ndi = ndimage_module(bk)
-    flags = xp.asarray(_native(dq, np.int64))
+    flags = xp.asarray(_native(dq, np.int32))
     other_bits = (flags & ~SATURATION_BITS) != 0
     not_saturated = (flags & SATURATION_BITS) == 0
     eroded = ndi.binary_erosion(not_saturated, iterations=1)
@@ -939,13 +939,13 @@ def _read_chips(hdul: fits.HDUList, filename: str, bk: Backend) -> list[_Chip]:
         if bad.any():
             sci[bad] = 0.0
         try:
-            err = _native(hdul["ERR", ver].data)
+            err = np.asarray(hdul["ERR", ver].data)     # only read on the host
         except KeyError:
             err = np.ones_like(sci)
         try:
-            dq = _native(hdul["DQ", ver].data, np.int64)
+            dq = _native(hdul["DQ", ver].data, np.int32)
         except KeyError:
-            dq = np.zeros(sci.shape, dtype=np.int64)
+            dq = np.zeros(sci.shape, dtype=np.int32)
         if err.shape != sci.shape or dq.shape != sci.shape:
             raise InvalidInputError(f"{filename}: ERR/DQ of chip {ver} do not match SCI")
         mask = build_dq_mask(dq, backend=bk)
@@ -969,12 +969,12 @@ def _stack(arrays, xp):
 
 def _weight_image(chips: list[_Chip], xp):
     """``max(ERR) / ERR`` with masked and non-finite pixels set to 0 (drizzlepac's WHT)."""
-    err = np.concatenate([c.err.ravel() for c in chips])
-    top = float(np.nanmax(err)) if np.isfinite(err).any() else 1.0
+    tops = [float(np.nanmax(c.err)) for c in chips if np.isfinite(c.err).any()]
+    top = np.float32(max(tops) if tops else 1.0)
     parts = []
     for c in chips:
         with np.errstate(divide="ignore", invalid="ignore"):
-            w = top / c.err
+            w = top / c.err.astype(np.float32)
         w = np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0)
         w = xp.asarray(w)
         w[xp.asarray(c.dq_mask)] = 0

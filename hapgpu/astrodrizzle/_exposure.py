@@ -25,6 +25,7 @@ import logging
 import lzma
 import math
 import re
+import threading
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -225,40 +226,54 @@ def _header_damage(message: str) -> str | None:
     return None
 
 
+#: ``warnings.catch_warnings`` is process-wide and inputs are read on several host threads, so
+#: opening a file (where astropy parses every header and reports damage as warnings) is serial.
+_OPEN_LOCK = threading.Lock()
+
+
+def _truncated(hdul, size: int) -> bool:
+    """True when the last HDU's data would run past the end of a file of ``size`` bytes."""
+    info = hdul.fileinfo(len(hdul) - 1)
+    return info is not None and info["datLoc"] + info["datSpan"] > size
+
+
 @contextmanager
 def _reading(path: Path):
     """Open ``path`` with astropy, turning every failure into an error naming the file.
 
-    astropy reports truncated data with a warning and zero-filled data; that is an error here.
+    Every header is parsed on opening (astropy reports a damaged one with a warning, keeping
+    only the extensions before it); a file shorter than its headers say is truncated. Both are
+    errors here.
     """
     from astropy.io import fits
 
-    error = None
-    with warnings.catch_warnings(record=True) as caught:
+    with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            hdul = fits.open(path, memmap=False)
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, EOFError) as exc:
             raise InvalidInputError(f"{path}: cannot read FITS file: {_first_sentence(exc)}") from None
-        try:
-            with hdul:
-                yield hdul
-        except HapGpuError as exc:
-            error = exc
-        except fits.VerifyError as exc:  # a card that cannot be parsed
-            error = InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}")
-            error.__cause__ = exc
-        except (OSError, TypeError, KeyError, ValueError, IndexError, EOFError) as exc:  # corrupt data or header
-            error = InvalidInputError(f"{path}: corrupt FITS file: {_first_sentence(exc)}")
-            error.__cause__ = exc
-    messages = [str(w.message) for w in caught]
-    if any("truncated" in m.lower() for m in messages):
-        raise InvalidInputError(f"{path}: corrupt FITS file (truncated)") from error
-    damage = [d for d in map(_header_damage, messages) if d]
-    if damage:
-        raise InvalidInputError(f"{path}: corrupt FITS header ({damage[0]})") from error
-    if error is not None:
-        raise error
+        try:  # parse every card now, so that a damaged one is named whichever code reads it
+            for hdu in hdul:
+                for card in hdu.header.cards:
+                    card.value  # noqa: B018
+        except fits.VerifyError as exc:
+            hdul.close()
+            raise InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}") from exc
+    damage = [d for d in (_header_damage(str(w.message)) for w in caught) if d]
+    if damage or _truncated(hdul, path.stat().st_size):
+        hdul.close()
+        what = f"corrupt FITS header ({damage[0]})" if damage else "corrupt FITS file (truncated)"
+        raise InvalidInputError(f"{path}: {what}")
+    try:
+        with hdul:
+            yield hdul
+    except fits.VerifyError as exc:  # a card that cannot be parsed
+        raise InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}") from exc
+    except (OSError, TypeError, KeyError, ValueError, IndexError, EOFError) as exc:
+        if isinstance(exc, HapGpuError):
+            raise
+        raise InvalidInputError(f"{path}: corrupt FITS file: {_first_sentence(exc)}") from exc
 
 
 # ----------------------------------------------------------------------------- header facts

@@ -207,3 +207,11 @@ def test_in_memory_table_and_field_of_chips():
     ra, dec, radius = field_of([wcs])
     assert ra == pytest.approx(RA0) and dec == pytest.approx(DEC0)
     assert radius * 3600.0 == pytest.approx(np.hypot(5.0, 5.0), rel=1e-3)
+
+
+def test_unresolvable_host_is_unreachable_without_a_long_wait():
+    provider = ServiceCatalog("http://catalogue.invalid/webservices", timeout=3.0)
+    start = time.monotonic()
+    with pytest.raises(CatalogUnavailableError, match="unreachable"):
+        provider(RA0, DEC0, 0.01, 2012.0, "GAIAeDR3")
+    assert time.monotonic() - start < 4.0
