@@ -14,6 +14,7 @@ __all__ = [
     "IncompatibleInputsError",
     "OutputTooLargeError",
     "OutputWriteError",
+    "CatalogUnavailableError",
 ]
 
 
