@@ -193,7 +193,11 @@ free, total = cupy.cuda.runtime.memGetInfo()
 print(f"device {props['name'].decode()}  cc {props['major']}.{props['minor']}  "
       f"{props['multiProcessorCount']} SMs  memory {total / 2**30:.1f} GiB ({free / 2**30:.1f} free)")
 print(f"CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}  driver {cupy.cuda.runtime.driverGetVersion()}"
-      f"  cupy {cupy.__version__}  numba.cuda runtime {cuda.runtime.get_version()}")
+      f"  cupy {cupy.__version__}")
+try:
+    print("numba.cuda:", cuda.get_current_device().name, "runtime", cuda.runtime.get_version())
+except Exception as exc:  # informative only; the kernels' own tests follow
+    print("numba.cuda device query failed:", repr(exc))
 x = bk.asarray([1.0, 2.0, 3.0])
 assert bk.to_host(x * 2).tolist() == [2.0, 4.0, 6.0]
 print("backend gpu:", bk, "round trip ok")
@@ -242,9 +246,13 @@ step environment env.txt 60 bash "$ROOT/benchmarks/device_check.sh" --env
 
 # Every test file with a gpu mark (collecting the whole suite would compile and import far
 # more than the gpu tests need). On this machine a gpu test must run: a skip is a failure.
+# With pytest-xdist (in the device image), one worker per file: the CPU reference kernels that
+# each file needs compile in parallel on a cold cache.
 mapfile -t GPU_FILES < <(grep -rlE --include='test_*.py' 'pytest\.mark\.gpu' tests | sort)
+XDIST=()
+"$PY" -c "import xdist" 2>/dev/null && XDIST=(-n 4 --dist loadfile)
 step pytest-gpu pytest_gpu.txt 200 env HAPGPU_BACKEND=gpu "$PY" -m pytest -m gpu -q -rsxX \
-    --durations=15 -p no:cacheprovider "${GPU_FILES[@]}"
+    --durations=15 -p no:cacheprovider "${XDIST[@]}" "${GPU_FILES[@]}"
 if grep -qE '[0-9]+ skipped' "$OUT/pytest_gpu.txt"; then
     printf '%-20s FAILED    (gpu tests were skipped on the GPU machine)\n' "pytest-skips" | tee -a "$SUMMARY"
     FAILED=1
