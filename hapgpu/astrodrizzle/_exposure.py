@@ -231,10 +231,36 @@ def _header_damage(message: str) -> str | None:
 _OPEN_LOCK = threading.Lock()
 
 
-def _truncated(hdul, size: int) -> bool:
-    """True when the last HDU's data would run past the end of a file of ``size`` bytes."""
+def _unparsed_damage(hdul, path: Path) -> str | None:
+    """What stops astropy from reading the whole file, found from the file's own layout.
+
+    astropy stops at a header it cannot parse (keeping the extensions before it) and reports
+    it only by a warning, which cannot be captured reliably while other threads run; the
+    layout says it too: the HDUs read end before the file does. Returns None for a complete
+    file, and for a compressed one whose size astropy does not know.
+    """
+    size = getattr(hdul._file, "size", 0) or 0
+    if not size:
+        return None
     info = hdul.fileinfo(len(hdul) - 1)
-    return info is not None and info["datLoc"] + info["datSpan"] > size
+    end = info["datLoc"] + info["datSpan"]
+    if end > size:
+        return "corrupt FITS file (truncated)"
+    if end == size:
+        return None
+    from astropy.io import fits
+
+    with open(path, "rb") as stream:
+        stream.seek(end)
+        text = stream.read(min(size - end, 2880 * 40)).decode("ascii", errors="replace")
+    end_card = text.find("END" + " " * 77)
+    reason = "unreadable header"
+    try:
+        for card in fits.Header.fromstring(text if end_card < 0 else text[:end_card + 80]).cards:
+            card.value  # noqa: B018
+    except (fits.VerifyError, ValueError) as exc:
+        reason = _first_sentence(exc)
+    return f"corrupt FITS header (extension {len(hdul)}: {reason})"
 
 
 @contextmanager
@@ -260,11 +286,13 @@ def _reading(path: Path):
         except fits.VerifyError as exc:
             hdul.close()
             raise InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}") from exc
-    damage = [d for d in (_header_damage(str(w.message)) for w in caught) if d]
-    if damage or _truncated(hdul, path.stat().st_size):
+    damage = _unparsed_damage(hdul, path)
+    warned = [d for d in (_header_damage(str(w.message)) for w in caught) if d]
+    if damage is None and warned:  # e.g. binary bytes in a header, or a compressed file
+        damage = f"corrupt FITS header ({warned[0]})"
+    if damage is not None:
         hdul.close()
-        what = f"corrupt FITS header ({damage[0]})" if damage else "corrupt FITS file (truncated)"
-        raise InvalidInputError(f"{path}: {what}")
+        raise InvalidInputError(f"{path}: {damage}")
     try:
         with hdul:
             yield hdul
