@@ -68,7 +68,7 @@ class WarmupReport:
         return sum(self.seconds.values())
 
 
-def _warm_resampling(backend) -> None:
+def _warm_resampling(backend, workdir: Path) -> None:
     from astropy.wcs import WCS
 
     from .kernels.blot import INTERP_IDS
@@ -109,7 +109,7 @@ def _warm_astrodrizzle(backend, workdir: Path) -> None:
                      combine_type=combine_type, update_inputs_dq=False, progress=False)
 
 
-def _warm_detection(backend) -> None:
+def _warm_detection(backend, workdir: Path) -> None:
     from . import detection as det
 
     rng = np.random.default_rng(0)
@@ -163,10 +163,7 @@ def warmup(backend=None, *, progress: bool = True) -> WarmupReport:
         for name, run in groups:
             bar.update(task, description=f"compiling kernels: {name}")
             start = time.perf_counter()
-            if run is _warm_astrodrizzle:
-                run(backend, Path(tmp))
-            else:
-                run(backend)
+            run(backend, Path(tmp))
             report.seconds[name] = time.perf_counter() - start
             bar.advance(task)
     return report

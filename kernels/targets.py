@@ -65,15 +65,13 @@ def device_function(fn, target: str, namespace: dict | None = None):
     return cuda_module_for(target).jit(device=True)(rebind(fn, names))
 
 
-def _device_decorator(target: str, inline: bool):
-    if target == "cpu":
-        import numba
+def _cpu_decorator(inline: bool):
+    import numba
 
-        if inline:
-            return numba.njit(error_model="numpy", nogil=True, inline="always")
-        # allocates nothing: no Numba runtime, hence no reference counting of array arguments
-        return numba.njit(error_model="numpy", nogil=True, _nrt=False)
-    return cuda_module_for(target).jit(device=True)
+    if inline:
+        return numba.njit(error_model="numpy", nogil=True, inline="always")
+    # allocates nothing: no Numba runtime, hence no reference counting of array arguments
+    return numba.njit(error_model="numpy", nogil=True, _nrt=False)
 
 
 def compile_namespace(functions, target: str, extra: dict | None = None,
@@ -111,7 +109,7 @@ def compile_namespace(functions, target: str, extra: dict | None = None,
     aliases = dict(aliases or {})
     for fn in functions:
         if target == "cpu":
-            decorate = _device_decorator(target, fn.__name__ in inline)
+            decorate = _cpu_decorator(fn.__name__ in inline)
             namespace[fn.__name__] = decorate(rebind(fn, namespace))
         else:
             namespace[fn.__name__] = device_function(fn, target, namespace)

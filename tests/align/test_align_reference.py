@@ -27,8 +27,6 @@ from ._helpers import copy_visit, photutils2_shim, rms, truth_offsets_mas
 
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
-drizzlepac = pytest.importorskip("drizzlepac")
-
 
 @pytest.fixture()
 def quiet_drizzlepac():
