@@ -7,9 +7,9 @@ compiled namespace supplies the compiled callee. ``deposit`` is not defined here
 provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the CPU the tiled
 driver calls a span function once per row of a tile.
 
-On the CPU each kernel has its own span function (``square_span``, or ``pixel_span`` with
-``kernel_pixel`` bound to one of the ``*_pixel`` functions at compile time), so a driver holds
-only the code of the kernel it runs; CUDA threads call ``drizzle_pixel``, which chooses the
+On the CPU each driver has one span function: ``square_span`` (the square kernel at pixfrac 1
+with a coordinate table, sharing corners), or ``pixel_span`` with ``kernel_pixel`` bound to one
+of the ``*_pixel`` functions at compile time, so a driver holds only the code it runs; CUDA threads call ``drizzle_pixel``, which chooses the
 kernel at run time.
 
 Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
@@ -452,30 +452,30 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 def square_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                 num, den, var, outdq, zidx, ctx, ctxbit):
-    """Square kernel, input pixels ``[j, i0:i1]`` (the CPU driver's unit of work).
+    """Square kernel with pixfrac 1 and a coordinate table, input pixels ``[j, i0:i1]`` (the
+    CPU driver's unit of work; see :func:`shares_corners`).
 
-    With pixfrac 1 and a coordinate table, neighbouring drops share their corners, so each
-    corner is mapped once: the right corners of pixel i are bit for bit the left corners of
-    pixel i+1 (``(i+1) + 0.5 == (i+2) - 0.5`` exactly).
+    Neighbouring drops share their corners, so each corner is mapped once: the right corners
+    of pixel i are bit for bit the left corners of pixel i+1 (``(i+1) + 0.5 == (i+2) - 0.5``).
     """
     factor = fp[P_FACTOR]
-    if fp[P_HALF] == 0.5 and factor > 0.0:
-        xa, ya = map_offset(0, i0, j, -0.5, 0.5, factor, tx, ty, ex, ey)
-        xb, yb = map_offset(3, i0, j, -0.5, -0.5, factor, tx, ty, ex, ey)
-        for i in range(i0, i1):
-            xc, yc = map_offset(1, i, j, 0.5, 0.5, factor, tx, ty, ex, ey)
-            xd, yd = map_offset(2, i, j, 0.5, -0.5, factor, tx, ty, ex, ey)
-            d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
-            drop_square(xa, ya, xc, yc, xd, yd, xb, yb, d, w32, e2, dqv, scan, ip,
-                        num, den, var, outdq, zidx, ctx, ctxbit)
-            xa = xc
-            ya = yc
-            xb = xd
-            yb = yd
-        return
+    xa, ya = map_offset(0, i0, j, -0.5, 0.5, factor, tx, ty, ex, ey)
+    xb, yb = map_offset(3, i0, j, -0.5, -0.5, factor, tx, ty, ex, ey)
     for i in range(i0, i1):
-        square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                     num, den, var, outdq, zidx, ctx, ctxbit)
+        xc, yc = map_offset(1, i, j, 0.5, 0.5, factor, tx, ty, ex, ey)
+        xd, yd = map_offset(2, i, j, 0.5, -0.5, factor, tx, ty, ex, ey)
+        d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
+        drop_square(xa, ya, xc, yc, xd, yd, xb, yb, d, w32, e2, dqv, scan, ip,
+                    num, den, var, outdq, zidx, ctx, ctxbit)
+        xa = xc
+        ya = yc
+        xb = xd
+        yb = yd
+
+
+def shares_corners(kernel, fp):
+    """True when :func:`square_span` applies: the square kernel, pixfrac 1, a coordinate table."""
+    return kernel == K_SQUARE and fp[P_HALF] == 0.5 and fp[P_FACTOR] > 0.0
 
 
 def pixel_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
