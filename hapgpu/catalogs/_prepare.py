@@ -1,0 +1,453 @@
+"""Preparation of one drizzled image for the HAP catalogs (hap-pipeline.md §1.13 A).
+
+Every image — the total detection image and each filter image — is prepared on its own: blank
+test, footprint, background and background rms (zero, sigma-clipped constant, or
+``Background2D``), the Gaussian detection kernel, the effective gain, the aperture radii and
+the weight regions with their detection thresholds. The choices follow drizzlepac 3.11's
+``CatalogImage.compute_background`` and ``HAPCatalogBase`` as coded, including the places where
+the code and the documentation differ (the Background2D alternative is tried when the skew is
+*above* ``bkg_skew_threshold``).
+
+Arrays stay on the backend; the background and rms images keep the SCI dtype (float32), as
+drizzlepac's ``np.full_like(data, value)`` does, so later ``data - background`` is the same
+float32 arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.stats import gaussian_fwhm_to_sigma
+
+from .. import detection
+from ..backend import Backend, resolve_backend
+from ..errors import InvalidInputError
+from ._parameters import CatalogParameters
+from ._product import CatalogProduct
+
+__all__ = ["ImageBackground", "WeightRegion", "PreparedImage", "prepare_image",
+           "compute_background", "make_wht_masks", "region_threshold", "region_rms",
+           "gaussian_kernel", "effective_gain"]
+
+log = logging.getLogger(__name__)
+
+#: The footprint is the count mask eroded this many times with a 3x3 cross.
+FOOTPRINT_EROSION = 10
+#: Background2D box rejection percentages tried in turn.
+EXCLUDE_PERCENTILES = (10, 25, 50, 75)
+#: HAP's MAD-rms constant is applied inside :func:`hapgpu.detection.mad_rms`.
+_NEGATIVE_SIGMA = -1.0
+
+
+@dataclass
+class ImageBackground:
+    """Background of one image.
+
+    Attributes
+    ----------
+    background, rms : array
+        (ny, nx), SCI dtype, on the backend (constant images for the constant cases).
+    rms_median, median : float
+        Scalar rms and background (``Background2D.background_rms_median`` / ``background_median``
+        for the 2-D case).
+    kind : str
+        ``"zero_background"``, ``"sigma_clipped_background"`` or ``"twod_background"``.
+    """
+
+    background: object
+    rms: object
+    rms_median: float
+    median: float
+    kind: str
+
+
+@dataclass
+class WeightRegion:
+    """One weight region of :func:`make_wht_masks`.
+
+    Attributes
+    ----------
+    mask : array
+        (ny, nx) uint16, 1 inside the region.
+    rel_weight : array
+        (ny, nx) float, relative weight times ``mask``.
+    wht_limit : float
+        Lower limit of the region in WHT units.
+    scale : float
+        Lower limit in relative-weight units.
+    """
+
+    mask: object
+    rel_weight: object
+    wht_limit: float
+    scale: float
+
+    @property
+    def max_rel_weight(self) -> float:
+        return float(self.rel_weight.max())
+
+
+@dataclass
+class PreparedImage:
+    """A drizzled image ready for source identification or measurement.
+
+    Attributes
+    ----------
+    product : CatalogProduct
+    params : CatalogParameters
+    backend : Backend
+    blank : bool
+        SCI (NaN as 0) is entirely 0: the catalogs are empty.
+    data : array
+        SCI on the backend, (ny, nx) float32, NaN kept.
+    footprint, inv_footprint : array or None
+        Bool (ny, nx): the count mask > 0 eroded 10 times with a 3x3 cross, and its inverse.
+    background : ImageBackground or None
+        None when blank. The segmentation catalog may replace it (second round), as drizzlepac
+        does on the shared image object.
+    kernel : numpy.ndarray or None
+        11x11 normalised Gaussian of FWHM ``kernel_fwhm``.
+    kernel_fwhm : float
+        ``TWEAK_FWHMPSF / pscale``, pixels.
+    gain : float
+        Effective gain, electrons per (electron/s): 1 for IR and SBC, else
+        ``EXPTIME * mean(ATODGN* > 0)``.
+    aperture_radii : tuple of float
+        (aperture_1, aperture_2) / pscale, pixels.
+    annulus : tuple of float
+        Inner and outer radius of the sky annulus, pixels.
+    regions : list of WeightRegion
+    """
+
+    product: CatalogProduct
+    params: CatalogParameters
+    backend: Backend
+    blank: bool
+    data: object
+    footprint: object = None
+    inv_footprint: object = None
+    background: ImageBackground | None = None
+    kernel: np.ndarray | None = None
+    kernel_fwhm: float = math.nan
+    gain: float = math.nan
+    aperture_radii: tuple = ()
+    annulus: tuple = ()
+    regions: list = field(default_factory=list)
+
+    @property
+    def keywords(self) -> dict:
+        return self.product.keywords
+
+    @property
+    def detector(self) -> str:
+        return self.product.detector
+
+    def to_host(self, array) -> np.ndarray:
+        return self.backend.to_host(array)
+
+
+def gaussian_kernel(fwhm: float, npixels: int = 11) -> np.ndarray:
+    """Normalised 2-D Gaussian sampled at pixel centres (astropy ``Gaussian2DKernel``).
+
+    Parameters
+    ----------
+    fwhm : float
+        Full width at half maximum, pixels (sigma = fwhm * gaussian_fwhm_to_sigma).
+    npixels : int
+        Kernel size along each axis (odd).
+
+    Returns
+    -------
+    numpy.ndarray
+        (npixels, npixels) float64, summing to 1.
+    """
+    sigma = fwhm * gaussian_fwhm_to_sigma
+    half = npixels // 2
+    x = np.arange(-half, npixels - half, dtype=float)
+    kernel = np.exp(-(x[None, :] ** 2 + x[:, None] ** 2) / (2.0 * sigma * sigma))
+    kernel *= 1.0 / (2.0 * math.pi * sigma * sigma)
+    return kernel / kernel.sum()
+
+
+def effective_gain(keywords: dict) -> float:
+    """HAP's effective gain: 1 for IR and SBC, else ``EXPTIME * mean(ATODGN* > 0)``."""
+    if keywords["detector"].upper() in ("IR", "SBC"):
+        return 1.0
+    gains = [g for g in keywords.get("gain_keys", []) if g > 0.0]
+    return float(keywords["exptime"] * np.mean(gains)) if gains else math.nan
+
+
+def _std_above_zero(values) -> float:
+    """Sample standard deviation of the values > 0 (scipy ``tstd(limits=(0, None))``)."""
+    vals = values[values > 0]
+    if vals.size < 2:
+        return math.nan
+    return float(vals.astype(np.float64).std(ddof=1))
+
+
+def _zero_background(data, footprint, params, keywords, xp) -> ImageBackground | None:
+    illuminated = int(footprint.sum())
+    zeros = int(xp.count_nonzero(data[footprint] == 0))
+    if illuminated == 0 or zeros / float(illuminated) * 100.0 <= params.generation["zero_percent"]:
+        return None
+    rms = _std_above_zero(data[footprint])
+    rms_median = rms
+    minimum = 1.0 / keywords["texpo_time"]
+    if np.nan_to_num(rms) < minimum:
+        rms_median = minimum
+    return ImageBackground(background=xp.zeros_like(data), rms=xp.full_like(data, rms),
+                           rms_median=rms_median, median=0.0, kind="zero_background")
+
+
+def _try_background2d(work, inv_footprint, box, win, bk):
+    for percentile in EXCLUDE_PERCENTILES:
+        try:
+            bkg = detection.Background2D(work, (box, box), filter_size=(win, win),
+                                         bkg_estimator=detection.SExtractorBackground(),
+                                         bkg_rms_estimator=detection.StdBackgroundRMS(),
+                                         exclude_percentile=percentile,
+                                         coverage_mask=inv_footprint, backend=bk)
+        except (InvalidInputError, ValueError):
+            continue
+        return bkg
+    return None
+
+
+def compute_background(data, footprint, params: CatalogParameters, keywords: dict, *,
+                       force_2d: bool = False, backend=None) -> ImageBackground:
+    """Background and background rms of a drizzled image (spec §1.13 A).
+
+    Parameters
+    ----------
+    data : array_like
+        SCI, (ny, nx) float32 (host or device).
+    footprint : array_like of bool
+        (ny, nx) illuminated pixels (:attr:`PreparedImage.footprint`).
+    params : CatalogParameters
+    keywords : dict
+        :attr:`CatalogProduct.keywords` (``detector``, ``numexp``, ``readnse``, ``texpo_time``).
+    force_2d : bool
+        The segmentation catalog's second round: Background2D with ``bkg_skew_threshold=0``,
+        ``negative_percent=100`` and the default clipping (3 sigma, 3 iterations), so the 2-D
+        background is adopted whenever it can be computed.
+    backend : str, Backend or None
+
+    Returns
+    -------
+    ImageBackground
+
+    Notes
+    -----
+    As coded in drizzlepac: SBC images with more than ``zero_percent`` zero pixels get a zero
+    background; otherwise sigma-clipped statistics outside the footprint give mean/median/rms
+    (the data are shifted by ``median - rms`` and re-measured when the median is negative), the
+    skew is ``|3 (mean - median) / rms|``, the in-footprint pixels in (0, median + 0.1 rms) are
+    clipped again for the adopted median, and the rms is the largest of that clipped rms,
+    ``sqrt(NUMEXP) max(READNSE) / TEXPTIME`` (SBC: ``sqrt(max(median TEXPTIME, 1)) / TEXPTIME``)
+    and :func:`hapgpu.detection.mad_rms`. Background2D (box ``bkg_box_size``, filter
+    ``bkg_filter_size``, SExtractor / Std estimators, exclude_percentile 10, 25, 50, 75 in turn)
+    replaces it when the skew exceeds ``bkg_skew_threshold`` and ``simple_bkg`` is off, unless more
+    than ``negative_percent`` of the footprint falls below ``-rms2d_median`` or (threshold > 0)
+    its rms median exceeds the constant rms.
+    """
+    bk = resolve_backend(backend)
+    xp = bk.xp
+    gen = params.generation
+    data = bk.asarray(data)
+    footprint = bk.asarray(footprint).astype(bool)
+    inv_footprint = ~footprint
+    skew_threshold = 0.0 if force_2d else gen["bkg_skew_threshold"]
+    negative_percent = 100.0 if force_2d else gen["negative_percent"]
+    nsigma_clip = 3.0 if force_2d else gen["nsigma_clip"]
+    maxiters = 3 if force_2d else gen["maxiters"]
+    simple_bkg = False if force_2d else gen["simple_bkg"]
+    detector = keywords["detector"].upper()
+
+    if detector == "SBC":
+        zero = _zero_background(data, footprint, params, keywords, xp)
+        if zero is not None:
+            return zero
+
+    work = data.copy()
+    mean_full, median_full, rms_full = detection.sigma_clipped_stats(
+        work, mask=inv_footprint, sigma=nsigma_clip, cenfunc="median", maxiters=maxiters, backend=bk)
+    if median_full < 0.0:
+        work -= (median_full - rms_full)
+        mean_full, median_full, rms_full = detection.sigma_clipped_stats(
+            work, mask=inv_footprint, sigma=nsigma_clip, cenfunc="median", maxiters=maxiters,
+            backend=bk)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew = np.abs(3.0 * (mean_full - median_full) / rms_full)
+
+    inside = (work * footprint)
+    positive = inside[inside > 0.0]
+    values = positive[positive < (median_full + rms_full * 0.1)]
+    mean, median, rms = detection.sigma_clipped_stats(values, sigma=nsigma_clip, cenfunc="median",
+                                                      backend=bk)
+    if mean < 0.0 or median < 0.0:
+        mean, median = max(0, mean), max(0, median)
+    texptime = keywords["texpo_time"]
+    if detector != "SBC":
+        minimum_rms = math.sqrt(keywords["numexp"]) * keywords["readnse"] / texptime
+    else:
+        minimum_rms = math.sqrt(max(median * texptime, 1.0)) / texptime
+    madrms = detection.mad_rms(work, backend=bk)
+    rms = max(rms, minimum_rms, madrms)  # Python's max, in drizzlepac's order (NaN rules alike)
+    result = ImageBackground(background=xp.full_like(work, median), rms=xp.full_like(work, rms),
+                             rms_median=rms, median=median, kind="sigma_clipped_background")
+    log.debug("sigma-clipped background %.6g, rms %.6g (skew %.3g)", median, rms, skew)
+
+    if simple_bkg or not skew > skew_threshold:
+        return result
+    bkg2d = _try_background2d(work, inv_footprint, gen["bkg_box_size"], gen["bkg_filter_size"], bk)
+    if bkg2d is None:
+        return result
+    background = bk.asarray(bkg2d.background)
+    rms2d = bk.asarray(bkg2d.background_rms)
+    rms2d_median = float(bkg2d.background_rms_median)
+    negative = int(xp.count_nonzero((work - background)[footprint] < _NEGATIVE_SIGMA * rms2d_median))
+    illuminated = int(footprint.sum())
+    if illuminated and negative / illuminated * 100.0 > negative_percent:
+        return result
+    if rms2d_median > result.rms_median and skew_threshold > 0.0 and negative_percent < 100.0:
+        return result
+    return ImageBackground(background=background.astype(work.dtype, copy=False),
+                           rms=rms2d.astype(work.dtype, copy=False), rms_median=rms2d_median,
+                           median=float(bkg2d.background_median), kind="twod_background")
+
+
+def make_wht_masks(wht, inv_footprint, *, scale=1.5, sensitivity=0.95, size=11,
+                   backend=None) -> list[WeightRegion]:
+    """Split the footprint into regions of similar weight (drizzlepac ``make_wht_masks``).
+
+    ``rel = maximum_filter(WHT, size) / max(...)``; starting at ``limit = 1/scale``, the pixels
+    with ``rel > limit`` among those not yet assigned form a region when they are everything
+    left, or when both they and the rest exceed ``(1 - sensitivity)`` of the footprint; when the
+    rest is that small the limit drops to 0; the limit is divided by ``scale`` each step.
+
+    Parameters
+    ----------
+    wht : array_like
+        (ny, nx) float32 drizzle weight.
+    inv_footprint : array_like of bool
+        (ny, nx), True outside the footprint.
+    scale : float
+        ``max(parameter scale, (NDRIZIM - 1) / 2)``.
+    sensitivity : float
+    size : int
+        ``region_size``: the maximum-filter window.
+    backend : str, Backend or None
+
+    Returns
+    -------
+    list of WeightRegion
+        Highest weights first.
+    """
+    bk = resolve_backend(backend)
+    xp = bk.xp
+    wht = bk.asarray(wht)
+    maxwht = detection.maximum_filter(wht, size=(size, size), backend=bk)
+    top = maxwht.max()
+    rel = maxwht / top
+    remaining = (~bk.asarray(inv_footprint).astype(bool)) & (rel > 0)
+    limit = 1.0 / scale
+    pthresh = (1.0 - sensitivity) * int(remaining.sum())
+    regions = []
+    while bool(remaining.any()):
+        mask = (rel > limit) & remaining
+        n_mask = int(mask.sum())
+        if n_mask:
+            n_left = int(remaining.sum())
+            if n_mask == n_left or (n_mask > pthresh and (n_left - n_mask) > pthresh):
+                regions.append(WeightRegion(mask=mask.astype(xp.uint16), rel_weight=rel * mask,
+                                            wht_limit=float(limit * top), scale=limit))
+                remaining &= ~mask
+            elif (n_left - n_mask) <= pthresh:
+                limit = 0.0
+        limit /= scale
+    return regions
+
+
+def region_rms(rms, region: WeightRegion, xp):
+    """``rms * sqrt(mask / max rel_weight)`` of one region and its median over positive pixels."""
+    reg_rms = rms * xp.sqrt(region.mask / region.rel_weight.max())
+    positive = reg_rms[reg_rms > 0]
+    median = float(xp.nanmedian(positive)) if positive.size else math.nan
+    return reg_rms, median
+
+
+def region_threshold(nsigma, rms, regions, *, backend=None):
+    """Detection threshold image: ``nsigma * median(rms / sqrt(max rel_weight))`` per region.
+
+    Parameters
+    ----------
+    nsigma : float
+    rms : array_like
+        (ny, nx) background rms.
+    regions : list of WeightRegion
+        Empty: ``nsigma * rms``.
+    backend : str, Backend or None
+
+    Returns
+    -------
+    array
+        (ny, nx), the dtype of ``rms``; 0 outside every region.
+    """
+    bk = resolve_backend(backend)
+    xp = bk.xp
+    rms = bk.asarray(rms)
+    if not regions:
+        return nsigma * rms
+    threshold = xp.zeros_like(regions[0].rel_weight)
+    for region in regions:
+        _, median = region_rms(rms, region, xp)
+        item = threshold.dtype.type(nsigma * threshold.dtype.type(median))
+        threshold += item * region.mask
+    return threshold
+
+
+def prepare_image(product: CatalogProduct, params: CatalogParameters, *,
+                  backend=None) -> PreparedImage:
+    """Prepare one drizzled product for the catalogs (spec §1.13 A).
+
+    Parameters
+    ----------
+    product : CatalogProduct
+    params : CatalogParameters
+    backend : str, Backend or None
+
+    Returns
+    -------
+    PreparedImage
+        ``blank`` true (and nothing else computed) when SCI is entirely 0 or NaN.
+    """
+    bk = resolve_backend(backend)
+    xp = bk.xp
+    gen = params.generation
+    data = bk.asarray(np.ascontiguousarray(product.data, dtype=np.float32))
+    finite = xp.nan_to_num(data, nan=0.0)
+    blank = bool(finite.min() == 0 and finite.max() == 0)
+    image = PreparedImage(product=product, params=params, backend=bk, blank=blank, data=data)
+    pscale = product.pscale
+    image.aperture_radii = (gen["aperture_1"] / pscale, gen["aperture_2"] / pscale)
+    inner = gen["skyannulus_arcsec"] / pscale
+    image.annulus = (inner, inner + gen["dskyannulus_arcsec"] / pscale)
+    image.gain = effective_gain(product.keywords)
+    image.kernel_fwhm = gen["TWEAK_FWHMPSF"] / pscale
+    if blank:
+        return image
+    count = bk.asarray(product.mask) > 0
+    image.footprint = detection.binary_erosion(count, iterations=FOOTPRINT_EROSION, backend=bk)
+    image.inv_footprint = ~image.footprint
+    image.background = compute_background(data, image.footprint, params, product.keywords,
+                                          backend=bk)
+    image.kernel = gaussian_kernel(image.kernel_fwhm, 11)
+    ndrizim = product.keywords.get("ndrizim") or 1
+    scale = max(gen["scale"], (ndrizim - 1) / 2)
+    image.regions = make_wht_masks(product.wht, image.inv_footprint, scale=scale,
+                                   sensitivity=gen["sensitivity"], size=gen["region_size"],
+                                   backend=bk)
+    return image
