@@ -39,6 +39,7 @@ _SUBCOMMAND_MODULES = (
     "hapgpu.simulate._cli",
     "hapgpu.astrodrizzle._cli",
     "hapgpu.align._cli",
+    "hapgpu.catalogs._cli",
     "hapgpu._compilation",
 )
 
