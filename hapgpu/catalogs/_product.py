@@ -40,15 +40,13 @@ def _first(headers, key, default=None):
     return default
 
 
-def header_keywords(primary: fits.Header, sci: fits.Header, wcs: WCS, kind: str) -> dict:
+def header_keywords(primary: fits.Header, sci: fits.Header, kind: str) -> dict:
     """The header facts the HAP catalogs read (drizzlepac ``CatalogImage._get_header_data``).
 
     Parameters
     ----------
     primary, sci : astropy.io.fits.Header
         PRIMARY and SCI headers of the drizzled product.
-    wcs : astropy.wcs.WCS
-        The SCI WCS (its ``to_header`` keywords are kept under ``"wcs"``).
     kind : {"total", "filter"}
 
     Returns
@@ -57,9 +55,10 @@ def header_keywords(primary: fits.Header, sci: fits.Header, wcs: WCS, kind: str)
         Keys ``proposal_id, image_file_name, target_name, date_obs, time_obs, instrument,
         detector, target_ra, target_dec, expo_start, texpo_time, exptime, ndrizim, numexp,
         ccd_gain, readnse, atodgn, gain_keys, aperture_pa, filter1, filter2, aperture_ra,
-        aperture_dec, wcs_name, wcs_type, orientation, photflam, photplam, wcs``; a keyword
-        missing from the file gives None (``numexp`` falls back to ``NDRIZIM``, ``texpo_time``
-        to ``EXPTIME``).
+        aperture_dec, wcs_name, wcs_type, orientation, photflam, photplam``; a keyword missing
+        from the file gives None (``numexp`` falls back to ``NDRIZIM``, ``texpo_time`` to
+        ``EXPTIME``). The catalogs' WCS keywords come from
+        :func:`hapgpu.catalogs._output.wcs_header_keywords` (stwcs ``wcs2header``).
     """
     hdrs = (primary, sci)
     instrument = str(primary.get("INSTRUME", "")).upper()
@@ -107,7 +106,6 @@ def header_keywords(primary: fits.Header, sci: fits.Header, wcs: WCS, kind: str)
     kw["orientation"] = sci.get("ORIENTAT")
     kw["photflam"] = _first(hdrs, "PHOTFLAM")
     kw["photplam"] = _first(hdrs, "PHOTPLAM")
-    kw["wcs"] = dict(wcs.to_header(relax=False))
     return kw
 
 
@@ -165,7 +163,7 @@ class CatalogProduct:
                     f"{self.filename}: {name.upper()} has shape {np.shape(getattr(self, name))}, "
                     f"SCI has {shape}")
         if not self.keywords:
-            self.keywords = header_keywords(self.primary_header, self.sci_header, self.wcs, self.kind)
+            self.keywords = header_keywords(self.primary_header, self.sci_header, self.kind)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -265,13 +263,14 @@ def footprint_mask(exposures, wcs: WCS, shape) -> np.ndarray:
     return count
 
 
-def _input_exposures(sci_header: fits.Header, directory: Path) -> list[Path]:
+def _input_exposures(headers, directory: Path) -> list[Path]:
     names = []
-    for key in sci_header:
-        if _DATA_KEY.match(key):
-            name = str(sci_header[key]).split("[")[0].strip()
-            if name and name not in names:
-                names.append(name)
+    for header in headers:
+        for key in header:
+            if _DATA_KEY.match(key):
+                name = str(header[key]).split("[")[0].strip()
+                if name and name not in names:
+                    names.append(name)
     return [directory / n for n in names]
 
 
@@ -296,7 +295,7 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
         Footprint count mask; default: :func:`footprint_mask` of the input exposures, or
         ``WHT > 0`` when none of them can be found.
     exposures : list of path-like, optional
-        Default: the ``D###DATA`` keywords, looked up beside the product.
+        Default: the ``D###DATA`` keywords (PRIMARY, else SCI), looked up beside the product.
     single_products : list of path-like, optional
         Default: drizzlepac's glob rule (see the module docstring).
 
@@ -331,7 +330,7 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
         raise InvalidInputError(f"{path}: SCI is not a 2-D image")
     kind = kind or ("total" if "total" in path.name.lower() else "filter")
     if exposures is None:
-        exposures = [p for p in _input_exposures(sci_header, path.parent) if p.is_file()]
+        exposures = [p for p in _input_exposures((primary, sci_header), path.parent) if p.is_file()]
     exposures = [Path(p) for p in exposures]
     if single_products is None:
         single_products = _single_products(path) if kind == "filter" else []

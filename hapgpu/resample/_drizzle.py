@@ -99,8 +99,9 @@ class Drizzle:
     kernel : {"square", "turbo", "point", "gaussian", "tophat", "lanczos2", "lanczos3"}
         Drop kernel (see the algorithms document, §2).
     pixfrac : float
-        Drop size, ``0 < pixfrac <= 1``. Below 0.001 the kernel becomes ``point``, as in
-        drizzlepac.
+        Drop size in input pixels, ``> 0``. Products use (0, 1]; larger drops are accepted as
+        cdriz accepts them (the HAP catalogs drizzle their PSF models with 1.5). Below 0.001
+        the kernel becomes ``point``, as in drizzlepac.
     fillval : float, str or None
         Value for output pixels that received no positive weight; None or ``"INDEF"`` keeps
         drizzlepac's INDEF behaviour (the last zero-weight value, else ``initial_value``).
@@ -123,8 +124,6 @@ class Drizzle:
         if kernel not in KERNEL_IDS:
             raise InvalidParameterError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
         pixfrac = _positive_finite(pixfrac, "pixfrac")
-        if pixfrac > 1.0:
-            raise InvalidParameterError(f"pixfrac must be in (0, 1], got {pixfrac}")
         if pixfrac <= 0.001 and kernel != "point":
             log.debug("pixfrac %.4g <= 0.001: using the point kernel (as drizzlepac does)", pixfrac)
             kernel = "point"
