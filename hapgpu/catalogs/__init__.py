@@ -104,9 +104,11 @@ class HapCatalogs:
         writes every catalog of a rejected type with its rows removed.
     nsigma : dict
         ``Threshold (sigma)`` of each type: ``nsigma`` (point) and the final segmentation
-        ``nsigma``.
+        ``nsigma`` (None when the segmentation is empty).
     poor_quality : bool
-        The segmentation was judged poor (the ``h19`` note of the segment catalogs).
+        The segmentation was judged poor and accepted only by the big-source ratio test.
+        drizzlepac 3.11 never writes its ``h19`` warning for this (its flag is never set), so
+        the files follow the code and carry no ``h19``; the result is logged instead.
     """
 
     total: dict
@@ -143,7 +145,7 @@ class HapCatalogs:
                 written.append(write_catalog(
                     tables[cat_type], path, image=image, cat_type=cat_type,
                     nsigma=self.nsigma[cat_type],
-                    poor_quality=self.poor_quality and cat_type == "segment",
+                    poor_quality=False,  # as coded: drizzlepac never writes h19
                     diagnostic=self.diagnostic, rejected=self.rejected.get(cat_type, False)))
         return written
 
@@ -222,7 +224,8 @@ def make_hap_catalogs(total, filters, *, config=None, backend=None, diagnostic=F
     nsigma = {"point": float(gen["nsigma"]), "segment": float(params.sourcex["segm_nsigma"])}
     if "segment" in wanted:
         detection = identify_segments(total_image, backend=bk)
-        nsigma["segment"] = float(detection.final_nsigma)
+        # None when the segmentation found nothing (drizzlepac then writes a null threshold)
+        nsigma["segment"] = detection.final_nsigma
     if "point" in wanted:
         sources = identify_point_sources(total_image, backend=bk)
 
@@ -266,5 +269,8 @@ def make_hap_catalogs(total, filters, *, config=None, backend=None, diagnostic=F
         log.warning("%s: the catalogs are dominated by cosmic rays; they are written empty",
                     total_product.filename)
     poor = bool(detection.poor_quality) if detection is not None else False
+    if poor:
+        log.warning("%s: the segmentation is of poor quality (crowded field or large segments)",
+                    total_product.filename)
     return HapCatalogs(total=totals, filters=filter_tables, rejected=rejected, nsigma=nsigma,
                        poor_quality=poor, _images=images, diagnostic=diagnostic)
