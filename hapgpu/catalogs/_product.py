@@ -20,7 +20,6 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..astrodrizzle._footprint import fill_polygon
 from ..errors import InvalidInputError, WCSError
 
 __all__ = ["CatalogProduct", "read_catalog_product", "footprint_mask", "header_keywords"]
@@ -204,22 +203,11 @@ def _sci_wcs(hdul, path) -> WCS:
     return wcs.celestial
 
 
-def _chip_border(shape) -> np.ndarray:
-    ny, nx = shape
-    x = np.arange(nx, dtype=float)
-    y = np.arange(ny, dtype=float)
-    bottom = np.stack([x, np.zeros_like(x)], -1)
-    right = np.stack([np.full_like(y, nx - 1), y], -1)
-    top = np.stack([x[::-1], np.full_like(x, ny - 1)], -1)
-    left = np.stack([np.zeros_like(y), y[::-1]], -1)
-    return np.vstack([bottom, right, top, left])
-
-
 def footprint_mask(exposures, wcs: WCS, shape) -> np.ndarray:
     """Count of input chips covering each product pixel (HAP footprint mask, spec §1.11).
 
-    Every border pixel of every SCI chip is mapped through the chip's full distorted WCS to the
-    sky and into the product frame, truncated to integers, and the outline is filled.
+    The mask drizzlepac keeps as ``product.mask``: see
+    :func:`hapgpu.svm._footprint.footprint_mask`, whose first result this is.
 
     Parameters
     ----------
@@ -234,33 +222,10 @@ def footprint_mask(exposures, wcs: WCS, shape) -> np.ndarray:
     -------
     numpy.ndarray
         int16, shape ``shape``.
-
-    Raises
-    ------
-    InvalidInputError
-        An exposure cannot be read.
     """
-    from stwcs.wcsutil import HSTWCS
+    from ..svm._footprint import footprint_mask as svm_footprint_mask
 
-    count = np.zeros(shape, dtype=np.int16)
-    for path in exposures:
-        try:
-            with fits.open(path) as hdul:
-                extvers = [h.ver for h in hdul if h.name == "SCI"]
-                for extver in extvers:
-                    chip = HSTWCS(hdul, ext=("SCI", extver))
-                    border = _chip_border(hdul["SCI", extver].shape)
-                    ra, dec = chip.all_pix2world(border[:, 0], border[:, 1], 0)
-                    x, y = wcs.all_world2pix(ra, dec, 0)
-                    verts = np.stack([x, y], -1).astype(np.int32)
-                    if (verts[:, 0].max() < 0 or verts[:, 1].max() < 0
-                            or verts[:, 0].min() >= shape[1] or verts[:, 1].min() >= shape[0]):
-                        continue
-                    verts = np.vstack([verts, verts[:1]])
-                    count += fill_polygon(verts, shape)
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
-    return count
+    return svm_footprint_mask(exposures, wcs, shape)[0]
 
 
 def _input_exposures(headers, directory: Path) -> list[Path]:

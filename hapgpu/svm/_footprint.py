@@ -1,0 +1,251 @@
+"""SVM footprint masks and the keywords drawn from them (hap-pipeline.md §1.11).
+
+drizzlepac's ``HAPProduct.generate_footprint_mask`` builds, on the product's metawcs, the count
+of input chips covering each pixel (``total_mask``, int16) and the exposure time per pixel
+(``scaled_mask``, float32) with ``cell_utils.SkyFootprint.build(files, scale=True)``:
+
+1. every border pixel of a chip (the left column, the right column, the bottom row, the top
+   row, in that order, 0-based pixel centres) goes through the chip's full distorted WCS to the
+   sky and then into metawcs pixels, truncated towards zero to int32;
+2. a chip that lies entirely off the frame (``max <= 0`` or ``min > n - 1`` on either axis) is
+   skipped; the others are clipped to the frame;
+3. the border points, shifted to the chip's sub-box ``[min, max)`` on each axis (the upper
+   bound excluded, as the reference slices it), are filled as a polygon — outline and interior —
+   with Pillow's ``ImageDraw.polygon`` (the rasteriser the reference uses, so every pixel,
+   including those of the self-crossing border ring, matches);
+4. the filled sub-box adds 1 to ``total_mask`` and the primary-header ``EXPTIME`` to
+   ``scaled_mask``.
+
+The keywords (``NPIXFRAC``, ``MEANEXPT``, ``MEDEXPT``, ``MEANNEXP``, ``MEDNEXP``; after drizzling
+``MEANWHT``, ``MEDWHT``) are means and medians over the covered pixels, with drizzlepac's
+comments. Host code: one WCS transform per chip border and one polygon fill per chip.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidParameterError, WCSError
+
+__all__ = ["footprint_mask", "mask_keywords", "weight_keywords", "MASK_KEYWORD_COMMENTS",
+           "WEIGHT_KEYWORD_COMMENTS"]
+
+#: Comments of the footprint keywords (drizzlepac ``product.MASK_KWS``).
+MASK_KEYWORD_COMMENTS = {
+    "NPIXFRAC": "Fraction of pixels with data",
+    "MEANEXPT": "Mean exposure time per pixel with data",
+    "MEDEXPT": "Median exposure time per pixel with data",
+    "MEANNEXP": "Mean number of exposures per pixel with data",
+    "MEDNEXP": "Median number of exposures per pixel with data",
+}
+
+#: Comments of the weight keywords (drizzlepac ``product.MASK_WHTKWS``).
+WEIGHT_KEYWORD_COMMENTS = {
+    "MEANWHT": "Mean weight (typically exposure time) over pixels with data",
+    "MEDWHT": "Median weight (typically exposure time) over pixels with data",
+}
+
+
+def _border_pixels(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
+    """0-based border pixels in the reference's order: left column, right column, bottom, top."""
+    rows, cols = np.arange(ny), np.arange(nx)
+    x = np.concatenate([np.zeros(ny, dtype=np.int64), np.full(ny, nx - 1), cols, cols])
+    y = np.concatenate([rows, rows, np.zeros(nx, dtype=np.int64), np.full(nx, ny - 1)])
+    return x, y
+
+
+def _fill(points_x: np.ndarray, points_y: np.ndarray, nx: int, ny: int) -> np.ndarray:
+    """Pillow polygon fill (outline 1, fill 1) of the points into an ``(ny, nx)`` int16 image."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (nx, ny), 0)
+    ImageDraw.Draw(image).polygon(list(zip(points_x.tolist(), points_y.tolist())), outline=1, fill=1)
+    return np.asarray(image).astype(np.int16)
+
+
+def _science_extensions(hdul, path: Path) -> list[int]:
+    indices = [i for i, hdu in enumerate(hdul) if hdu.header.get("EXTNAME") == "SCI"]
+    if not indices and "_single" in path.name:
+        indices = [0]  # a single-drizzled image keeps its data in the primary HDU
+    if not indices:
+        raise InvalidInputError(f"{path}: no SCI extension")
+    return indices
+
+
+def _chip_box(chip_wcs, meta_wcs, shape):
+    """Border of one chip in metawcs pixels, or None when it lies off the frame."""
+    nx, ny = (int(n) for n in chip_wcs.pixel_shape)
+    x, y = _border_pixels(nx, ny)
+    ra, dec = chip_wcs.pixel_to_world_values(x, y)
+    meta_x, meta_y = meta_wcs.world_to_pixel_values(ra, dec)
+    meta_x = np.asarray(meta_x).astype(np.int32)
+    meta_y = np.asarray(meta_y).astype(np.int32)
+    off_x = meta_x.max() <= 0 or meta_x.min() > shape[1] - 1
+    off_y = meta_y.max() <= 0 or meta_y.min() > shape[0] - 1
+    if off_x or off_y:
+        return None
+    return np.clip(meta_x, 0, shape[1] - 1), np.clip(meta_y, 0, shape[0] - 1)
+
+
+def footprint_mask(exposure_paths, meta_wcs, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Chips per pixel and exposure time per pixel of ``exposure_paths`` on the metawcs.
+
+    Parameters
+    ----------
+    exposure_paths : sequence of str or pathlib.Path
+        Exposures (FLT/FLC) of the product (for a total: every direct exposure of the
+        detector, single-exposure filters included).
+    meta_wcs : astropy.wcs.WCS or stwcs.wcsutil.HSTWCS
+        Product frame (e.g. ``make_mosaic_wcs(...).wcs``); used through
+        ``world_to_pixel_values`` (0-based pixels).
+    shape : (int, int)
+        Product shape ``(ny, nx)``.
+
+    Returns
+    -------
+    total_mask : numpy.ndarray
+        int16, ``shape``: number of chips covering each pixel.
+    scaled_mask : numpy.ndarray
+        float32, ``shape``: sum of the covering exposures' ``EXPTIME`` (seconds).
+        Both are all zero when no chip lands on the frame (drizzlepac then marks the product
+        invalid).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``shape`` is not two positive integers.
+    InvalidInputError
+        An exposure cannot be read, has no SCI extension or no primary ``EXPTIME``.
+    WCSError
+        A chip WCS cannot be built.
+
+    Notes
+    -----
+    drizzlepac ``cell_utils.SkyFootprint.build(scale=True)`` (hap-pipeline.md §1.11); Pillow's
+    ``ImageDraw.polygon`` does the fill, as in the reference.
+    """
+    from astropy.io import fits
+    from stwcs.wcsutil import HSTWCS
+
+    try:
+        ny, nx = (int(n) for n in shape)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"shape must be (ny, nx), got {shape!r}") from exc
+    if ny < 1 or nx < 1:
+        raise InvalidParameterError(f"shape must be positive, got {shape!r}")
+    shape = (ny, nx)
+    if isinstance(exposure_paths, (str, Path)):
+        exposure_paths = [exposure_paths]
+    total_mask = np.zeros(shape, dtype=np.int16)
+    scaled_mask = np.zeros(shape, dtype=np.float32)
+    for path in map(Path, exposure_paths):
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                if "EXPTIME" not in hdul[0].header:
+                    raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
+                exptime = hdul[0].header["EXPTIME"]
+                for index in _science_extensions(hdul, path):
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            chip_wcs = HSTWCS(hdul, ext=index)
+                    except Exception as exc:  # stwcs raises many types for broken headers
+                        raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
+                    border = _chip_box(chip_wcs, meta_wcs, shape)
+                    if border is None:
+                        continue
+                    meta_x, meta_y = border
+                    x0, y0 = int(meta_x.min()), int(meta_y.min())
+                    box = (slice(y0, int(meta_y.max())), slice(x0, int(meta_x.max())))
+                    box_ny, box_nx = total_mask[box].shape
+                    if box_nx == 0 or box_ny == 0:
+                        continue
+                    blank = _fill(meta_x - x0, meta_y - y0, box_nx, box_ny)
+                    scaled_mask[box] += blank * exptime
+                    total_mask[box] += blank
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
+    return total_mask, scaled_mask
+
+
+def mask_keywords(total_mask: np.ndarray, scaled_mask: np.ndarray) -> dict:
+    """``NPIXFRAC``, ``MEANEXPT``, ``MEDEXPT``, ``MEANNEXP``, ``MEDNEXP`` of a footprint.
+
+    Parameters
+    ----------
+    total_mask : numpy.ndarray
+        int16 ``(ny, nx)``: chips per pixel (:func:`footprint_mask`).
+    scaled_mask : numpy.ndarray
+        float32 ``(ny, nx)``: exposure time per pixel, seconds.
+
+    Returns
+    -------
+    dict
+        ``{keyword: (value, comment)}`` in drizzlepac's order, ready for a FITS header. With
+        ``good = total_mask > 0``: NPIXFRAC = ``count(good) / size`` (float64), MEANEXPT and
+        MEDEXPT = mean and median of ``scaled_mask[good]`` (float32 arithmetic, as the
+        reference), MEANNEXP and MEDNEXP = mean and median of ``total_mask[good]`` (float64).
+
+    Raises
+    ------
+    InvalidInputError
+        The masks differ in shape or are not 2-D.
+    WCSError
+        No pixel is covered (the exposures miss the frame; the product is invalid).
+    """
+    total_mask = np.asarray(total_mask)
+    scaled_mask = np.asarray(scaled_mask)
+    if total_mask.ndim != 2 or total_mask.shape != scaled_mask.shape:
+        raise InvalidInputError(f"footprint masks must be 2-D and of one shape, got {total_mask.shape} "
+                                f"and {scaled_mask.shape}")
+    good = total_mask > 0
+    if not good.any():
+        raise WCSError("no pixel of the product frame is covered by its exposures")
+    values = {
+        "NPIXFRAC": good.sum() / total_mask.size,
+        "MEANEXPT": np.mean(scaled_mask[good]),
+        "MEDEXPT": np.median(scaled_mask[good]),
+        "MEANNEXP": np.mean(total_mask[good]),
+        "MEDNEXP": np.median(total_mask[good]),
+    }
+    return {key: (value, MASK_KEYWORD_COMMENTS[key]) for key, value in values.items()}
+
+
+def weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """``MEANWHT`` and ``MEDWHT`` of a drizzled weight image over the pixels with data.
+
+    Parameters
+    ----------
+    wht : numpy.ndarray
+        ``(ny, nx)`` drizzled weight (the product's WHT, float32).
+    mask : numpy.ndarray, optional
+        ``(ny, nx)`` footprint count mask (``total_mask``); pixels with ``mask > 0`` are used.
+        None uses ``wht > 0`` (drizzlepac's fallback when no mask was saved).
+
+    Returns
+    -------
+    dict
+        ``{"MEANWHT": (mean, comment), "MEDWHT": (median, comment)}``, in the weight's dtype.
+
+    Raises
+    ------
+    InvalidInputError
+        Shapes differ, or no pixel is selected.
+    """
+    wht = np.asarray(wht)
+    if wht.ndim != 2:
+        raise InvalidInputError(f"the weight image must be 2-D, got shape {wht.shape}")
+    if mask is None:
+        selected = wht > 0.0
+    else:
+        mask = np.asarray(mask)
+        if mask.shape != wht.shape:
+            raise InvalidInputError(f"mask shape {mask.shape} differs from the weight shape {wht.shape}")
+        selected = mask > 0
+    if not selected.any():
+        raise InvalidInputError("no pixel with data to compute MEANWHT/MEDWHT from")
+    values = {"MEANWHT": np.mean(wht[selected]), "MEDWHT": np.median(wht[selected])}
+    return {key: (value, WEIGHT_KEYWORD_COMMENTS[key]) for key, value in values.items()}

@@ -1,0 +1,530 @@
+"""Final keywords of HAP drizzled products (hap-pipeline.md §1.12, drizzlepac ``refine_product_headers``).
+
+After AstroDrizzle, every ``*_dr?.fits`` product gets the keywords only the pipeline knows:
+ROOTNAME/FILENAME from its name, PINAME, an ``S_REGION`` traced from the drizzled pixels,
+NUMEXP (and IPPPSSOO for exposure products), ISO DATE-BEG/DATE-END, EQUINOX, the ACS filter
+list, the WFPC2 poller aperture, the PHOT* keywords moved to ``SCI,1``, HAPLEVEL, FILTER =
+``detection`` for totals and an HDRTAB with the HAP exposure names (plus the SVM names and
+dates for MVM layers).
+
+``S_REGION`` of a drizzled image (drizzlepac ``cell_utils.SkyFootprint.extract_mask`` and
+``find_corners``): pixels with data (not NaN, or non-zero when there is no NaN), holes filled,
+OR-ed with their 11-iteration closing; opened with 3 iterations; Gaussian σ = 2 thresholded at
+0.5; each 4-connected region's border traced counter-clockwise pixel by pixel, simplified to the
+vertices that lie at least 10 pixels off the simplified outline (Visvalingam-Whyatt down to three
+vertices, then Douglas-Peucker refinement), converted to ICRS with the product WCS and written
+as one ``POLYGON ICRS ra dec ...`` per region.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
+
+__all__ = ["refine_product_headers", "compute_sregion", "footprint_from_data", "trace_region_border",
+           "simplify_polygon", "sregion_polygons", "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH"]
+
+log = logging.getLogger(__name__)
+
+#: Photometry keywords that belong in ``SCI,1`` (drizzlepac ``processing_utils.PHOT_KEYWORDS``).
+PHOT_KEYWORDS = ("PHOTMODE", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOTBW")
+
+#: Minimum width of the HDRTAB ``HAPEXPNAME`` column (fits the longest ACS product name).
+HAPEXPNAME_MIN_WIDTH = 51
+
+_DATA_KEY = re.compile(r"^D\d+DATA$")
+_LABEL_BORDER = 10   # empty pixels around each region before tracing (drizzlepac label_border)
+_MIN_DIST = 10.0     # polygon simplification tolerance, pixels (drizzlepac: about 1 arcsec)
+
+
+# --------------------------------------------------------------------------------------------
+# S_REGION: pixels -> regions -> polygons (pure array code)
+
+def footprint_from_data(data: np.ndarray) -> np.ndarray:
+    """Smoothed footprint of a drizzled image: the mask whose regions become S_REGION polygons.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(ny, nx)`` drizzled science array (NaN where no input landed, or 0 without NaNs).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``.
+
+    Notes
+    -----
+    drizzlepac ``SkyFootprint.extract_mask`` + ``find_corners`` (hap-pipeline.md §1.12): data
+    pixels, holes filled, OR-ed with dilation(11) then erosion(11); erosion(3) then dilation(3);
+    ``gaussian_filter(σ=2) > 0.5`` in float32. scipy's default cross-shaped structuring element.
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise InvalidInputError(f"S_REGION needs a 2-D image, got shape {data.shape}")
+    if data.size and np.isnan(data.min()):
+        mask = ~np.isnan(data)
+    else:
+        mask = data != 0
+    filled = ndimage.binary_fill_holes(mask)
+    closed = ndimage.binary_erosion(ndimage.binary_dilation(filled, iterations=11), iterations=11)
+    footprint = filled | closed
+    opened = ndimage.binary_dilation(ndimage.binary_erosion(footprint, iterations=3), iterations=3)
+    return ndimage.gaussian_filter(opened.astype(np.float32), sigma=2) > 0.5
+
+
+def _box(mask: np.ndarray, x: int, y: int, size: int = 3) -> np.ndarray:
+    """``size x size`` window of ``mask`` centred on (x, y), zero outside the array."""
+    half = size // 2
+    out = np.zeros((size, size), dtype=mask.dtype)
+    y0, y1 = max(y - half, 0), min(y + half + 1, mask.shape[0])
+    x0, x1 = max(x - half, 0), min(x + half + 1, mask.shape[1])
+    out[y0 - y + half:y1 - y + half, x0 - x + half:x1 - x + half] = mask[y0:y1, x0:x1]
+    return out
+
+
+def trace_region_border(region: np.ndarray) -> np.ndarray:
+    """Border pixels of one region in tracing order, as a closed ring.
+
+    Parameters
+    ----------
+    region : numpy.ndarray
+        bool ``(ny, nx)``: one region, with at least one empty pixel on every side.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 ``(n + 1, 2)`` ``(x, y)`` pixel positions, last = first.
+
+    Raises
+    ------
+    InvalidInputError
+        The region is empty.
+
+    Notes
+    -----
+    drizzlepac ``cell_utils.trace_polygon``/``_poly_trace``: the border (region minus its
+    erosion) is walked from its lowest pixel in the first occupied column; each step takes a
+    remaining border pixel of the 3x3 neighbourhood (5x5 to jump a gap; none ends the walk).
+    Between two candidates (the first two in row-major order) the one whose own 3x3
+    neighbourhood holds more remaining border pixels wins; on a tie, the one that continues the
+    current direction (sign of the slope) wins.
+    """
+    region = np.asarray(region, dtype=bool)
+    edges = region.astype(np.int16) - ndimage.binary_erosion(region).astype(np.int16)
+    mask = np.zeros((edges.shape[0] + 2, edges.shape[1] + 2), dtype=np.int16)
+    mask[1:-1, 1:-1] = edges
+    columns = np.flatnonzero(mask.any(axis=0))
+    if columns.size == 0:
+        raise InvalidInputError("cannot trace the border of an empty region")
+    x = int(columns[0])
+    y = int(np.flatnonzero(mask[:, x])[0])
+    ring = [(x, y)]
+    mask[y, x] = 0
+    remaining = int(mask.sum())
+    slope = -1
+    first = True
+    while first or remaining > 0:
+        mask[y, x] = 0
+        size = 3
+        rows, cols = np.nonzero(_box(mask, x, y, size))
+        if rows.size == 0:
+            size = 5
+            rows, cols = np.nonzero(_box(mask, x, y, size))
+            if rows.size == 0:
+                break
+        half = size // 2
+        pick = 0
+        if rows.size > 1:
+            along = 0 if slope <= 0 else 1
+            other = 1 if slope < 0 else 0
+            along_sum = _box(mask, int(cols[along]) + x - half, int(rows[along]) + y - half).sum()
+            other_sum = _box(mask, int(cols[other]) + x - half, int(rows[other]) + y - half).sum()
+            pick = other if other_sum > along_sum else along
+        new_x, new_y = int(cols[pick]) + x - half, int(rows[pick]) + y - half
+        ring.append((new_x, new_y))
+        remaining -= 1
+        first = False
+        dx, dy = np.sign(new_x - x), np.sign(new_y - y)
+        slope = dy if dx >= 0 else -dy
+        x, y = new_x, new_y
+    ring.append(ring[0])
+    return np.array(ring, dtype=np.int32) - 1
+
+
+def _doubled_area(a, b, c) -> float:
+    """|det [[a, 1], [b, 1], [c, 1]]|: twice the triangle area (as simplify_polyline computes it)."""
+    return float(abs(np.linalg.det(np.array([[a[0], a[1], 1.0], [b[0], b[1], 1.0], [c[0], c[1], 1.0]]))))
+
+
+def _segment_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each point to the segment a-b."""
+    if np.all(a == b):
+        return np.linalg.norm(points - a, axis=1)
+    d = (b - a) / np.linalg.norm(b - a)
+    along_before = np.dot(a - points, d)
+    along_after = np.dot(points - b, d)
+    along = np.maximum.reduce([along_before, along_after, np.zeros(len(points))])
+    rel = points - a
+    across = rel[:, 0] * d[1] - rel[:, 1] * d[0]
+    return np.hypot(along, across)
+
+
+def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
+    """Vertices of a closed pixel ring that lie at least ``min_dist`` off the simplified outline.
+
+    Parameters
+    ----------
+    ring : array_like
+        ``(n, 2)`` vertices; closed when the last equals the first (kept closed on output).
+    min_dist : float
+        Tolerance, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(m, 2)``.
+
+    Raises
+    ------
+    InvalidInputError
+        Fewer than 3 distinct vertices.
+
+    Notes
+    -----
+    The method of the ``simplify_polyline.simplify`` function drizzlepac uses: Visvalingam-
+    Whyatt removes the vertex with the smallest triangle (ties: the earlier vertex) until three
+    remain, each keeping the removed vertices that followed it; then, walking the ring, while
+    the farthest kept-aside vertex of a segment lies at least ``min_dist`` from it, that vertex
+    is restored (Douglas-Peucker).
+    """
+    verts = np.asarray(ring, dtype=float)
+    closed = len(verts) > 1 and np.array_equal(verts[0], verts[-1])
+    points = verts[:-1] if closed else verts
+    n = len(points)
+    if n < 3:
+        raise InvalidInputError("At least 3 points are required to form a polygon")
+    prev = [(i - 1) % n for i in range(n)]
+    nxt = [(i + 1) % n for i in range(n)]
+    bypassed: list[list[int]] = [[] for _ in range(n)]
+    area = [_doubled_area(points[prev[i]], points[i], points[nxt[i]]) for i in range(n)]
+    heap = [(area[i], i) for i in range(n)]
+    heapq.heapify(heap)
+    alive = [True] * n
+    head, count = 0, n
+    while count > 3:
+        value, i = heapq.heappop(heap)
+        if not alive[i] or value != area[i]:
+            continue  # stale entry
+        p, q = prev[i], nxt[i]
+        nxt[p], prev[q] = q, p
+        bypassed[p] += [i, *bypassed[i]]
+        alive[i] = False
+        count -= 1
+        if head == i:
+            head = q
+        for j in (p, q):
+            area[j] = _doubled_area(points[prev[j]], points[j], points[nxt[j]])
+            heapq.heappush(heap, (area[j], j))
+    kept = [head, nxt[head], nxt[nxt[head]]]
+    nodes = [(k, bypassed[k]) for k in kept]
+    k = 0
+    while k < len(nodes):
+        vertex, aside = nodes[k]
+        while aside:
+            following = nodes[(k + 1) % len(nodes)][0]
+            dists = _segment_distances(points[aside], points[vertex], points[following])
+            if dists.max() < min_dist:
+                break
+            far = int(np.argmax(dists))
+            nodes.insert(k + 1, (aside[far], aside[far + 1:]))
+            aside = aside[:far]
+        nodes[k] = (vertex, aside)
+        k += 1
+    out = [points[v] for v, _ in nodes]
+    if closed:
+        out.append(out[0])
+    return np.array(out, dtype=float)
+
+
+def sregion_polygons(data: np.ndarray) -> list[np.ndarray]:
+    """S_REGION polygons of a drizzled image, in pixels.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(ny, nx)`` drizzled science array.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One float64 ``(m, 2)`` closed ``(x, y)`` ring (0-based pixels) per region, in label
+        order (scipy ``ndimage.label``: first pixel in row-major order).
+    """
+    footprint = footprint_from_data(data)
+    labels, _ = ndimage.label(footprint)
+    polygons = []
+    pad = _LABEL_BORDER
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        region = np.zeros((box[0].stop - box[0].start + 2 * pad, box[1].stop - box[1].start + 2 * pad),
+                          dtype=bool)
+        region[pad:-pad, pad:-pad] = labels[box] == label
+        border = trace_region_border(region) + np.array([box[1].start - pad, box[0].start - pad], np.int32)
+        corners = simplify_polygon(border)
+        if corners.shape[0] <= 3:
+            log.warning("S_REGION: a region of the footprint simplified to fewer than 3 corners")
+        polygons.append(corners.astype(np.float64))
+    return polygons
+
+
+# --------------------------------------------------------------------------------------------
+# header I/O
+
+def _chip_wcs(hdul, ext, path):
+    from stwcs.wcsutil import HSTWCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return HSTWCS(hdul, ext=ext)
+        except Exception as exc:  # stwcs raises many types for broken headers
+            raise InvalidInputError(f"{path}[{ext}]: cannot build the WCS: {exc}") from exc
+
+
+def compute_sregion(hdul, *, path=None, extname: str = "SCI") -> None:
+    """Set ``S_REGION`` in every ``extname`` extension of an open product (in place).
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        A drizzled product (primary ``D001DATA`` present: polygons traced from the data, see
+        :func:`sregion_polygons`; an all-zero extension is left without S_REGION) or a
+        calibrated exposure (the chip's four corner pixel centres through its WCS, closed).
+    path : path-like, optional
+        File name for messages.
+    extname : str
+        Extension name to update.
+    """
+    name = path if path is not None else (hdul.filename() or "product")
+    drizzled = "D001DATA" in hdul[0].header
+    extvers = [hdu.ver for hdu in hdul if hdu.name == extname.upper()]
+    for extver in extvers:
+        ext = (extname, extver)
+        wcs = _chip_wcs(hdul, ext, name)
+        if not drizzled:
+            corners = wcs.calc_footprint(center=True)
+            text = "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in corners)
+            text += f"{corners[0][0]} {corners[0][1]} "
+        else:
+            data = hdul[ext].data
+            if data is None:
+                raise InvalidInputError(f"{name}[{extname},{extver}]: no data to trace S_REGION from")
+            if data.min() == 0 and data.max() == 0:
+                continue
+            text = ""
+            for polygon in sregion_polygons(data):
+                sky = wcs.all_pix2world(polygon, 0)
+                text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
+        hdul[ext].header["S_REGION"] = text
+
+
+def _input_files(primary) -> list[str]:
+    """Distinct input file names of the ``D???DATA`` keywords, in order of first appearance."""
+    names = []
+    for key in primary:
+        if _DATA_KEY.match(key):
+            name = str(primary[key]).split("[")[0]
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _acs_filters(primary) -> str:
+    """Non-clear ``FILTER1/2`` values joined by ``;`` (``clear`` when all are clear)."""
+    values = [str(primary[key]) for key in primary if re.fullmatch(r"FILTER\d", key)]
+    kept = [value for value in values if "clear" not in value.lower()]
+    return ";".join(kept or ["clear"])
+
+
+def _match_exposure(rootname8: str, names) -> list:
+    return [value for key, value in names.items() if rootname8 in key]
+
+
+def _rebuild_hdrtab(hdul, *, hap_level: int, input_files: list[str], hap_exposure_names,
+                    svm_root_names, svm_gendates, path) -> None:
+    from astropy.io import fits
+
+    if "HDRTAB" not in hdul:
+        log.warning("%s: no HDRTAB extension; HAPEXPNAME column not added", path)
+        return
+    table = hdul["HDRTAB"].data
+    if table is None or "ROOTNAME" not in [n.upper() for n in table.columns.names]:
+        raise InvalidInputError(f"{path}: HDRTAB has no ROOTNAME column")
+    filename = hdul[0].header["FILENAME"]
+    mvm = hap_level == 4 or "skycell" in filename
+    names = dict(hap_exposure_names or {})
+    hap_names, svm_names, gendates = [], [], []
+    for row in table:
+        rootname8 = str(row["ROOTNAME"])[:-1]
+        if not rootname8:
+            continue
+        for _ in (f for f in input_files if rootname8 in f):
+            for key, hap_name in names.items():
+                if rootname8 in key:
+                    hap_names.append(hap_name)
+                    if mvm:
+                        svm_names.append(_lookup(svm_root_names, key, "SVMROOTNAME", path))
+                        gendates.append(_lookup(svm_gendates, key, "GENDATE", path))
+                    break
+    columns = table.columns
+    if hap_names:
+        width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
+        columns = columns + fits.ColDefs([fits.Column(name="HAPEXPNAME", format=f"{width}A",
+                                                      array=np.array(hap_names, dtype=np.str_))])
+    if gendates:
+        columns = fits.ColDefs([fits.Column(name="GENDATE", format="10A", array=gendates)]) + columns
+    if svm_names:
+        width = int(np.max(np.char.str_len(svm_names)))
+        columns = fits.ColDefs([fits.Column(name="SVMROOTNAME", format=f"{width}A", array=svm_names)]) + columns
+    new = fits.BinTableHDU.from_columns(columns)
+    new.header["EXTNAME"] = "HDRTAB"
+    new.header["EXTVER"] = 1
+    del hdul["HDRTAB"]
+    hdul.append(new)
+
+
+def _lookup(mapping, key, what, path):
+    if not mapping or key not in mapping:
+        raise InvalidParameterError(f"{path}: no {what} given for input {key!r} of an MVM product")
+    return mapping[key]
+
+
+def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, poller_aperture=None,
+                           input_dir=None, svm_root_names=None, svm_gendates=None) -> Path:
+    """Write the pipeline keywords into a HAP drizzled product (drizzlepac ``refine_product_headers``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``<product root>_dr?.fits``; updated in place (written to a temporary name, then
+        renamed over the original).
+    hap_level : {1, 2, 3, 4}, keyword-only
+        HAPLEVEL: 1 exposure, 2 filter or total (3 is accepted), 4 MVM layer.
+    hap_exposure_names : mapping of str to str, optional
+        Input exposure file name (or rootname) -> HAP exposure product basename, in exposure
+        order. Each HDRTAB row whose ROOTNAME (less its last character) occurs in an input file
+        named by ``D???DATA`` gets, in a new ``HAPEXPNAME`` column (at least 51 characters
+        wide), the first entry whose key contains it.
+    poller_aperture : str, optional
+        WFPC2 only: the poller's aperture, written to ``APERTURE`` (None or
+        ``"empty_aperture"`` leaves it alone).
+    input_dir : path-like, optional
+        Folder of the input exposures (level 1 reads their ROOTNAME); default: the product's.
+    svm_root_names, svm_gendates : mapping of str to str, optional
+        MVM layers only (level 4 or ``skycell`` in the name): per input key of
+        ``hap_exposure_names``, the SVM exposure product name and its ``DATE``; prepended to
+        HDRTAB as ``SVMROOTNAME`` and ``GENDATE``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``hap_level`` outside 1-4; MVM names/dates missing for an input.
+    InvalidInputError
+        The product cannot be read, lacks EXPSTART/EXPEND/INSTRUME or SCI,1; a level-1 input
+        cannot be read.
+    OutputWriteError
+        The updated product cannot be written.
+
+    Notes
+    -----
+    Keywords and their order as drizzlepac ``processing_utils.refine_product_headers``,
+    ``compute_sregion`` and ``update_hdrtab`` (hap-pipeline.md §1.12). A product without an
+    HDRTAB extension (hapgpu's AstroDrizzle writes none) keeps none; a warning says so.
+    Deliberate difference: IPPPSSOO lists the inputs in ``D???DATA`` order (drizzlepac: set
+    order; level-1 products have a single input, so the value is the same).
+    """
+    from astropy.io import fits
+    from astropy.time import Time
+
+    if hap_level not in (1, 2, 3, 4):
+        raise InvalidParameterError(f"hap_level must be 1, 2, 3 or 4, got {hap_level!r}")
+    path = Path(path)
+    input_dir = Path(input_dir) if input_dir is not None else path.parent
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdul = fits.HDUList([hdu.copy() for hdu in hdul])
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
+    primary = hdul[0].header
+    for key in ("EXPSTART", "EXPEND", "INSTRUME"):
+        if key not in primary:
+            raise InvalidInputError(f"{path}: no {key} in the primary header")
+    if ("SCI", 1) not in hdul:
+        raise InvalidInputError(f"{path}: no SCI,1 extension")
+
+    primary["ROOTNAME"] = "_".join(path.name.split("_")[:-1])
+    primary["FILENAME"] = path.name
+    primary["PINAME"] = primary.get("PR_INV_L", "")
+    compute_sregion(hdul, path=path)
+
+    inputs = _input_files(primary)
+    if hap_level == 1:
+        rootnames = []
+        for name in inputs:
+            try:
+                rootnames.append(fits.getval(input_dir / name, "ROOTNAME"))
+            except (OSError, KeyError) as exc:
+                raise InvalidInputError(f"{input_dir / name}: cannot read ROOTNAME of the input: {exc}") from exc
+        primary["IPPPSSOO"] = ";".join(rootnames)
+    primary["NUMEXP"] = len(inputs)
+    primary["DATE-BEG"] = (Time(primary["EXPSTART"], format="mjd").isot, "Starting Date and Time")
+    primary["DATE-END"] = (Time(primary["EXPEND"], format="mjd").isot, "Ending Date and Time")
+    sci = hdul["SCI", 1].header
+    primary["EQUINOX"] = sci["EQUINOX"] if "EQUINOX" in sci else 2000.0
+    instrument = str(primary["INSTRUME"]).strip()
+    if instrument == "ACS":
+        primary["FILTER"] = _acs_filters(primary)
+    if instrument == "WFPC2" and poller_aperture not in (None, "empty_aperture"):
+        log.info("%s: APERTURE %s -> %s (poller)", path.name, primary.get("APERTURE"), poller_aperture)
+        primary["APERTURE"] = poller_aperture
+    for key in PHOT_KEYWORDS:
+        if key in primary:
+            sci[key] = (primary[key], primary.comments[key])
+            del primary[key]
+    primary["HAPLEVEL"] = (hap_level, "Classification level of this product")
+    if "total" in primary["ROOTNAME"]:
+        primary["FILTER"] = "detection"
+    _rebuild_hdrtab(hdul, hap_level=hap_level, input_files=inputs, hap_exposure_names=hap_exposure_names,
+                    svm_root_names=svm_root_names, svm_gendates=svm_gendates, path=path)
+    if hap_level == 4:
+        if "HDRTAB" in hdul and "PROPOSID" in hdul["HDRTAB"].data.names:
+            ids = np.unique(hdul["HDRTAB"].data["PROPOSID"])
+            ids.sort()
+            primary["PROPOSID"] = "; ".join(str(i) for i in ids)
+        else:
+            log.warning("%s: no PROPOSID column in HDRTAB; PROPOSID not updated", path.name)
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        hdul.writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+    return path
