@@ -126,7 +126,11 @@ def _warm_detection(backend, workdir: Path) -> None:
             segm = det.deblend_sources(sub, segm, n_pixels=5, progress_bar=False, backend=backend)
             det.SourceCatalog(sub, segm, backend=backend).to_table()
         det.DAOStarFinder(5.0, 2.5, backend=backend)(sub)
+        det.IRAFStarFinder(5.0, 2.5, backend=backend)(sub)
+        det.user_star_finder(sub, [(20, 20), (40, 45)], 2.5, backend=backend)
         det.aperture_photometry(sub, det.CircularAperture([(20.0, 20.0)], 3.0), backend=backend)
+        det.aperture_stats_tbl(sub, det.CircularAnnulus([(20.0, 20.0)], 4.0, 8.0),
+                               backend=backend)
 
 
 def warmup(backend=None, *, progress: bool = True) -> WarmupReport:

@@ -24,10 +24,9 @@ import warnings
 import numpy as np
 from astropy.table import Column, MaskedColumn, Table, vstack
 
+from .. import detection
 from ..backend import resolve_backend
 from ..errors import HapGpuError, InvalidInputError, InvalidParameterError
-from ..kernels.detection import _star_math as sm
-from ..kernels.detection import starfind as kstar
 from ._photometry import measure_apertures
 from ._prepare import region_rms
 from ._psf import (
@@ -163,15 +162,10 @@ def measure_user_peaks(data, x_peak, y_peak, fwhm: float, *, threshold: float = 
                        backend=None) -> Table | None:
     """DAOFIND statistics at given integer peaks (drizzlepac's ``UserStarFinder``).
 
-    ``UserStarFinder`` cuts kernel-sized boxes around the given peaks from the image itself
-    (it does not convolve: the "convolved" values are the data), skips boxes that leave the
-    image or hold a NaN, and measures sharpness, the two roundness statistics and the
-    marginal-fit centroids (Stetson 1987, PASP 99, 191) with the same kernel as DAOStarFinder
-    (:class:`hapgpu.detection.StarFinderKernel`, ratio 1, sigma_radius 1.5). Sources with a
-    failed marginal fit, or with sharpness or a roundness outside the *open* intervals, are
-    dropped. ``peak`` is the peak pixel, ``flux = peak / (threshold * rel_err)``,
-    ``mag = -2.5 log10(flux)`` and ``npix`` the box size. All sources are measured at once
-    (one thread per source on the CUDA backends).
+    :func:`hapgpu.detection.user_star_finder` with HAP's limits: kernel-sized boxes are cut
+    around the peaks from the image itself (no convolution), boxes that leave the image or hold
+    a NaN are skipped, sharpness and both roundness statistics must lie in the open intervals
+    ``sharpness`` and ``roundness``, and ``flux = peak / (threshold * rel_err)``.
 
     Parameters
     ----------
@@ -190,72 +184,19 @@ def measure_user_peaks(data, x_peak, y_peak, fwhm: float, *, threshold: float = 
         ``id, xcentroid, ycentroid, sharpness, roundness1, roundness2, npix, peak, flux, mag``;
         None when no source passes.
     """
-    from ..detection import StarFinderKernel
-    from ..detection._common import launch
-
-    bk = resolve_backend(backend)
-    xp = bk.xp
-    img = bk.asarray(data, dtype=np.float64)
-    ny, nx = img.shape
-    kernel = StarFinderKernel(fwhm)
-    ry, rx = kernel.y_radius, kernel.x_radius
-    xi = np.asarray(x_peak, dtype=np.int64)
-    yi = np.asarray(y_peak, dtype=np.int64)
-    inside = (xi - rx >= 0) & (xi + rx + 1 <= nx) & (yi - ry >= 0) & (yi + ry + 1 <= ny)
-    xi, yi = xi[inside], yi[inside]
-    if xi.size == 0:
+    coords = np.column_stack([np.asarray(x_peak, dtype=np.int64),
+                              np.asarray(y_peak, dtype=np.int64)])
+    if coords.shape[0] == 0:
         return None
-    # Boxes holding a NaN are skipped: a box sum is NaN exactly then (fused gather on device).
-    offy, offx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    box_sums = img[bk.asarray(yi[:, None, None] + offy[None]),
-                   bk.asarray(xi[:, None, None] + offx[None])].sum(axis=(1, 2))
-    finite = bk.to_host(xp.isfinite(box_sums))
-    xi, yi = xi[finite], yi[finite]
-    if xi.size == 0:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", detection.NoDetectionsWarning)
+        table = detection.user_star_finder(
+            data, coords, fwhm, threshold=threshold, sharplo=sharpness[0], sharphi=sharpness[1],
+            roundlo=roundness[0], roundhi=roundness[1], backend=backend)
+    if table is None or len(table) == 0:
         return None
-    kconst, kern1d, dkern1d, wt1d, dxx1d = kernel.marginal_constants()
-    kmask = kernel.mask.astype(np.float64)
-    npix_kernel = float(kernel.n_pixels)
-    if bk.name == "cpu":
-        stats = kstar.dao_measure_cpu(img, img, xi, yi, kmask, npix_kernel, kconst, kern1d,
-                                      dkern1d, wt1d, dxx1d)
-    else:
-        out = xp.empty((xi.size, kstar.N_STAR))
-        _, measure = kstar.cuda_star_kernels("cudasim" if bk.name == "cudasim" else "cuda")
-        a = bk.asarray
-        launch(measure, bk, xi.size, img, img, a(xi), a(yi), a(kmask), np.float64(npix_kernel),
-               a(kconst), a(kern1d), a(dkern1d), a(wt1d), a(dxx1d), out)
-        stats = bk.to_host(out)
-    sharp = stats[:, sm.S_SHARP]
-    round1 = stats[:, sm.S_ROUND1]
-    round2 = stats[:, sm.S_ROUND2]
-    peak = stats[:, sm.S_PEAK]
-    # drizzlepac: a roundness sum of 0 gives roundness1 = 0 (the kernel gives NaN when the
-    # absolute sum is also 0; the sharpness of such a box is 1, outside the limits anyway).
-    round1 = np.where(np.isnan(round1) & np.isfinite(sharp), 0.0, round1)
-    keep = ~(np.isnan(stats[:, sm.S_DX]) | np.isnan(stats[:, sm.S_HX])
-             | np.isnan(stats[:, sm.S_DY]) | np.isnan(stats[:, sm.S_HY]))
-    with np.errstate(invalid="ignore"):
-        keep &= ~((sharp <= sharpness[0]) | (sharp >= sharpness[1]))
-        keep &= ~((round1 <= roundness[0]) | (round1 >= roundness[1]))
-        keep &= ~((round2 <= roundness[0]) | (round2 >= roundness[1]))
-    if not keep.any():
-        return None
-    threshold_eff = threshold * kernel.rel_err
-    flux = peak[keep] / threshold_eff
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mag = np.where(flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan)
-    table = Table()
-    table["id"] = np.arange(int(keep.sum()), dtype=np.int64) + 1
-    table["xcentroid"] = xi[keep] + stats[keep, sm.S_DX]
-    table["ycentroid"] = yi[keep] + stats[keep, sm.S_DY]
-    table["sharpness"] = sharp[keep]
-    table["roundness1"] = round1[keep]
-    table["roundness2"] = round2[keep]
-    table["npix"] = np.full(int(keep.sum()), (2 * ry + 1) * (2 * rx + 1), dtype=np.int64)
-    table["peak"] = peak[keep]
-    table["flux"] = flux
-    table["mag"] = mag
+    if "sky" in table.colnames:
+        table.remove_column("sky")
     return table
 
 
@@ -273,20 +214,14 @@ def _finder_table(table) -> Table | None:
 
 
 def _dao_sources(region, fwhm, threshold, inv_footprint, bk) -> Table | None:
-    from ..detection import DAOStarFinder, NoDetectionsWarning
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoDetectionsWarning)
-        finder = DAOStarFinder(threshold=threshold, fwhm=fwhm, min_separation=0, backend=bk)
+        warnings.simplefilter("ignore", detection.NoDetectionsWarning)
+        finder = detection.DAOStarFinder(threshold=threshold, fwhm=fwhm, min_separation=0,
+                                         backend=bk)
         return _finder_table(finder.find_stars(region, mask=inv_footprint))
 
 
 def _iraf_sources(region, fwhm, threshold, inv_footprint, bk) -> Table | None:
-    from .. import detection
-
-    if not hasattr(detection, "IRAFStarFinder"):
-        raise InvalidParameterError("starfinder_algorithm 'iraf' needs "
-                                    "hapgpu.detection.IRAFStarFinder, which this build lacks")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", detection.NoDetectionsWarning)
         finder = detection.IRAFStarFinder(threshold=threshold, fwhm=fwhm, backend=bk)

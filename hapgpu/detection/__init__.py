@@ -16,7 +16,8 @@ segmentation              :func:`detect_sources`, :func:`deblend_sources`,
                           :class:`SegmentationImage`
 measurements              :class:`SourceCatalog`
 point sources             :class:`DAOStarFinder` (``xycoords`` for given positions),
-                          :func:`find_peaks`
+                          :class:`IRAFStarFinder`, :func:`find_peaks`,
+                          :func:`user_star_finder` (drizzlepac's ``UserStarFinder``)
 aperture photometry       :func:`aperture_photometry`, :class:`CircularAperture`,
                           :class:`CircularAnnulus`, :func:`aperture_stats_tbl`
 alignment quality         :func:`focus_index`, :func:`build_focus_dict`,
@@ -70,7 +71,13 @@ from .segmentation import (
     deblend_sources,
     detect_sources,
 )
-from .starfind import DAOStarFinder, StarFinderKernel, find_peaks
+from .starfind import (
+    DAOStarFinder,
+    IRAFStarFinder,
+    StarFinderKernel,
+    find_peaks,
+    user_star_finder,
+)
 from .stats import mad_rms, sigma_clipped_stats
 
 __all__ = [
@@ -79,6 +86,7 @@ __all__ = [
     "CircularAperture",
     "DAOStarFinder",
     "DeblendModeWarning",
+    "IRAFStarFinder",
     "MADStdBackgroundRMS",
     "MMMBackground",
     "MeanBackground",
@@ -112,4 +120,5 @@ __all__ = [
     "maximum_filter",
     "median_filter",
     "sigma_clipped_stats",
+    "user_star_finder",
 ]

@@ -11,9 +11,12 @@ names (``xcentroid``, ``semimajor_sigma``, ``covar_sigx2``, ``cxx``, ...) are ac
 aliases, by attribute and in :meth:`SourceCatalog.to_table`. Units follow photutils
 (``pix``, ``pix**2``, ``deg``).
 
+The Kron radius and the Kron flux (exact elliptical or circular overlap, photutils 3's
+``kron_flux`` / ``kron_flux_err``) are per-source passes over each aperture box.
+
 Backends: ``cpu`` runs a parallel per-label loop; ``gpu``/``cudasim`` run a one-thread-per-
-pixel CUDA kernel with atomics (sums are then order-dependent in the last bits). The Kron
-radius always runs on the host.
+pixel CUDA kernel with atomics for the sums (order-dependent in the last bits) and
+one-thread-per-source CUDA kernels for the Kron radius and flux, on the device arrays.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ __all__ = ["SourceCatalog", "DEFAULT_COLUMNS"]
 DEFAULT_COLUMNS = ["label", "x_centroid", "y_centroid", "sky_centroid", "bbox_xmin",
                    "bbox_xmax", "bbox_ymin", "bbox_ymax", "area", "semimajor_axis",
                    "semiminor_axis", "orientation", "eccentricity", "min_value", "max_value",
-                   "segment_flux", "segment_flux_err"]
+                   "segment_flux", "segment_flux_err", "kron_flux", "kron_flux_err"]
 
 # photutils 2.x names -> photutils 3 names
 _ALIASES = {
@@ -43,6 +46,7 @@ _ALIASES = {
     "semimajor_sigma": "semimajor_axis",
     "semiminor_sigma": "semiminor_axis",
     "segment_fluxerr": "segment_flux_err",
+    "kron_fluxerr": "kron_flux_err",
     "covar_sigx2": "covariance_xx",
     "covar_sigy2": "covariance_yy",
     "covar_sigxy": "covariance_xy",
@@ -72,7 +76,7 @@ _FROM_DETECTION = {
     "covariance", "covariance_eigvals", "semimajor_axis", "semiminor_axis", "fwhm",
     "orientation", "eccentricity", "elongation", "ellipticity", "covariance_xx",
     "covariance_yy", "covariance_xy", "ellipse_cxx", "ellipse_cyy", "ellipse_cxy",
-    "kron_radius", "_ellipse", "_measured_kron_radius",
+    "kron_radius", "_ellipse", "_measured_kron_radius", "_kron_aperture",
 }
 
 _METHODS = {"none": kmeas.APERMASK_NONE, "mask": kmeas.APERMASK_MASK,
@@ -221,7 +225,7 @@ class SourceCatalog:
     local_bkg_width : int
         Only 0 is supported.
     aperture_mask_method : {"correct", "mask", "none"}
-        How neighbouring segments are treated in the Kron radius.
+        How neighbouring segments are treated in the Kron radius and Kron flux.
     kron_params : tuple of 2 or 3 floats
         (scale, minimum radius[, minimum circular radius]), as photutils.
     detection_catalog : SourceCatalog, optional
@@ -231,9 +235,27 @@ class SourceCatalog:
 
     Notes
     -----
-    Only the properties listed in the module docstring are available: ``kron_flux``,
-    ``gini``, ``perimeter``, windowed and quadratic centroids and local backgrounds are not
-    implemented.
+    ``to_table()`` without ``columns`` gives photutils 3's default columns, in its order:
+    label, x_centroid, y_centroid, sky_centroid, bbox_xmin, bbox_xmax, bbox_ymin, bbox_ymax,
+    area, semimajor_axis, semiminor_axis, orientation, eccentricity, min_value, max_value,
+    segment_flux, segment_flux_err, kron_flux, kron_flux_err.
+
+    Kron photometry follows photutils 3: the aperture is the moment ellipse scaled by
+    ``kron_params[0] * kron_radius`` (or, where the minimum circular radius rule sets the Kron
+    radius to 0, the circle of radius ``kron_params[2]``), pixels weighted by their exact
+    overlap, neighbouring segments handled per ``aperture_mask_method``, masked and
+    non-finite pixels left out. With ``detection_catalog``, centroids, shapes, Kron radii and
+    Kron apertures come from the detection catalog (forced photometry) while fluxes, errors,
+    extrema and backgrounds are measured on this catalog's images, as photutils does.
+
+    Sums are accumulated in float64. photutils sums float32 data and errors in float32
+    (``segment_flux``, ``segment_flux_err``), so for float32 inputs those two columns agree
+    to float32 rounding only; every float64 computation (moments, shapes, Kron radius and
+    flux, which photutils forms from ``data.astype(float)``) agrees to float64 rounding.
+
+    Not implemented: ``local_bkg_width > 0`` (``local_background`` is 0), ``gini``,
+    ``perimeter``, windowed and quadratic centroids, ``flux_radius``, circular photometry and
+    ``kron_photometry`` with other ``kron_params``.
     """
 
     def __init__(self, data, segmentation_image, *, convolved_data=None, error=None, mask=None,
@@ -284,7 +306,7 @@ class SourceCatalog:
         self._has_error = err is not None
         self._has_background = bkg is not None
         self._acc, self._extrema, self._ext_index = self._measure(arr, conv, err, bkg, bmask)
-        self._kron_inputs = (arr, bmask)
+        self._kron_inputs = (arr, err, bmask)
         self._background_image = bkg
         self._cache = {}
         self.meta = {"local_bkg_width": 0, "aperture_mask_method": aperture_mask_method,
@@ -632,7 +654,8 @@ class SourceCatalog:
 
     @property
     def local_background(self):
-        """Local background (always 0: only ``local_bkg_width=0`` is supported)."""
+        """Local background per pixel (0, NaN for a fully masked source): photutils'
+        value for ``local_bkg_width=0``, the only width supported."""
         return self._with_unit(self._nan_if_masked(np.zeros(len(self))))
 
     @property
@@ -664,12 +687,14 @@ class SourceCatalog:
 
     @property
     def background_centroid(self):
-        """Background at the centroid (bilinear, nearest edge)."""
+        """Background at the centroid (bilinear, nearest edge), in the background's dtype."""
         if not self._has_background:
             return self._with_unit(np.full(len(self), np.nan))
         bkg = self._backend.to_host(self._background_image)
+        # map_coordinates returns the input's dtype: float32 backgrounds give float32 values
         return self._with_unit(_bilinear_nearest(bkg, np.asarray(self.x_centroid, float),
-                                                 np.asarray(self.y_centroid, float)))
+                                                 np.asarray(self.y_centroid, float)
+                                                 ).astype(bkg.dtype, copy=False))
 
     @property
     def min_value(self):
@@ -733,25 +758,42 @@ class SourceCatalog:
         return self.max_value_index - self._bbox[:, [0, 2]]
 
     # ------------------------------------------------------------------------- Kron radius
+    def _device_segmentation(self):
+        """The segmentation image on the backend's device (cached)."""
+        if "_segm_device" not in self._cache:
+            self._cache["_segm_device"] = self._backend.asarray(
+                np.ascontiguousarray(self._segm.data))
+        return self._cache["_segm_device"]
+
     @property
     def _measured_kron_radius(self) -> np.ndarray:
         def compute():
-            data, mask = self._kron_inputs
+            data, _, mask = self._kron_inputs
             bk = self._backend
-            data = bk.to_host(data)
-            mask = None if mask is None else bk.to_host(mask)
             scale = 6.0
             min_circ = self.kron_params[2] if len(self.kron_params) == 3 else 0.0
-            max_size = max(data.size, 1_000_000)
-            return kmeas.kron_radius_cpu(
-                self._labels, np.asarray(self.x_centroid, dtype=float),
-                np.asarray(self.y_centroid, dtype=float),
-                self.semimajor_axis.value * scale, self.semiminor_axis.value * scale,
-                self.orientation.to_value(u.radian), self.ellipse_cxx.value,
-                self.ellipse_cxy.value, self.ellipse_cyy.value, np.ascontiguousarray(data),
-                np.ascontiguousarray(self._segm.data),
-                mask if mask is not None else np.zeros((1, 1), dtype=bool), mask is not None,
-                _METHODS[self.aperture_mask_method], self.kron_params[1], min_circ, max_size)
+            max_size = max(int(np.prod(self._segm.shape)), 1_000_000)
+            per_source = (np.asarray(self.x_centroid, dtype=float),
+                          np.asarray(self.y_centroid, dtype=float),
+                          self.semimajor_axis.value * scale, self.semiminor_axis.value * scale,
+                          self.orientation.to_value(u.radian), self.ellipse_cxx.value,
+                          self.ellipse_cxy.value, self.ellipse_cyy.value)
+            method = _METHODS[self.aperture_mask_method]
+            if bk.name == "cpu":
+                return kmeas.kron_radius_cpu(
+                    self._labels, *per_source, data, np.ascontiguousarray(self._segm.data),
+                    mask if mask is not None else np.zeros((1, 1), dtype=bool),
+                    mask is not None, method, self.kron_params[1], min_circ, max_size)
+            xp = bk.xp
+            out = xp.empty(len(self))
+            kernel, _ = kmeas.cuda_kron_kernels("cudasim" if bk.name == "cudasim" else "cuda")
+            launch(kernel, bk, len(self), bk.asarray(self._labels),
+                   *(bk.asarray(np.ascontiguousarray(v)) for v in per_source), data,
+                   self._device_segmentation(),
+                   mask if mask is not None else xp.zeros((1, 1), dtype=bool),
+                   mask is not None, np.int64(method), np.float64(self.kron_params[1]),
+                   np.float64(min_circ), np.int64(max_size), out)
+            return bk.to_host(out)
         return self._cached("_measured_kron_radius", compute)
 
     def _calc_kron_radius(self, kron_params):
@@ -769,6 +811,80 @@ class SourceCatalog:
     def kron_radius(self):
         """Unscaled Kron radius (pix), photutils' definition."""
         return self._cached("kron_radius", lambda: self._calc_kron_radius(self.kron_params))
+
+    @property
+    def _kron_aperture(self):
+        """Kron aperture of each source: ``(x, y, a, b, theta, radius, valid)``.
+
+        photutils' ``kron_aperture``: the moment ellipse with semi-axes scaled by
+        ``kron_params[0] * kron_radius`` at the centroid (``a``, ``b`` in pixels, ``theta``
+        in radians); where the Kron radius is 0 (the minimum circular radius rule) the circle
+        of radius ``kron_params[2]`` instead (``radius > 0``, else 0); ``valid`` is False for
+        a fully masked source or a non-finite centre or shape (no aperture).
+        """
+        def compute():
+            scale = self.kron_radius.value * self.kron_params[0]
+            x = np.asarray(self.x_centroid, dtype=float)
+            y = np.asarray(self.y_centroid, dtype=float)
+            a = self.semimajor_axis.value * scale
+            b = self.semiminor_axis.value * scale
+            theta = self.orientation.to_value(u.radian)
+            with np.errstate(invalid="ignore"):
+                valid = (~self._all_masked & np.isfinite(x) & np.isfinite(y) & np.isfinite(a)
+                         & np.isfinite(b) & np.isfinite(theta))
+                circular = valid & (a == 0) & (b == 0)
+            radius = np.where(circular, self.kron_params[2] if len(self.kron_params) == 3
+                              else 0.0, 0.0)
+            return x, y, a, b, theta, radius, valid
+        return self._cached("_kron_aperture", compute)
+
+    @property
+    def _kron_photometry(self) -> np.ndarray:
+        """``(sum w I, sum w e**2)`` in the Kron aperture, float64 shape (n, 2)."""
+        def compute():
+            data, err, mask = self._kron_inputs
+            bk = self._backend
+            per_source = self._kron_aperture
+            flags = (1 if err is not None else 0) | (2 if mask is not None else 0)
+            method = _METHODS[self.aperture_mask_method]
+            max_size = max(int(np.prod(self._segm.shape)), 1_000_000)
+            if bk.name == "cpu":
+                return kmeas.kron_flux_cpu(
+                    self._labels, *per_source, data,
+                    err if err is not None else np.zeros((1, 1), dtype=np.float32),
+                    np.ascontiguousarray(self._segm.data),
+                    mask if mask is not None else np.zeros((1, 1), dtype=bool), flags,
+                    method, max_size)
+            xp = bk.xp
+            out = xp.empty((len(self), 2))
+            _, kernel = kmeas.cuda_kron_kernels("cudasim" if bk.name == "cudasim" else "cuda")
+            launch(kernel, bk, len(self), bk.asarray(self._labels),
+                   *(bk.asarray(np.ascontiguousarray(v)) for v in per_source), data,
+                   err if err is not None else xp.zeros((1, 1), dtype=xp.float32),
+                   self._device_segmentation(),
+                   mask if mask is not None else xp.zeros((1, 1), dtype=bool), np.int64(flags),
+                   np.int64(method), np.int64(max_size), out)
+            return bk.to_host(out)
+        return self._cached("_kron_photometry", compute)
+
+    @property
+    def kron_flux(self):
+        """Flux in the Kron aperture (data units), photutils' ``kron_flux``.
+
+        ``sum w_i I_i`` over the pixels of the Kron aperture (:attr:`_kron_aperture`), ``w_i``
+        the exact fraction of pixel ``i`` inside it; masked and non-finite pixels are left
+        out and neighbouring segments are handled per ``aperture_mask_method``. NaN where the
+        source has no aperture, every overlapping pixel is masked, or the aperture box
+        exceeds ``max(data.size, 1e6)`` pixels.
+        """
+        return self._with_unit(self._kron_photometry[:, 0].copy())
+
+    @property
+    def kron_flux_err(self):
+        """``sqrt(sum w_i e_i**2)`` in the Kron aperture (NaN without ``error``)."""
+        if not self._has_error:
+            return self._with_unit(np.full(len(self), np.nan))
+        return self._with_unit(np.sqrt(self._kron_photometry[:, 1]))
 
     # ------------------------------------------------------------------------- table
     def to_table(self, columns=None) -> QTable:

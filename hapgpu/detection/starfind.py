@@ -7,8 +7,15 @@
 masked elliptical Gaussian kernel; peaks of the convolved image above
 ``threshold * kernel.rel_err`` are measured (sharpness, two roundness statistics, marginal
 Gaussian fits giving the centroid), filtered and optionally limited to the brightest.
-``xycoords`` skips the peak search and measures given positions (drizzlepac's
-``UserStarFinder``).
+``xycoords`` skips the peak search and measures given positions (photutils' path).
+
+:func:`user_star_finder` reproduces drizzlepac's ``UserStarFinder`` at given peaks, which
+differs from ``xycoords``: it measures the unconvolved data in place of the convolved image
+(sharpness, roundness1, flux) and applies exclusive limits.
+
+:class:`IRAFStarFinder` reproduces photutils' IRAF ``starfind``: the same correlation and
+peak search (threshold not scaled), then sky-subtracted image moments per star (centroid,
+FWHM, sharpness, roundness, orientation).
 
 Backends: ``cpu`` runs compiled ``prange`` loops; ``gpu``/``cudasim`` run the same per-pixel
 and per-star code as CUDA threads (convolution through :mod:`cupyx.scipy.ndimage` on ``gpu``).
@@ -19,6 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import astropy.units as u
 import numpy as np
 from astropy.stats import gaussian_fwhm_to_sigma
 from astropy.table import QTable
@@ -30,7 +38,8 @@ from ._common import as_image, as_mask, get_backend, launch, native_array, strip
 from .filters import ndimage_module
 from .segmentation import NoDetectionsWarning, _threshold_operand
 
-__all__ = ["DAOStarFinder", "find_peaks", "StarFinderKernel"]
+__all__ = ["DAOStarFinder", "IRAFStarFinder", "find_peaks", "StarFinderKernel",
+           "user_star_finder"]
 
 
 def _rotated_gaussian_form(x_sigma, y_sigma, theta_deg):
@@ -349,89 +358,15 @@ def _range(lo, hi, pair, default):
     return (base[0] if lo is None else lo, base[1] if hi is None else hi)
 
 
-class DAOStarFinder:
-    """DAOFIND point-source finder (photutils ``DAOStarFinder``).
-
-    Parameters
-    ----------
-    threshold : float or array_like
-        Detection threshold in data units (per pixel for an array), scaled by the kernel's
-        ``rel_err`` when ``scale_threshold``.
-    fwhm : float
-        Gaussian FWHM of the kernel major axis (pixels).
-    ratio, theta, sigma_radius : float, optional
-        Kernel axis ratio, angle (degrees) and truncation (sigmas).
-    sharplo, sharphi, roundlo, roundhi : float, optional
-        photutils 2 bounds; override ``sharpness_range``/``roundness_range``.
-    exclude_border : bool, optional
-        Drop peaks closer to the edge than the kernel radius.
-    n_brightest : int, optional
-        Keep the brightest sources by ``flux`` (``brightest`` is an alias).
-    peak_max : float, optional
-        Drop sources whose ``peak`` exceeds this value (``peakmax`` is an alias).
-    xycoords : array_like, shape (n, 2), optional
-        Measure these (x, y) positions instead of searching peaks.
-    min_separation : float, optional
-        Minimum peak separation (default ``2.5 * fwhm``; 0 uses the kernel footprint).
-    scale_threshold : bool, optional
-    sharpness_range, roundness_range : (float, float) or None, keyword-only
-        Defaults (0.2, 1.0) and (-1.0, 1.0).
-    backend : str, Backend or None, keyword-only
-    """
-
-    def __init__(self, threshold, fwhm, ratio=1.0, theta=0.0, sigma_radius=1.5, sharplo=None,
-                 sharphi=None, roundlo=None, roundhi=None, exclude_border=False,
-                 n_brightest=None, peak_max=None, xycoords=None, min_separation=None,
-                 scale_threshold=True, *, sharpness_range=(0.2, 1.0),
-                 roundness_range=(-1.0, 1.0), brightest=None, peakmax=None, backend=None):
-        if np.ndim(fwhm) != 0:
-            raise InvalidParameterError(f"fwhm must be a single number, got {fwhm!r}")
-        self.threshold = threshold
-        self.fwhm = fwhm
-        self.ratio = ratio
-        self.theta = theta % 360.0
-        self.sigma_radius = sigma_radius
-        self.sharpness_range = _range(sharplo, sharphi, sharpness_range, (0.2, 1.0))
-        self.roundness_range = _range(roundlo, roundhi, roundness_range, (-1.0, 1.0))
-        self.exclude_border = exclude_border
-        n_brightest = brightest if n_brightest is None else n_brightest
-        if n_brightest is not None and (isinstance(n_brightest, bool) or n_brightest <= 0
-                                        or int(n_brightest) != n_brightest):
-            raise InvalidParameterError("n_brightest must be a positive integer")
-        self.n_brightest = None if n_brightest is None else int(n_brightest)
-        self.peak_max = peakmax if peak_max is None else peak_max
-        if min_separation is not None and min_separation < 0:
-            raise InvalidParameterError(
-                f"min_separation must not be negative, got {min_separation!r}")
-        self.min_separation = 2.5 * fwhm if min_separation is None else min_separation
-        if xycoords is not None:
-            xycoords = native_array(xycoords, dtype=np.float64)
-            if xycoords.ndim != 2 or xycoords.shape[1] != 2:
-                raise InvalidInputError(
-                    f"xycoords must hold (x, y) rows, shape (n, 2); got shape {xycoords.shape}")
-        self.xycoords = xycoords
-        self.scale_threshold = scale_threshold
-        self.kernel = StarFinderKernel(fwhm, ratio=ratio, theta=self.theta,
-                                       sigma_radius=sigma_radius)
-        thr = native_array(strip_unit(threshold)[0], dtype=np.float64)
-        self.threshold_eff = thr * self.kernel.rel_err if scale_threshold else thr
-        self.backend = get_backend(backend)
-
-    def __repr__(self) -> str:
-        thr = (self.threshold if np.ndim(self.threshold) == 0
-               else f"<array; shape={np.shape(self.threshold)}>")
-        return (f"DAOStarFinder(threshold={thr}, fwhm={self.fwhm}, ratio={self.ratio}, "
-                f"theta={self.theta}, sigma_radius={self.sigma_radius}, "
-                f"sharpness_range={self.sharpness_range}, "
-                f"roundness_range={self.roundness_range}, "
-                f"exclude_border={self.exclude_border}, n_brightest={self.n_brightest}, "
-                f"peak_max={self.peak_max}, min_separation={self.min_separation}, "
-                f"scale_threshold={self.scale_threshold}, backend={self.backend.name!r})")
+class _StarFinderBase:
+    """Steps shared by the star finders: the correlation with the zero-sum Gaussian kernel
+    (pixels beyond the edges are 0) and the peak search above ``threshold_eff`` (or the given
+    ``xycoords``). Subclasses set ``kernel``, ``threshold_eff``, ``exclude_border``,
+    ``min_separation``, ``xycoords`` and ``backend``."""
 
     def __call__(self, data, mask=None):
         return self.find_stars(data, mask=mask)
 
-    # ------------------------------------------------------------------------------ steps
     def _convolve(self, img):
         ndi = ndimage_module(self.backend)
         kern = self.kernel.data if self.backend.name != "gpu" else self.backend.asarray(
@@ -463,6 +398,97 @@ class DAOStarFinder:
         if xs.size == 0:
             return None
         return xs.astype(float), ys.astype(float)
+
+
+
+def _validate_n_brightest(n_brightest):
+    if n_brightest is not None and (isinstance(n_brightest, bool) or n_brightest <= 0
+                                    or int(n_brightest) != n_brightest):
+        raise InvalidParameterError("n_brightest must be a positive integer")
+    return None if n_brightest is None else int(n_brightest)
+
+
+def _validate_xycoords(xycoords):
+    if xycoords is None:
+        return None
+    xycoords = native_array(xycoords, dtype=np.float64)
+    if xycoords.ndim != 2 or xycoords.shape[1] != 2:
+        raise InvalidInputError(
+            f"xycoords must hold (x, y) rows, shape (n, 2); got shape {xycoords.shape}")
+    return xycoords
+
+
+class DAOStarFinder(_StarFinderBase):
+    """DAOFIND point-source finder (photutils ``DAOStarFinder``).
+
+    Parameters
+    ----------
+    threshold : float or array_like
+        Detection threshold in data units (per pixel for an array), scaled by the kernel's
+        ``rel_err`` when ``scale_threshold``.
+    fwhm : float
+        Gaussian FWHM of the kernel major axis (pixels).
+    ratio, theta, sigma_radius : float, optional
+        Kernel axis ratio, angle (degrees) and truncation (sigmas).
+    sharplo, sharphi, roundlo, roundhi : float, optional
+        photutils 2 bounds; override ``sharpness_range``/``roundness_range``.
+    exclude_border : bool, optional
+        Drop peaks closer to the edge than the kernel radius.
+    n_brightest : int, optional
+        Keep the brightest sources by ``flux`` (``brightest`` is an alias).
+    peak_max : float, optional
+        Drop sources whose ``peak`` exceeds this value (``peakmax`` is an alias).
+    xycoords : array_like, shape (n, 2), optional
+        Measure these (x, y) positions instead of searching peaks (photutils' semantics;
+        drizzlepac's ``UserStarFinder`` is :func:`user_star_finder`).
+    min_separation : float, optional
+        Minimum peak separation (default ``2.5 * fwhm``; 0 uses the kernel footprint).
+    scale_threshold : bool, optional
+    sharpness_range, roundness_range : (float, float) or None, keyword-only
+        Defaults (0.2, 1.0) and (-1.0, 1.0).
+    backend : str, Backend or None, keyword-only
+    """
+
+    def __init__(self, threshold, fwhm, ratio=1.0, theta=0.0, sigma_radius=1.5, sharplo=None,
+                 sharphi=None, roundlo=None, roundhi=None, exclude_border=False,
+                 n_brightest=None, peak_max=None, xycoords=None, min_separation=None,
+                 scale_threshold=True, *, sharpness_range=(0.2, 1.0),
+                 roundness_range=(-1.0, 1.0), brightest=None, peakmax=None, backend=None):
+        if np.ndim(fwhm) != 0:
+            raise InvalidParameterError(f"fwhm must be a single number, got {fwhm!r}")
+        self.threshold = threshold
+        self.fwhm = fwhm
+        self.ratio = ratio
+        self.theta = theta % 360.0
+        self.sigma_radius = sigma_radius
+        self.sharpness_range = _range(sharplo, sharphi, sharpness_range, (0.2, 1.0))
+        self.roundness_range = _range(roundlo, roundhi, roundness_range, (-1.0, 1.0))
+        self.exclude_border = exclude_border
+        self.n_brightest = _validate_n_brightest(
+            brightest if n_brightest is None else n_brightest)
+        self.peak_max = peakmax if peak_max is None else peak_max
+        if min_separation is not None and min_separation < 0:
+            raise InvalidParameterError(
+                f"min_separation must not be negative, got {min_separation!r}")
+        self.min_separation = 2.5 * fwhm if min_separation is None else min_separation
+        self.xycoords = _validate_xycoords(xycoords)
+        self.scale_threshold = scale_threshold
+        self.kernel = StarFinderKernel(fwhm, ratio=ratio, theta=self.theta,
+                                       sigma_radius=sigma_radius)
+        thr = native_array(strip_unit(threshold)[0], dtype=np.float64)
+        self.threshold_eff = thr * self.kernel.rel_err if scale_threshold else thr
+        self.backend = get_backend(backend)
+
+    def __repr__(self) -> str:
+        thr = (self.threshold if np.ndim(self.threshold) == 0
+               else f"<array; shape={np.shape(self.threshold)}>")
+        return (f"DAOStarFinder(threshold={thr}, fwhm={self.fwhm}, ratio={self.ratio}, "
+                f"theta={self.theta}, sigma_radius={self.sigma_radius}, "
+                f"sharpness_range={self.sharpness_range}, "
+                f"roundness_range={self.roundness_range}, "
+                f"exclude_border={self.exclude_border}, n_brightest={self.n_brightest}, "
+                f"peak_max={self.peak_max}, min_separation={self.min_separation}, "
+                f"scale_threshold={self.scale_threshold}, backend={self.backend.name!r})")
 
     def _measure(self, img, conv, xpos, ypos):
         bk = self.backend
@@ -572,3 +598,374 @@ class DAOStarFinder:
         table["mag"] = mag
         table["daofind_mag"] = daofind_mag
         return table
+
+
+# --------------------------------------------------------------------------------------------
+# IRAFStarFinder
+# --------------------------------------------------------------------------------------------
+
+_IRAF_COLUMNS = ("id", "x_centroid", "y_centroid", "fwhm", "sharpness", "roundness",
+                 "orientation", "n_pixels", "peak", "flux", "mag")
+
+
+class IRAFStarFinder(_StarFinderBase):
+    """IRAF ``starfind`` point-source finder (photutils ``IRAFStarFinder``).
+
+    Peaks are searched, as by :class:`DAOStarFinder`, in the image correlated with the
+    zero-sum circular Gaussian kernel (:class:`StarFinderKernel`, ratio 1), but above
+    ``threshold`` itself (not scaled by the kernel's ``rel_err``). Each star is then measured
+    with image moments (IRAF ``starfind``; photutils' formulas):
+
+    * cut-out of the kernel's shape centred on the rounded position (0 outside the image);
+      ``sky`` = mean of the cut-out outside the kernel footprint;
+    * ``c = max(pixel - sky, 0)`` inside the footprint, 0 outside;
+    * centroid = first moments of ``c``; ``mu_xx``, ``mu_yy``, ``mu_xy`` its central second
+      moments over ``sum c``;
+    * ``fwhm = 2 sqrt(ln 2 (mu_xx + mu_yy))``, ``sharpness = fwhm / kernel fwhm``,
+      ``roundness = sqrt((mu_xx - mu_yy)**2 + 4 mu_xy**2) / (mu_xx + mu_yy)``,
+      ``orientation = atan2(2 mu_xy, mu_xx - mu_yy) / 2`` (degrees in [0, 360)),
+      ``peak = max c``, ``flux = sum c``, ``mag = -2.5 log10(flux)``,
+      ``n_pixels`` = number of non-zero ``c``.
+
+    Stars with at most one non-zero ``c`` or a non-finite measurement are dropped, then
+    those outside ``sharpness_range``/``roundness_range`` (inclusive) or above ``peak_max``;
+    ``n_brightest`` keeps the largest fluxes.
+
+    Parameters
+    ----------
+    threshold : float or array_like, shape (ny, nx)
+        Detection threshold on the correlated image (data units).
+    fwhm : float
+        Gaussian FWHM of the kernel (pixels, > 0).
+    sigma_radius : float, optional
+        Kernel truncation radius in standard deviations.
+    minsep_fwhm : float, optional
+        photutils 2's separation in FWHM: ``min_separation = max(2, int(fwhm * minsep_fwhm
+        + 0.5))`` when ``min_separation`` is not given.
+    sharplo, sharphi, roundlo, roundhi : float, optional
+        photutils 2 bounds; override the ends of ``sharpness_range``/``roundness_range``.
+    exclude_border : bool, optional
+        Drop peaks closer to the edge than the kernel radius.
+    n_brightest : int, optional
+        Keep the brightest sources by ``flux`` (``brightest`` is an alias).
+    peak_max : float, optional
+        Drop sources whose ``peak`` exceeds this value (``peakmax`` is an alias).
+    xycoords : array_like, shape (n, 2), optional
+        Measure these (x, y) positions instead of searching peaks (no threshold applies).
+    min_separation : float, optional
+        Minimum peak separation (default ``2.5 * fwhm``; 0 uses the kernel footprint).
+    sharpness_range, roundness_range : (float, float) or None, keyword-only
+        Defaults (0.5, 2.0) and (0.0, 0.2); None disables the cut.
+    backend : str, Backend or None, keyword-only
+
+    Raises
+    ------
+    InvalidParameterError
+        For a bad ``fwhm``, ``sigma_radius``, ``minsep_fwhm``, ``min_separation`` or
+        ``n_brightest``.
+    InvalidInputError
+        For ``xycoords`` not of shape (n, 2).
+
+    Notes
+    -----
+    The sky is summed as NumPy sums it for photutils (pairwise, in float32 for float32 data)
+    and everything after it is float64, so results equal photutils' to float64 rounding of
+    the moment sums (photutils forms them with matrix products).
+    """
+
+    def __init__(self, threshold, fwhm, sigma_radius=1.5, minsep_fwhm=None, sharplo=None,
+                 sharphi=None, roundlo=None, roundhi=None, exclude_border=False,
+                 n_brightest=None, peak_max=None, xycoords=None, min_separation=None, *,
+                 sharpness_range=(0.5, 2.0), roundness_range=(0.0, 0.2), brightest=None,
+                 peakmax=None, backend=None):
+        if np.ndim(fwhm) != 0:
+            raise InvalidParameterError(f"fwhm must be a single number, got {fwhm!r}")
+        self.threshold = threshold
+        self.fwhm = fwhm
+        self.sigma_radius = sigma_radius
+        self.sharpness_range = _range(sharplo, sharphi, sharpness_range, (0.5, 2.0))
+        self.roundness_range = _range(roundlo, roundhi, roundness_range, (0.0, 0.2))
+        self.exclude_border = exclude_border
+        self.n_brightest = _validate_n_brightest(
+            brightest if n_brightest is None else n_brightest)
+        self.peak_max = peakmax if peak_max is None else peak_max
+        if minsep_fwhm is not None:
+            if minsep_fwhm < 0:
+                raise InvalidParameterError(f"minsep_fwhm must be >= 0, got {minsep_fwhm!r}")
+            if min_separation is None:
+                min_separation = max(2, int(fwhm * minsep_fwhm + 0.5))
+        if min_separation is not None and min_separation < 0:
+            raise InvalidParameterError(
+                f"min_separation must not be negative, got {min_separation!r}")
+        self.min_separation = 2.5 * fwhm if min_separation is None else min_separation
+        self.xycoords = _validate_xycoords(xycoords)
+        self.kernel = StarFinderKernel(fwhm, ratio=1.0, theta=0.0, sigma_radius=sigma_radius)
+        self.threshold_eff = native_array(strip_unit(threshold)[0], dtype=np.float64)
+        self.backend = get_backend(backend)
+
+    def __repr__(self) -> str:
+        thr = (self.threshold if np.ndim(self.threshold) == 0
+               else f"<array; shape={np.shape(self.threshold)}>")
+        return (f"IRAFStarFinder(threshold={thr}, fwhm={self.fwhm}, "
+                f"sigma_radius={self.sigma_radius}, sharpness_range={self.sharpness_range}, "
+                f"roundness_range={self.roundness_range}, "
+                f"exclude_border={self.exclude_border}, n_brightest={self.n_brightest}, "
+                f"peak_max={self.peak_max}, min_separation={self.min_separation}, "
+                f"backend={self.backend.name!r})")
+
+    def _measure(self, img, xpos, ypos):
+        bk = self.backend
+        xi = np.round(xpos).astype(np.int64)
+        yi = np.round(ypos).astype(np.int64)
+        kmask = self.kernel.mask.astype(np.float64)
+        n_sky = int(np.count_nonzero(kmask == 0))
+        f32 = img.dtype == np.float32
+        if bk.name == "cpu":
+            return kstar.iraf_measure_cpu(img, xi, yi, kmask, n_sky, f32)
+        out = bk.xp.empty((xi.size, kstar.N_IRAF))
+        kernel = kstar.cuda_iraf_kernel("cudasim" if bk.name == "cudasim" else "cuda")
+        a = bk.asarray
+        launch(kernel, bk, xi.size, img, a(xi), a(yi), a(kmask), np.float64(n_sky),
+               bool(f32), out)
+        return bk.to_host(out)
+
+    def find_stars(self, data, mask=None):
+        """Find and measure stars.
+
+        Parameters
+        ----------
+        data : array_like, shape (ny, nx)
+            Background-subtracted image (host or device).
+        mask : array_like of bool, optional
+            True where pixels are ignored by the peak search.
+
+        Returns
+        -------
+        QTable or None
+            Columns ``id, x_centroid, y_centroid, fwhm, sharpness, roundness, orientation
+            (deg), n_pixels, peak, flux, mag``; None (with a :class:`NoDetectionsWarning`)
+            when no source is found or none passes the filters.
+        """
+        bk = self.backend
+        img = as_image(strip_unit(data)[0], "data", bk)
+        bmask = as_mask(mask, "mask", bk, img.shape)
+        conv = self._convolve(img)
+        pos = self._positions(conv, bmask)
+        if pos is None:
+            warnings.warn("IRAFStarFinder: no peak of the convolved data lies above the "
+                          "threshold", NoDetectionsWarning, stacklevel=2)
+            return None
+        xpos, ypos = np.asarray(pos[0], dtype=float), np.asarray(pos[1], dtype=float)
+        stats = self._measure(img, xpos, ypos)
+        return self._catalog(stats, xpos, ypos)
+
+    def _catalog(self, stats, xpos, ypos):
+        mu_xx, mu_yy, mu_xy = (stats[:, sm.I_MU_XX], stats[:, sm.I_MU_YY],
+                               stats[:, sm.I_MU_XY])
+        mu_sum = mu_xx + mu_yy
+        mu_diff = mu_xx - mu_yy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fwhm = 2.0 * np.sqrt(np.log(2.0) * mu_sum)
+            cols = {
+                "x_centroid": stats[:, sm.I_XC] + (xpos - self.kernel.x_radius),
+                "y_centroid": stats[:, sm.I_YC] + (ypos - self.kernel.y_radius),
+                "sharpness": fwhm / self.kernel.fwhm,
+                "roundness": np.sqrt(mu_diff ** 2 + 4.0 * mu_xy ** 2) / mu_sum,
+                "orientation": np.rad2deg(0.5 * np.arctan2(2.0 * mu_xy, mu_diff)) % 360,
+                "sky": stats[:, sm.I_SKY],
+                "peak": stats[:, sm.I_PEAK],
+                "flux": stats[:, sm.I_FLUX],
+            }
+            keep = stats[:, sm.I_NPIX] > 1
+        for values in cols.values():
+            keep &= np.isfinite(values)
+        if not keep.any():
+            warnings.warn("IRAFStarFinder: no peak could be measured (fewer than two positive "
+                          "pixels or a non-finite value)", NoDetectionsWarning, stacklevel=3)
+            return None
+        for name, bounds in (("sharpness", self.sharpness_range),
+                             ("roundness", self.roundness_range)):
+            if bounds is not None:
+                keep &= (cols[name] >= bounds[0]) & (cols[name] <= bounds[1])
+        if self.peak_max is not None:
+            keep &= cols["peak"] <= self.peak_max
+        if not keep.any():
+            warnings.warn(f"IRAFStarFinder: {xpos.size} peak(s) found, but none passes the "
+                          "sharpness, roundness and peak_max limits",
+                          NoDetectionsWarning, stacklevel=3)
+            return None
+        rows = np.nonzero(keep)[0]
+        if self.n_brightest is not None:
+            order = np.argsort(cols["flux"][rows])[::-1][:self.n_brightest]
+            rows = rows[order]
+        table = QTable()
+        table["id"] = np.arange(rows.size) + 1
+        table["x_centroid"] = cols["x_centroid"][rows]
+        table["y_centroid"] = cols["y_centroid"][rows]
+        table["fwhm"] = fwhm[rows]
+        table["sharpness"] = cols["sharpness"][rows]
+        table["roundness"] = cols["roundness"][rows]
+        table["orientation"] = cols["orientation"][rows] * u.deg
+        table["n_pixels"] = stats[rows, sm.I_NPIX].astype(np.int64)
+        table["peak"] = cols["peak"][rows]
+        table["flux"] = cols["flux"][rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["mag"] = -2.5 * np.log10(cols["flux"][rows])
+        return table
+
+
+# --------------------------------------------------------------------------------------------
+# drizzlepac's UserStarFinder
+# --------------------------------------------------------------------------------------------
+
+_USER_COLUMNS = ("id", "xcentroid", "ycentroid", "sharpness", "roundness1", "roundness2",
+                 "npix", "sky", "peak", "flux", "mag")
+
+
+def _coords_xy(coords):
+    """Integer (x, y) peak positions from a ``find_peaks`` table or an (n, 2) array."""
+    names = getattr(coords, "colnames", None)
+    if names is not None:
+        if "x_peak" not in names or "y_peak" not in names:
+            raise InvalidInputError(
+                f"coords must be a find_peaks table with x_peak and y_peak columns, got "
+                f"columns {names}")
+        x, y = np.asarray(coords["x_peak"]), np.asarray(coords["y_peak"])
+    else:
+        xy = native_array(coords)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise InvalidInputError(
+                f"coords must hold (x, y) rows, shape (n, 2); got shape {xy.shape}")
+        x, y = xy[:, 0], xy[:, 1]
+    if not (np.all(np.mod(x, 1) == 0) and np.all(np.mod(y, 1) == 0)):
+        raise InvalidInputError("coords must be integer peak pixels (x_peak, y_peak)")
+    return x.astype(np.int64), y.astype(np.int64)
+
+
+def user_star_finder(data, coords, fwhm, *, threshold=1e-10, ratio=1.0, theta=0.0,
+                     sigma_radius=1.5, sharplo=0.2, sharphi=1.0, roundlo=-1.0, roundhi=1.0,
+                     sky=0.0, exclude_border=False, brightest=None, peakmax=None,
+                     backend=None):
+    """DAOFIND statistics at given peaks, as drizzlepac's ``UserStarFinder`` computes them.
+
+    drizzlepac 3.11's ``haputils.deconvolve_utils.UserStarFinder(fwhm, coords=peaks,
+    threshold=..., ...)(data, mask=mask)``, the measurement the HAP point catalog's ``psf``
+    algorithm runs on the peaks of its PSF deconvolution. It is not photutils'
+    ``DAOStarFinder(xycoords=...)`` (:class:`DAOStarFinder` reproduces that): drizzlepac
+    measures the *unconvolved* data in place of the convolved image, so
+
+    * ``sharpness = (peak - mean) / peak`` with ``mean`` the mean of the other footprint
+      pixels (Stetson 1987 with the data for the convolved image);
+    * ``roundness1`` (SROUND) is formed from the data's quadrants;
+    * ``flux = peak / (threshold * rel_err) - sky * npix`` (DAOFIND's old flux, the data
+      peak over the effective threshold), ``mag = -2.5 log10(flux)`` (NaN for
+      ``flux <= 0``), ``peak`` = data peak - ``sky``;
+    * the centroid and ``roundness2`` come from the marginal Gaussian fits of DAOFIND, as
+      in :class:`DAOStarFinder`.
+
+    A peak is skipped when its kernel-sized cut-out leaves the image or a marginal fit fails
+    (NaN, e.g. a NaN pixel in the cut-out); the limits are exclusive: a star is kept when
+    ``sharplo < sharpness < sharphi``, ``roundlo < roundness1, roundness2 < roundhi`` (a NaN
+    statistic passes, as in drizzlepac) and ``peak < peakmax``. ``brightest`` keeps the
+    largest fluxes in their original order. No threshold is applied to the peaks, and
+    drizzlepac ignores the finder's ``mask`` on this path, so there is none here.
+
+    Parameters
+    ----------
+    data : array_like, shape (ny, nx)
+        Image (host or device), e.g. HAP's threshold-subtracted, clipped region.
+    coords : Table or array_like
+        ``find_peaks`` table (``x_peak``, ``y_peak`` columns) or integer (x, y) rows.
+    fwhm : float
+        Gaussian FWHM of the kernel (pixels).
+    threshold : float, keyword-only
+        Only scales ``flux`` (HAP passes 1e-10).
+    ratio, theta, sigma_radius : float, keyword-only
+        Kernel shape (:class:`StarFinderKernel`).
+    sharplo, sharphi, roundlo, roundhi, sky, peakmax : float, keyword-only
+        drizzlepac's limits and sky (defaults as drizzlepac's class).
+    exclude_border : bool, keyword-only
+        As drizzlepac, this moves the reported centroids by minus the kernel radius (its
+        padding correction, which the user-position path does not need).
+    brightest : int, keyword-only
+    backend : str, Backend or None, keyword-only
+
+    Returns
+    -------
+    astropy.table.Table or None
+        Columns ``id, xcentroid, ycentroid, sharpness, roundness1, roundness2, npix, sky,
+        peak, flux, mag`` (drizzlepac's names, float64 and int64); None with a
+        :class:`NoDetectionsWarning` when no peak is measured or none passes the limits.
+
+    Raises
+    ------
+    InvalidInputError
+        For coords without integer (x, y) peaks.
+    InvalidParameterError
+        For a bad kernel shape or ``brightest``.
+
+    Notes
+    -----
+    drizzlepac sums the quadrants of ``roundness1`` in the data's dtype; with float32 data
+    its ``roundness1`` carries float32 rounding (we sum in float64). ``peak - sky`` is formed
+    in the data's dtype, as drizzlepac's NumPy scalars do; every other column is float64 in
+    both.
+    """
+    from astropy.table import Table
+
+    bk = get_backend(backend)
+    if np.ndim(threshold) != 0:
+        raise InvalidParameterError("threshold must be a single number")
+    brightest = _validate_n_brightest(brightest)
+    img = as_image(strip_unit(data)[0], "data", bk)
+    kernel = StarFinderKernel(fwhm, ratio=ratio, theta=theta, sigma_radius=sigma_radius)
+    xs, ys = _coords_xy(coords)
+    ny, nx = img.shape
+    inside = ((xs - kernel.x_radius >= 0) & (xs + kernel.x_radius + 1 <= nx)
+              & (ys - kernel.y_radius >= 0) & (ys + kernel.y_radius + 1 <= ny))
+    xs, ys = xs[inside], ys[inside]
+    if xs.size == 0:
+        warnings.warn("user_star_finder: no peak has a cut-out inside the image",
+                      NoDetectionsWarning, stacklevel=2)
+        return None
+    finder = DAOStarFinder(threshold, fwhm, ratio=ratio, theta=theta,
+                           sigma_radius=sigma_radius, backend=bk)
+    stats = finder._measure(img, img, xs.astype(float), ys.astype(float))
+    dx, dy = stats[:, sm.S_DX], stats[:, sm.S_DY]
+    sharp, round1, round2 = stats[:, sm.S_SHARP], stats[:, sm.S_ROUND1], stats[:, sm.S_ROUND2]
+    # drizzlepac subtracts the sky from the data's own scalar: in its dtype (NumPy 2 rules)
+    dtype = np.dtype(img.dtype)
+    peak = (stats[:, sm.S_PEAK].astype(dtype) - dtype.type(sky)).astype(np.float64)
+    npix = kernel.data.size
+    flux = stats[:, sm.S_CONV_PEAK] / (threshold * kernel.rel_err) - sky * npix
+    with np.errstate(invalid="ignore"):
+        keep = ~(np.isnan(dx) | np.isnan(stats[:, sm.S_HX]) | np.isnan(dy)
+                 | np.isnan(stats[:, sm.S_HY]))
+        keep &= ~((sharp <= sharplo) | (sharp >= sharphi))
+        keep &= ~((round1 <= roundlo) | (round1 >= roundhi))
+        keep &= ~((round2 <= roundlo) | (round2 >= roundhi))
+        if peakmax is not None:
+            keep &= ~(peak >= peakmax)
+    rows = np.nonzero(keep)[0]
+    if rows.size == 0:
+        warnings.warn("user_star_finder: peaks were measured, but none passes the sharpness "
+                      "and roundness limits", NoDetectionsWarning, stacklevel=2)
+        return None
+    if brightest is not None:
+        rows = rows[np.sort(np.argsort(flux[rows])[-brightest:])]
+    shift_x = kernel.x_radius if exclude_border else 0
+    shift_y = kernel.y_radius if exclude_border else 0
+    table = Table()
+    table["id"] = np.arange(rows.size) + 1
+    table["xcentroid"] = (xs[rows] - shift_x) + dx[rows]
+    table["ycentroid"] = (ys[rows] - shift_y) + dy[rows]
+    table["sharpness"] = sharp[rows]
+    table["roundness1"] = round1[rows]
+    table["roundness2"] = round2[rows]
+    table["npix"] = np.full(rows.size, npix, dtype=np.int64)
+    table["sky"] = np.full(rows.size, float(sky))
+    table["peak"] = peak[rows]
+    table["flux"] = flux[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["mag"] = np.where(flux[rows] > 0, -2.5 * np.log10(flux[rows]), np.nan)
+    return table

@@ -17,6 +17,8 @@ amplitudes ``hx, hy``.
 
 import math
 
+import numpy as np
+
 # Slots of the per-axis kernel constants (row 0: x axis, row 1: y axis); ``g`` is the
 # Gaussian's weighted marginal, ``g' = g * (c - k)`` its offset-weighted form, ``w`` the
 # triangular weights along the axis (see StarFinderKernel.marginal_constants).
@@ -46,7 +48,7 @@ N_STAR = 10
 
 def pixel_value(img, j, i, nan_value):
     """Value of ``img[j, i]`` with NaN replaced by ``nan_value`` (as float64)."""
-    v = img[j, i] * 1.0
+    v = float(img[j, i])
     if v != v:
         return nan_value
     return v
@@ -57,7 +59,7 @@ def is_peak(img, j, i, thr, scalar_thr, mask, use_mask, nan_value, border_y, bor
     """photutils' local-peak test at pixel ``(j, i)`` (see the module docstring)."""
     ny = img.shape[0]
     nx = img.shape[1]
-    raw = img[j, i] * 1.0
+    raw = float(img[j, i])
     if raw != raw:
         return False
     if use_mask and mask[j, i]:
@@ -105,7 +107,7 @@ def cut(img, j, i):
     """``img[j, i]`` as float64, 0 outside the image."""
     if j < 0 or i < 0 or j >= img.shape[0] or i >= img.shape[1]:
         return 0.0
-    return img[j, i] * 1.0
+    return float(img[j, i])
 
 
 def marginal_fit(data, yc, xc, axis, ky, kx, kconst, kern1d, dkern1d, wt1d, dxx1d):
@@ -212,4 +214,203 @@ def dao_measure_one(data, conv, xc, yc, kmask, n_kpix, kconst, kern1d, dkern1d, 
     out[k, S_CONV_PEAK] = conv_peak
 
 
-STAR_FUNCTIONS = (pixel_value, is_peak, cut, marginal_fit, dao_measure_one)
+# Output columns of iraf_measure_one.
+I_XC = 0           # centroid x relative to the cut-out origin
+I_YC = 1           # centroid y relative to the cut-out origin
+I_MU_XX = 2        # central moment sum dx**2 c / sum c
+I_MU_YY = 3        # central moment sum dy**2 c / sum c
+I_MU_XY = 4        # central moment sum dx dy c / sum c
+I_SKY = 5          # mean of the cut-out outside the kernel footprint
+I_PEAK = 6         # largest sky-subtracted value c
+I_FLUX = 7         # sum c
+I_NPIX = 8         # number of c != 0
+N_IRAF = 9
+
+# numpy's pairwise summation: blocks of at most this many terms are summed with 8 running
+# partial sums, longer runs are halved (at a multiple of 8)
+PAIRWISE_BLOCK = 128
+
+
+def round32(x, f32):
+    """``x`` rounded to float32 when ``f32`` (returned as float64), else ``x``.
+
+    A sum, difference or quotient of two float32 numbers formed in float64 and then rounded
+    to float32 equals the float32 operation (float64 carries more than twice float32's
+    precision), so float32 arithmetic is emulated exactly.
+    """
+    if f32:
+        return float(np.float32(x))
+    return x
+
+
+def sky_term(data, x0, y0, kx, kmask, t):
+    """Term ``t`` (raster order) of the sky sum: the cut-out pixel where the kernel footprint
+    is 0, else 0 (0 outside the image)."""
+    a = t // kx
+    b = t - a * kx
+    if kmask[a, b] != 0.0:
+        return 0.0
+    return cut(data, y0 + a, x0 + b)
+
+
+def pairwise_block(data, x0, y0, kx, kmask, lo, n, f32):
+    """numpy's unrolled summation of terms ``lo .. lo + n - 1`` (``n <= PAIRWISE_BLOCK``):
+    fewer than 8 terms in order; else 8 interleaved partial sums combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the remainder in order."""
+    if n < 8:
+        res = 0.0
+        for t in range(lo, lo + n):
+            res = round32(res + sky_term(data, x0, y0, kx, kmask, t), f32)
+        return res
+    r0 = sky_term(data, x0, y0, kx, kmask, lo)
+    r1 = sky_term(data, x0, y0, kx, kmask, lo + 1)
+    r2 = sky_term(data, x0, y0, kx, kmask, lo + 2)
+    r3 = sky_term(data, x0, y0, kx, kmask, lo + 3)
+    r4 = sky_term(data, x0, y0, kx, kmask, lo + 4)
+    r5 = sky_term(data, x0, y0, kx, kmask, lo + 5)
+    r6 = sky_term(data, x0, y0, kx, kmask, lo + 6)
+    r7 = sky_term(data, x0, y0, kx, kmask, lo + 7)
+    full = n - n % 8
+    i = 8
+    while i < full:
+        r0 = round32(r0 + sky_term(data, x0, y0, kx, kmask, lo + i), f32)
+        r1 = round32(r1 + sky_term(data, x0, y0, kx, kmask, lo + i + 1), f32)
+        r2 = round32(r2 + sky_term(data, x0, y0, kx, kmask, lo + i + 2), f32)
+        r3 = round32(r3 + sky_term(data, x0, y0, kx, kmask, lo + i + 3), f32)
+        r4 = round32(r4 + sky_term(data, x0, y0, kx, kmask, lo + i + 4), f32)
+        r5 = round32(r5 + sky_term(data, x0, y0, kx, kmask, lo + i + 5), f32)
+        r6 = round32(r6 + sky_term(data, x0, y0, kx, kmask, lo + i + 6), f32)
+        r7 = round32(r7 + sky_term(data, x0, y0, kx, kmask, lo + i + 7), f32)
+        i += 8
+    res = round32(round32(round32(r0 + r1, f32) + round32(r2 + r3, f32), f32)
+                  + round32(round32(r4 + r5, f32) + round32(r6 + r7, f32), f32), f32)
+    while i < n:
+        res = round32(res + sky_term(data, x0, y0, kx, kmask, lo + i), f32)
+        i += 1
+    return res
+
+
+def pairwise_split(n):
+    """Length of the first half when numpy's pairwise sum splits ``n`` terms."""
+    n2 = n // 2
+    return n2 - n2 % 8
+
+
+def pairwise_level1(data, x0, y0, kx, kmask, lo, n, f32):
+    """numpy's pairwise sum of ``n`` terms, one halving deep (exact up to 2 blocks)."""
+    if n <= PAIRWISE_BLOCK:
+        return pairwise_block(data, x0, y0, kx, kmask, lo, n, f32)
+    n2 = pairwise_split(n)
+    return round32(pairwise_block(data, x0, y0, kx, kmask, lo, n2, f32)
+                   + pairwise_block(data, x0, y0, kx, kmask, lo + n2, n - n2, f32), f32)
+
+
+def pairwise_level2(data, x0, y0, kx, kmask, lo, n, f32):
+    """numpy's pairwise sum of ``n`` terms, two halvings deep."""
+    if n <= PAIRWISE_BLOCK:
+        return pairwise_block(data, x0, y0, kx, kmask, lo, n, f32)
+    n2 = pairwise_split(n)
+    return round32(pairwise_level1(data, x0, y0, kx, kmask, lo, n2, f32)
+                   + pairwise_level1(data, x0, y0, kx, kmask, lo + n2, n - n2, f32), f32)
+
+
+def pairwise_level3(data, x0, y0, kx, kmask, lo, n, f32):
+    """numpy's pairwise sum of ``n`` terms, three halvings deep."""
+    if n <= PAIRWISE_BLOCK:
+        return pairwise_block(data, x0, y0, kx, kmask, lo, n, f32)
+    n2 = pairwise_split(n)
+    return round32(pairwise_level2(data, x0, y0, kx, kmask, lo, n2, f32)
+                   + pairwise_level2(data, x0, y0, kx, kmask, lo + n2, n - n2, f32), f32)
+
+
+def pairwise_sky_sum(data, x0, y0, kmask, f32):
+    """Sum of the cut-out outside the kernel footprint in numpy's order and precision
+    (``np.sum`` of the masked cut-out: pairwise, in the data's dtype). Four halvings deep
+    (device code cannot recurse): exact for cut-outs of up to about 1900 pixels (kernels up
+    to 43 x 43); beyond that the deepest blocks are summed unrolled without halving."""
+    n = kmask.shape[0] * kmask.shape[1]
+    kx = kmask.shape[1]
+    if n <= PAIRWISE_BLOCK:
+        return pairwise_block(data, x0, y0, kx, kmask, 0, n, f32)
+    n2 = pairwise_split(n)
+    return round32(pairwise_level3(data, x0, y0, kx, kmask, 0, n2, f32)
+                   + pairwise_level3(data, x0, y0, kx, kmask, n2, n - n2, f32), f32)
+
+
+def iraf_measure_one(data, xc, yc, kmask, n_sky, f32, out, k):
+    """IRAF ``starfind`` moments of the star at integer position ``(xc, yc)`` into
+    ``out[k, :]`` (columns ``I_*``; photutils ``IRAFStarFinder``).
+
+    The cut-out has the kernel's shape, centred on the position (0 outside the image). The
+    sky is the mean of its pixels outside the kernel footprint (``n_sky`` of them), summed
+    as numpy sums them (pairwise, in the data's precision: ``f32`` for float32 data) and
+    divided in float64; any non-finite pixel makes it NaN. Inside the footprint
+    ``c = max(pixel - sky, 0)`` (float64), 0 outside; the centroid, central second moments,
+    peak, flux and number of non-zero ``c`` follow.
+    """
+    ky = kmask.shape[0]
+    kx = kmask.shape[1]
+    x0 = xc - kx // 2
+    y0 = yc - ky // 2
+    finite = True
+    for a in range(ky):
+        for b in range(kx):
+            v = cut(data, y0 + a, x0 + b)
+            if not math.isfinite(v):
+                finite = False
+    if not finite:
+        for c in range(N_IRAF):
+            out[k, c] = math.nan
+        return
+    # the sum is in the data's precision; dividing by NumPy's integer count gives float64
+    sky = pairwise_sky_sum(data, x0, y0, kmask, f32) / n_sky
+    m00 = 0.0
+    m10 = 0.0
+    m01 = 0.0
+    peak = -math.inf
+    npix = 0
+    for a in range(ky):
+        for b in range(kx):
+            c = 0.0
+            if kmask[a, b] != 0.0:
+                c = (cut(data, y0 + a, x0 + b) - sky) * kmask[a, b]
+                if c < 0.0:
+                    c = 0.0
+            m00 += c
+            m10 += a * c
+            m01 += b * c
+            if c > peak:
+                peak = c
+            if c != 0.0:
+                npix += 1
+    xcen = m01 / m00 if m00 != 0.0 else math.nan
+    ycen = m10 / m00 if m00 != 0.0 else math.nan
+    mxx = 0.0
+    myy = 0.0
+    mxy = 0.0
+    for a in range(ky):
+        for b in range(kx):
+            if kmask[a, b] == 0.0:
+                continue
+            c = (cut(data, y0 + a, x0 + b) - sky) * kmask[a, b]
+            if c <= 0.0:
+                continue
+            dx = b - xcen
+            dy = a - ycen
+            mxx += dx * dx * c
+            myy += dy * dy * c
+            mxy += dx * dy * c
+    out[k, I_XC] = xcen
+    out[k, I_YC] = ycen
+    out[k, I_MU_XX] = mxx / m00 if m00 != 0.0 else math.nan
+    out[k, I_MU_YY] = myy / m00 if m00 != 0.0 else math.nan
+    out[k, I_MU_XY] = mxy / m00 if m00 != 0.0 else math.nan
+    out[k, I_SKY] = sky
+    out[k, I_PEAK] = peak
+    out[k, I_FLUX] = m00
+    out[k, I_NPIX] = npix
+
+
+STAR_FUNCTIONS = (pixel_value, is_peak, cut, marginal_fit, dao_measure_one, round32, sky_term,
+                  pairwise_block, pairwise_split, pairwise_level1, pairwise_level2,
+                  pairwise_level3, pairwise_sky_sum, iraf_measure_one)

@@ -20,7 +20,9 @@ occurrence in raster order.
 CPU: labels in parallel (``prange``), each looping over its bounding box in raster order.
 CUDA: one thread per pixel with atomics, then a second pass for the first extremum index.
 
-:func:`kron_radius_cpu` computes photutils' unscaled Kron radius per label.
+:func:`kron_radius_cpu` / :func:`kron_flux_cpu` and the CUDA kernels of
+:func:`cuda_kron_kernels` compute photutils' unscaled Kron radius and the Kron flux per label
+(one source per ``prange`` iteration or CUDA thread; the mathematics is in :mod:`._kron_math`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import numba
 import numpy as np
 from numba import cuda, prange
 
-from ..targets import cuda_module_for
+from ..targets import compile_namespace, cuda_module_for, rebind
+from . import _kron_math as km
 
 __all__ = [
     "A_NPIX",
@@ -43,6 +46,8 @@ __all__ = [
     "N_ACC",
     "measure_cpu",
     "kron_radius_cpu",
+    "kron_flux_cpu",
+    "cuda_kron_kernels",
     "cuda_measure_kernels",
     "APERMASK_NONE",
     "APERMASK_MASK",
@@ -56,11 +61,16 @@ A_BKG = 3
 A_MOM = 4
 N_ACC = A_MOM + 16
 
-APERMASK_NONE = 0
-APERMASK_MASK = 1
-APERMASK_CORRECT = 2
+APERMASK_NONE = km.APERMASK_NONE
+APERMASK_MASK = km.APERMASK_MASK
+APERMASK_CORRECT = km.APERMASK_CORRECT
+
+KRON_OK = km.KRON_OK
 
 _JIT = dict(nogil=True, cache=True)
+_cpu = compile_namespace(km.KRON_FUNCTIONS, "cpu")
+_kron_radius_one = _cpu.kron_radius_one
+_kron_flux_one = _cpu.kron_flux_one
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -145,92 +155,17 @@ def measure_cpu(labels, label_values, bbox, data, conv, error, bkg, mask, flags)
     return acc, extrema, ext_index
 
 
-@numba.njit(**_JIT)
-def _kron_one(lab, xc, yc, a, b, theta, cxx, cxy, cyy, data, segm, mask, use_mask, method,
-              kron_min, min_circ, max_size):
-    ny_img, nx_img = data.shape
-    use_circular = a == 0.0 and b == 0.0
-    if use_circular:
-        if min_circ <= 0.0:
-            return math.nan
-        half_w = min_circ
-        half_h = min_circ
-    else:
-        ct = math.cos(theta)
-        st = math.sin(theta)
-        half_w = math.sqrt(a * a * ct * ct + b * b * st * st)
-        half_h = math.sqrt(a * a * st * st + b * b * ct * ct)
-    ixmin = math.floor(xc - half_w + 0.5)
-    ixmax = math.floor(xc + half_w + 0.5) + 1
-    iymin = math.floor(yc - half_h + 0.5)
-    iymax = math.floor(yc + half_h + 0.5) + 1
-    if (ixmax - ixmin) * (iymax - iymin) > max_size:
-        return math.nan
-    lx0 = max(ixmin, 0)
-    ly0 = max(iymin, 0)
-    lx1 = min(ixmax, nx_img)
-    ly1 = min(iymax, ny_img)
-    if lx0 >= lx1 or ly0 >= ly1:
-        return math.nan
-    cw = lx1 - lx0
-    ch = ly1 - ly0
-    # mirror centre inside the cutout (photutils: int(cutout centre + 0.5))
-    mx = 2 * int(xc - max(0, ixmin) + 0.5)
-    my = 2 * int(yc - max(0, iymin) + 0.5)
-    numer = 0.0
-    denom = 0.0
-    for cj in range(ch):
-        j = ly0 + cj
-        yy = j - yc
-        for ci in range(cw):
-            i = lx0 + ci
-            v = np.float64(data[j, i])
-            bad = (not math.isfinite(v)) or (use_mask and mask[j, i])
-            s = segm[j, i]
-            neighbour = s != lab and s != 0
-            if method == APERMASK_MASK and neighbour:
-                bad = True
-            if bad:
-                continue
-            xx = i - xc
-            if use_circular:
-                inside = xx * xx + yy * yy <= min_circ * min_circ
-                rr = math.sqrt(max(cxx * xx * xx + cxy * xx * yy + cyy * yy * yy, 0.0))
-            else:
-                rr = math.sqrt(max(cxx * xx * xx + cxy * xx * yy + cyy * yy * yy, 0.0))
-                inside = rr <= 6.0
-            if not inside:
-                continue
-            if method == APERMASK_CORRECT and neighbour:
-                mi = mx - ci
-                mj = my - cj
-                if mi < 0 or mj < 0 or mi >= cw or mj >= ch:
-                    v = 0.0
-                else:
-                    sm = segm[ly0 + mj, lx0 + mi]
-                    vm = np.float64(data[ly0 + mj, lx0 + mi])
-                    if ((sm != lab and sm != 0) or not math.isfinite(vm)
-                            or (use_mask and mask[ly0 + mj, lx0 + mi])):
-                        v = 0.0
-                    else:
-                        v = vm
-            numer += v * rr
-            denom += v
-    if numer <= 0.0 or denom <= 0.0:
-        return kron_min
-    return numer / denom
-
-
 @numba.njit(parallel=True, **_JIT)
 def kron_radius_cpu(label_values, xc, yc, a, b, theta, cxx, cxy, cyy, data, segm, mask,
                     use_mask, method, kron_min, min_circ, max_size):
     """photutils' measured (unscaled, unclipped) Kron radius of each label.
 
-    ``a`` and ``b`` are 6 x the semimajor/semiminor sigmas; the radius is the ``rr``-weighted
-    mean of the data inside the elliptical radius 6 (pixel centres), where
-    ``rr**2 = cxx x**2 + cxy x y + cyy y**2``. Neighbouring segments are ignored, masked or
-    replaced by their mirror pixel about the centroid (``method``). NaN inputs give NaN;
-    non-positive sums give ``kron_min``.
+    ``a`` and ``b`` are 6 x the semimajor/semiminor sigmas; see
+    :func:`._kron_math.kron_radius_one`. Rows with a non-finite centre or shape give NaN.
+
+    Returns
+    -------
+    ndarray, float64, shape (n,)
     """
     n = label_values.shape[0]
     out = np.full(n, np.nan)
@@ -238,9 +173,48 @@ def kron_radius_cpu(label_values, xc, yc, a, b, theta, cxx, cxy, cyy, data, segm
         if not (math.isfinite(xc[k]) and math.isfinite(yc[k]) and math.isfinite(a[k])
                 and math.isfinite(b[k]) and math.isfinite(theta[k])):
             continue
-        out[k] = _kron_one(label_values[k], xc[k], yc[k], a[k], b[k], theta[k], cxx[k], cxy[k],
-                           cyy[k], data, segm, mask, use_mask, method, kron_min, min_circ,
-                           max_size)
+        out[k] = _kron_radius_one(label_values[k], xc[k], yc[k], a[k], b[k], theta[k], cxx[k],
+                                  cxy[k], cyy[k], data, segm, mask, use_mask, method, kron_min,
+                                  min_circ, max_size)
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def kron_flux_cpu(label_values, xc, yc, a, b, theta, radius, valid, data, error, segm, mask,
+                  flags, method, max_size):
+    """Kron flux and variance of each label (see :func:`._kron_math.kron_flux_one`).
+
+    Parameters
+    ----------
+    label_values : ndarray of int, shape (n,)
+    xc, yc, a, b, theta, radius : ndarray, float64, shape (n,)
+        Aperture centre, elliptical semi-axes and angle (radians), or circular radius (> 0
+        selects the circle).
+    valid : ndarray of bool, shape (n,)
+        False where the source has no aperture (NaN results).
+    data, error : ndarray, shape (ny, nx)
+        ``error`` is read when bit 1 of ``flags`` is set (else any (1, 1) array).
+    segm : ndarray of int, shape (ny, nx)
+    mask : ndarray of bool, shape (ny, nx) or (1, 1)
+        Read when bit 2 of ``flags`` is set.
+    flags, method, max_size : int
+
+    Returns
+    -------
+    ndarray, float64, shape (n, 2)
+        ``sum w I`` and ``sum w e**2`` (NaN where undefined).
+    """
+    n = label_values.shape[0]
+    out = np.full((n, 2), np.nan)
+    for k in prange(n):
+        if not valid[k]:
+            continue
+        f, v, status = _kron_flux_one(label_values[k], xc[k], yc[k], a[k], b[k], theta[k],
+                                      radius[k], data, error, segm, mask, flags, method,
+                                      max_size)
+        if status == KRON_OK:
+            out[k, 0] = f
+            out[k, 1] = v
     return out
 
 
@@ -326,3 +300,44 @@ def cuda_measure_kernels(target: str):
     """
     module = cuda_module_for(target)
     return module.jit(_sum_kernel), module.jit(_extrema_index_kernel)
+
+
+def _kron_radius_kernel(label_values, xc, yc, a, b, theta, cxx, cxy, cyy, data, segm, mask,
+                        use_mask, method, kron_min, min_circ, max_size, out):
+    k = cuda.grid(1)
+    if k >= label_values.shape[0]:
+        return
+    if not (math.isfinite(xc[k]) and math.isfinite(yc[k]) and math.isfinite(a[k])
+            and math.isfinite(b[k]) and math.isfinite(theta[k])):
+        out[k] = math.nan
+        return
+    out[k] = kron_radius_one(label_values[k], xc[k], yc[k], a[k], b[k], theta[k], cxx[k],
+                             cxy[k], cyy[k], data, segm, mask, use_mask, method, kron_min,
+                             min_circ, max_size)
+
+
+def _kron_flux_kernel(label_values, xc, yc, a, b, theta, radius, valid, data, error, segm,
+                      mask, flags, method, max_size, out):
+    k = cuda.grid(1)
+    if k >= label_values.shape[0]:
+        return
+    out[k, 0] = math.nan
+    out[k, 1] = math.nan
+    if not valid[k]:
+        return
+    f, v, status = kron_flux_one(label_values[k], xc[k], yc[k], a[k], b[k], theta[k],
+                                 radius[k], data, error, segm, mask, flags, method, max_size)
+    if status == KRON_OK:
+        out[k, 0] = f
+        out[k, 1] = v
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_kron_kernels(target: str):
+    """``(kron_radius_kernel, kron_flux_kernel)`` for ``cuda`` or ``cudasim``, one thread per
+    source, with the arguments of :func:`kron_radius_cpu` / :func:`kron_flux_cpu` followed by
+    the output array ((n,) float64, resp. (n, 2) float64)."""
+    module = cuda_module_for(target)
+    names = dict(vars(compile_namespace(km.KRON_FUNCTIONS, target)))
+    return (module.jit(rebind(_kron_radius_kernel, names)),
+            module.jit(rebind(_kron_flux_kernel, names)))

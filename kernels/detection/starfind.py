@@ -1,6 +1,7 @@
 """Peak finding and DAOFIND measurements (CPU and CUDA drivers).
 
-The per-pixel peak test and the per-star statistics are in :mod:`._star_math`. The CPU runs
+The per-pixel peak test and the per-star statistics (DAOFIND fits, IRAF starfind moments)
+are in :mod:`._star_math`. The CPU runs
 rows (peaks) and stars in ``prange``; CUDA runs one thread per pixel (peaks) and per star.
 """
 
@@ -15,12 +16,15 @@ from numba import cuda, prange
 from . import _star_math as sm
 from ..targets import compile_namespace, cuda_module_for, rebind
 
-__all__ = ["peak_mask_cpu", "dao_measure_cpu", "cuda_star_kernels", "N_STAR"]
+__all__ = ["peak_mask_cpu", "dao_measure_cpu", "iraf_measure_cpu", "cuda_star_kernels",
+           "cuda_iraf_kernel", "N_STAR", "N_IRAF"]
 
 N_STAR = sm.N_STAR
+N_IRAF = sm.N_IRAF
 _cpu = compile_namespace(sm.STAR_FUNCTIONS, "cpu")
 _is_peak = _cpu.is_peak
 _dao_measure_one = _cpu.dao_measure_one
+_iraf_measure_one = _cpu.iraf_measure_one
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -59,6 +63,33 @@ def dao_measure_cpu(data, conv, xpos, ypos, kmask, n_kpix, kconst, kern1d, dkern
     return out
 
 
+@numba.njit(parallel=True, **_JIT)
+def iraf_measure_cpu(data, xpos, ypos, kmask, n_sky, f32):
+    """IRAF starfind moments of the stars at integer positions ``(xpos, ypos)``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (ny, nx)
+    xpos, ypos : ndarray of int64, shape (n,)
+    kmask : ndarray, float64, shape (ky, kx)
+        Kernel footprint (1 inside, 0 outside).
+    n_sky : int
+        Number of zeros of ``kmask``.
+    f32 : bool
+        Emulate float32 arithmetic for the sky (float32 data).
+
+    Returns
+    -------
+    ndarray, float64, shape (n, N_IRAF)
+        Columns ``I_XC .. I_NPIX`` of :mod:`._star_math`.
+    """
+    n = xpos.shape[0]
+    out = np.empty((n, N_IRAF))
+    for k in prange(n):
+        _iraf_measure_one(data, xpos[k], ypos[k], kmask, n_sky, f32, out, np.int64(k))
+    return out
+
+
 def _peak_kernel(img, thr, scalar_thr, mask, use_mask, nan_value, border_y, border_x,
                  footprint, off_y, off_x, zero_rule, insc_half, out):
     i, j = cuda.grid(2)
@@ -85,3 +116,18 @@ def cuda_star_kernels(target: str):
     module = cuda_module_for(target)
     names = dict(vars(compile_namespace(sm.STAR_FUNCTIONS, target)))
     return module.jit(rebind(_peak_kernel, names)), module.jit(rebind(_measure_kernel, names))
+
+
+def _iraf_kernel(data, xpos, ypos, kmask, n_sky, f32, out):
+    k = cuda.grid(1)
+    if k < xpos.shape[0]:
+        iraf_measure_one(data, xpos[k], ypos[k], kmask, n_sky, f32, out, k)
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_iraf_kernel(target: str):
+    """IRAF starfind measurement kernel for ``cuda`` or ``cudasim``: one thread per star,
+    arguments of :func:`iraf_measure_cpu` followed by the (n, N_IRAF) float64 output."""
+    module = cuda_module_for(target)
+    names = dict(vars(compile_namespace(sm.STAR_FUNCTIONS, target)))
+    return module.jit(rebind(_iraf_kernel, names))

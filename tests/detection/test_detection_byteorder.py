@@ -34,7 +34,7 @@ _COLUMNS = ["label", "x_centroid", "y_centroid", "bbox_xmin", "bbox_xmax", "bbox
             "bbox_ymax", "area", "segment_flux", "segment_flux_err", "min_value", "max_value",
             "semimajor_axis", "semiminor_axis", "orientation", "eccentricity", "ellipticity",
             "covariance_xy", "ellipse_cxy", "fwhm", "kron_radius", "background_mean",
-            "background_centroid", "max_value_xindex"]
+            "background_centroid", "max_value_xindex", "kron_flux", "kron_flux_err"]
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -175,6 +175,21 @@ def _daofind(a, bk):
     return found, measured, per_pixel
 
 
+def _iraf(a, bk):
+    found = det.IRAFStarFinder(60.0, 2.5, roundness_range=None, backend=bk).find_stars(
+        a.image, mask=a.mask)
+    measured = det.IRAFStarFinder(1e-6, 2.5, xycoords=a.positions, roundness_range=None,
+                                  sharpness_range=None, backend=bk).find_stars(a.image)
+    per_pixel = det.IRAFStarFinder(a.threshold, 2.5, roundness_range=None,
+                                   backend=bk).find_stars(a.image)
+    return found, measured, per_pixel
+
+
+def _user_star_finder(a, bk):
+    return det.user_star_finder(a.image, np.round(a.positions), 2.5, sharplo=-10.0,
+                                sharphi=10.0, roundlo=-10.0, roundhi=10.0, backend=bk)
+
+
 def _catalog(a, bk):
     cat = det.SourceCatalog(a.image, a.segm, convolved_data=a.image, error=a.error,
                             background=a.background, mask=a.mask, backend=bk)
@@ -224,6 +239,8 @@ CASES = {
     "StdBackgroundRMS": _background("StdBackgroundRMS"),
     "MADStdBackgroundRMS": _background("MADStdBackgroundRMS"),
     "DAOStarFinder": _daofind,
+    "IRAFStarFinder": _iraf,
+    "user_star_finder": _user_star_finder,
     "SourceCatalog": _catalog,
     "SegmentationImage": _segmentation_image,
     "CircularAperture": _apertures,
