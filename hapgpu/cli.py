@@ -40,6 +40,7 @@ _SUBCOMMAND_MODULES = (
     "hapgpu.astrodrizzle._cli",
     "hapgpu.align._cli",
     "hapgpu.catalogs._cli",
+    "hapgpu.skycells._cli",
     "hapgpu._compilation",
 )
 
