@@ -41,6 +41,7 @@ _SUBCOMMAND_MODULES = (
     "hapgpu.align._cli",
     "hapgpu.catalogs._cli",
     "hapgpu.skycells._cli",
+    "hapgpu.svm._cli",
     "hapgpu._compilation",
 )
 

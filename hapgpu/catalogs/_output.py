@@ -46,6 +46,7 @@ __all__ = [
     "FILL_VALUE", "TRIM_FILL_VALUE", "CR_FACTOR", "catalog_filename", "subset_with_flags",
     "combine_total", "trim_total", "exposure_filter_times", "n1_exposure_time",
     "count_good_sources", "cr_rejection", "wcs_header_keywords", "catalog_metadata",
+    "segment_provenance",
     "fill_missing", "write_catalog",
 ]
 
@@ -550,6 +551,35 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(temp)
 
 
+def segment_provenance(image) -> OrderedDict:
+    """The measurement block a segment catalog starts with, before ``h00``.
+
+    drizzlepac's segment tables come from photutils' ``SourceCatalog.to_table``, whose meta
+    (photutils 2, the archive's) is ``date`` (UTC), ``version`` (the packages that made the
+    numbers), ``localbkg_width``, ``apermask_method`` and ``kron_params``; the same keys are
+    written here with hapgpu's values.
+    """
+    import datetime
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"Python": platform.python_version()}
+    for package in ("hapgpu", "astropy", "numpy", "scipy", "numba"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    sourcex = image.params.sourcex
+    return OrderedDict([
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("version", versions),
+        ("localbkg_width", 0),
+        ("apermask_method", "correct"),
+        ("kron_params", [float(sourcex["kron_scaling_radius"]),
+                         float(sourcex["kron_minimum_radius"])]),
+    ])
+
+
 def write_catalog(table: Table, path, *, image, cat_type: str, nsigma: float,
                   poor_quality: bool = False, diagnostic: bool = False, rejected: bool = False,
                   ci_limits=None) -> Path:
@@ -588,8 +618,9 @@ def write_catalog(table: Table, path, *, image, cat_type: str, nsigma: float,
     path = Path(path)
     kind = _kind(cat_type)
     out = Table(table, copy=True)
-    out.meta = catalog_metadata(image, kind, nsigma=nsigma, n_sources=len(out),
-                                poor_quality=poor_quality, ci_limits=ci_limits)
+    meta = catalog_metadata(image, kind, nsigma=nsigma, n_sources=len(out),
+                            poor_quality=poor_quality, ci_limits=ci_limits)
+    out.meta = segment_provenance(image) | meta if kind == "segment" else meta
     if rejected:
         out.remove_rows(slice(0, None))
     out = fill_missing(out)

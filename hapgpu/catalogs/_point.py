@@ -371,6 +371,16 @@ def identify_point_sources(total, *, backend=None) -> Table:
     ra, dec = total.product.wcs.all_pix2world(x, y, 0)
     sources.add_column(Column(np.asarray(ra, dtype=np.float64), name="RA"), index=3)
     sources.add_column(Column(np.asarray(dec, dtype=np.float64), name="DEC"), index=4)
+    # as drizzlepac annotates the raw total list: '.8g' everywhere, then the five columns the
+    # total catalog keeps get their catalog formats, units and descriptions
+    for name in sources.colnames:
+        if name != "id":
+            sources[name].info.format = ".8g"
+    for name, (fmt, unit, description) in _EMPTY_COLUMNS.items():
+        if name in sources.colnames:
+            sources[name].format = fmt
+            sources[name].unit = unit
+            sources[name].description = description
     log.info("identified %d point sources in %s", len(sources), total.product.filename)
     return sources
 

@@ -102,7 +102,8 @@ class PreparedImage:
     blank : bool
         SCI (NaN as 0) is entirely 0: the catalogs are empty.
     data : array
-        SCI on the backend, (ny, nx) float32, NaN kept.
+        SCI on the backend, (ny, nx) float32, NaN replaced by 0 (as drizzlepac does in place;
+        +-inf become the largest finite float32, numpy ``nan_to_num``).
     footprint, inv_footprint : array or None
         Bool (ny, nx): the count mask > 0 eroded 10 times with a 3x3 cross, and its inverse.
     background : ImageBackground or None
@@ -427,9 +428,12 @@ def prepare_image(product: CatalogProduct, params: CatalogParameters, *,
     bk = resolve_backend(backend)
     xp = bk.xp
     gen = params.generation
-    data = bk.asarray(np.ascontiguousarray(product.data, dtype=np.float32))
-    finite = xp.nan_to_num(data, nan=0.0)
-    blank = bool(finite.min() == 0 and finite.max() == 0)
+    # drizzlepac's CatalogImage replaces NaN by 0 in place when it tests for a blank image
+    # (``np.nan_to_num(data, 0)``: the 0 is ``copy=False``), so every later step sees 0 there
+    # (the product's own array is left as it is)
+    data = xp.nan_to_num(bk.asarray(np.ascontiguousarray(product.data, dtype=np.float32)),
+                         copy=True, nan=0.0)
+    blank = bool(data.min() == 0 and data.max() == 0)
     image = PreparedImage(product=product, params=params, backend=bk, blank=blank, data=data)
     pscale = product.pscale
     image.aperture_radii = (gen["aperture_1"] / pscale, gen["aperture_2"] / pscale)

@@ -1,0 +1,275 @@
+"""The drizzled products of an SVM visit (hap-pipeline.md §1.10-§1.12).
+
+For each detector with direct exposures, in drizzlepac's order (``create_drizzle_products``):
+
+1. the metawcs: one north-up frame covering every direct exposure
+   (:func:`hapgpu.svm._metawcs.make_mosaic_wcs` with the total's ``final_rot``/``final_scale``);
+2. for each filter product: its footprint mask and keywords (§1.11), AstroDrizzle with
+   ``final_ra/dec``, ``final_crpix1/2``, ``final_outnx/ny`` of the metawcs (``final_rot`` and
+   ``final_scale`` from the filter's own parameters) and ``resetbits=0`` when the filter has a
+   single exposure; the mask keywords and MEANWHT/MEDWHT into the product;
+3. then each exposure of that filter on the metawcs itself, ``resetbits=0``; it runs after its
+   filter, so it inherits the cosmic-ray flags (DQ ``crbit``) the filter's ``driz_cr`` wrote
+   into the renamed input;
+4. the total, on the metawcs, ``resetbits=0``, from the exposures of every filter with more
+   than one exposure (all exposures when every filter has one), with its footprint keywords.
+
+Every product's log goes to its trailer (``_trl.log``, renamed ``_trl.txt``). The products are
+written into the run's staging folder. :func:`refine_headers` then applies
+:func:`hapgpu.svm._headers.refine_product_headers` to every drizzled product.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidInputError
+from ._manifest import TrailerLog
+
+__all__ = ["DrizzledProduct", "create_drizzle_products", "refine_headers", "total_inputs"]
+
+log = logging.getLogger(__name__)
+
+#: Parameters that place the output frame (drizzlepac ``create_mosaic_pars``).
+_FRAME_KEYS = ("final_ra", "final_dec", "final_crpix1", "final_crpix2", "final_outnx", "final_outny")
+
+
+@dataclass
+class DrizzledProduct:
+    """One drizzled product made by :func:`create_drizzle_products`.
+
+    Attributes
+    ----------
+    product : FilterProduct, ExposureProduct or TotalProduct
+    path : pathlib.Path
+        The DRZ/DRC file in the staging folder.
+    hap_level : int
+        1 for exposures, 2 for filter and total products.
+    inputs : list of pathlib.Path
+        Renamed inputs drizzled into it.
+    mask : numpy.ndarray or None
+        Footprint count mask (int16, frame shape) of filter and total products.
+    """
+
+    product: object
+    path: Path
+    hap_level: int
+    inputs: list = field(default_factory=list)
+    mask: object = None
+
+
+def total_inputs(total) -> list:
+    """Exposures drizzled into a total product (hap-pipeline.md §1.12 step 3).
+
+    Those of every filter with more than one exposure; when every filter has a single
+    exposure, all of them. Grouped by filter name in exposure order, as drizzlepac's
+    ``TotalProduct.wcs_drizzle_product`` builds the list.
+
+    Parameters
+    ----------
+    total : TotalProduct
+
+    Returns
+    -------
+    list of ExposureProduct
+    """
+    groups: dict[str, list] = {}
+    for exposure in total.edp_list:
+        groups.setdefault(exposure.filters, []).append(exposure)
+    chosen = [e for members in groups.values() if len(members) > 1 for e in members]
+    for name, members in groups.items():
+        if len(members) == 1 and chosen:
+            log.info("excluding single exposure filter image %s for %s from %s",
+                     members[0].full_filename, name, total.drizzle_filename)
+    if not chosen:
+        log.info("all filters of %s are single exposures, so all exposures are included",
+                 total.drizzle_filename)
+        chosen = [e for members in groups.values() for e in members]
+    return chosen
+
+
+def _frame_parameters(frame, config_pars: dict, *, own_rot_scale: bool) -> dict:
+    """Output-frame parameters: the metawcs's position and size, with its own rotation and
+    scale (``final_refimage=metawcs``) or those of the product's parameters (filters)."""
+    from ._metawcs import mosaic_drizzle_pars
+
+    pars = mosaic_drizzle_pars(frame)
+    if own_rot_scale:
+        return pars
+    out = {key: pars[key] for key in _FRAME_KEYS}
+    out["final_rot"] = config_pars.get("final_rot")
+    out["final_scale"] = config_pars.get("final_scale")
+    return out
+
+
+def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int):
+    """Run AstroDrizzle for one product with its trailer; return the product path."""
+    from ..astrodrizzle import astrodrizzle
+
+    pars = dict(config.astrodrizzle)
+    pars.update(overrides)
+    pars["runfile"] = product.trl_logname
+    pars["preserve"] = False
+    with TrailerLog(folder, product.trl_logname, product.trl_filename, level):
+        log.info("AstroDrizzle for %s from %s", product.drizzle_filename,
+                 ", ".join(Path(p).name for p in inputs))
+        for key in sorted(pars):
+            log.info("    %s = %r", key, pars[key])
+        result = astrodrizzle([str(p) for p in inputs], folder / product.product_basename,
+                              backend=backend, pars=pars, progress=False)
+    if result.product is None or result.product.name != product.drizzle_filename:
+        raise InvalidInputError(
+            f"{product.drizzle_filename}: AstroDrizzle wrote {result.product}; the inputs' "
+            "FLT/FLC type does not match the product type")
+    return result.product
+
+
+def _write_footprint_keywords(path: Path, mask_kws: dict, mask) -> None:
+    """NPIXFRAC ... MEDNEXP and MEANWHT/MEDWHT into the product's primary header."""
+    from astropy.io import fits
+
+    from ._footprint import weight_keywords
+
+    with fits.open(path, mode="update", memmap=False) as hdul:
+        header = hdul[0].header
+        for key, (value, comment) in mask_kws.items():
+            header[key] = (float(value), comment)
+        for key, (value, comment) in weight_keywords(hdul["WHT", 1].data, mask).items():
+            header[key] = (float(value), comment)
+
+
+def _footprint(product, paths, frame):
+    """Footprint count mask and keywords of a filter or total product (§1.11)."""
+    from ._footprint import footprint_mask, mask_keywords
+
+    total_mask, scaled_mask = footprint_mask(paths, frame.wcs, frame.shape)
+    keywords = mask_keywords(total_mask, scaled_mask)
+    log.info("%s footprint: NPIXFRAC %.4g, MEANNEXP %.4g, MEDNEXP %.4g", product.drizzle_filename,
+             keywords["NPIXFRAC"][0], keywords["MEANNEXP"][0], keywords["MEDNEXP"][0])
+    return total_mask, keywords
+
+
+def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer=None,
+                            level: int = logging.INFO) -> tuple[list[str], list[DrizzledProduct]]:
+    """Drizzle the filter, exposure and total products of one detector (§1.12).
+
+    Parameters
+    ----------
+    total : TotalProduct
+        With ``edp_list``/``fdp_list`` already cleared of ramp and quad exposures.
+    configs : dict
+        ``{product: HapConfig}`` for the total, each filter and each exposure.
+    folder : path-like
+        Staging folder holding the renamed inputs; products and trailers are written there.
+    backend : hapgpu.backend.Backend, optional
+    timer : object, optional
+        Anything with a context method ``step(name, detail)`` (the visit's progress and timing).
+    level : int
+        Lowest log level written to the trailers.
+
+    Returns
+    -------
+    names : list of str
+        Manifest entries in drizzlepac's order: per filter its product and trailer, then per
+        exposure its product, renamed input and trailer; then the total and its trailer.
+    products : list of DrizzledProduct
+        The products made, in the same order.
+
+    Raises
+    ------
+    hapgpu.errors.HapGpuError
+        From the metawcs, the footprint or AstroDrizzle (the message names the file).
+    """
+    from ._metawcs import make_mosaic_wcs
+
+    folder = Path(folder)
+    step = timer.step if timer is not None else _no_step
+    names, made = [], []
+    if not total.edp_list:
+        return names, made
+    total_pars = configs[total].astrodrizzle
+    with step("metawcs", total.drizzle_filename):
+        frame = make_mosaic_wcs([folder / e.full_filename for e in total.edp_list],
+                                rot=total_pars.get("final_rot"), scale=total_pars.get("final_scale"))
+    total.meta_wcs = frame
+    ny, nx = frame.shape
+    log.info("metawcs of %s: %d x %d pixels, %.5f arcsec/pixel, CRVAL (%.7f, %.7f)",
+             total.drizzle_filename, nx, ny, frame.pscale, *frame.wcs.wcs.crval)
+
+    for filter_product in total.fdp_list:
+        paths = [folder / e.full_filename for e in filter_product.edp_list]
+        config = configs[filter_product]
+        with step("footprint", filter_product.drizzle_filename):
+            mask, keywords = _footprint(filter_product, paths, frame)
+        filter_product.meta_wcs, filter_product.mask = frame, mask
+        overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=False)
+        if len(paths) == 1:
+            overrides["resetbits"] = 0  # use the pixels already flagged as cosmic rays
+        with step("drizzle filter", filter_product.drizzle_filename):
+            path = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level)
+            _write_footprint_keywords(path, keywords, mask)
+        made.append(DrizzledProduct(filter_product, path, 2, paths, mask))
+        names += [filter_product.drizzle_filename, filter_product.trl_filename]
+        for exposure in filter_product.edp_list:
+            config = configs[exposure]
+            overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
+            overrides["resetbits"] = 0
+            with step("drizzle exposure", exposure.drizzle_filename):
+                path = _drizzle(exposure, [folder / exposure.full_filename], config, overrides,
+                                folder, backend=backend, level=level)
+            made.append(DrizzledProduct(exposure, path, 1, [folder / exposure.full_filename]))
+            names += [exposure.drizzle_filename, exposure.full_filename, exposure.trl_filename]
+
+    config = configs[total]
+    with step("footprint", total.drizzle_filename):
+        mask, keywords = _footprint(total, [folder / e.full_filename for e in total.edp_list], frame)
+    total.mask = mask
+    inputs = [folder / e.full_filename for e in total_inputs(total)]
+    overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
+    overrides["resetbits"] = 0
+    with step("drizzle total", total.drizzle_filename):
+        path = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level)
+        _write_footprint_keywords(path, keywords, mask)
+    made.append(DrizzledProduct(total, path, 2, inputs, mask))
+    names += [total.drizzle_filename, total.trl_filename]
+    return names, made
+
+
+def refine_headers(products, totals, folder) -> None:
+    """:func:`hapgpu.svm._headers.refine_product_headers` on every drizzled product.
+
+    Parameters
+    ----------
+    products : iterable of DrizzledProduct
+    totals : sequence of TotalProduct
+        Every detector of the visit: the HAP exposure names of HDRTAB come from all of them.
+    folder : path-like
+        Staging folder (products and renamed inputs).
+
+    Raises
+    ------
+    hapgpu.errors.HapGpuError, OSError
+        A product cannot be read or updated (the pipeline's exit status 15).
+    """
+    from ._headers import refine_product_headers
+
+    names = {e.full_filename: e.product_basename for t in totals for e in t.edp_list}
+    for item in products:
+        aperture = getattr(item.product, "aperture", None)
+        log.info("refining the header of %s", item.path.name)
+        refine_product_headers(item.path, hap_level=item.hap_level, hap_exposure_names=names,
+                               poller_aperture=aperture, input_dir=Path(folder))
+
+
+class _NoStep:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _no_step(name, detail=""):
+    return _NoStep()
