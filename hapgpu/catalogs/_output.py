@@ -570,13 +570,17 @@ def segment_provenance(image) -> OrderedDict:
         except PackageNotFoundError:
             versions[package] = None
     sourcex = image.params.sourcex
+    kron_params = (float(sourcex["kron_scaling_radius"]), float(sourcex["kron_minimum_radius"]))
+    if image.product.kind == "total":
+        # drizzlepac joins two SourceCatalog tables into the total table; astropy's metadata
+        # merge concatenates their kron_params tuples
+        kron_params = kron_params + kron_params
     return OrderedDict([
         ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("version", versions),
         ("localbkg_width", 0),
         ("apermask_method", "correct"),
-        ("kron_params", [float(sourcex["kron_scaling_radius"]),
-                         float(sourcex["kron_minimum_radius"])]),
+        ("kron_params", kron_params),
     ])
 
 
