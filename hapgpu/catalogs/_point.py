@@ -271,7 +271,8 @@ def identify_point_sources(total, *, backend=None) -> Table:
       product, FWHM by Gaussian fit), measured by :func:`measure_user_peaks` (fwhm = the PSF
       FWHM, threshold 1e-10, sharpness (0.4, 0.9)). If the PSF path fails or finds no peak:
       ``DAOStarFinder(fwhm, threshold = nsigma reg_rms_median, min_separation=0)`` on the
-      region (as drizzlepac, after a successful region the fwhm used later is the PSF's);
+      region (as drizzlepac, once the PSF FWHM was measured it is the fwhm used from then on,
+      with or without peaks);
     * ``"dao"``: that DAOStarFinder directly, with ``kernel_fwhm``;
     * ``"iraf"``: ``IRAFStarFinder`` likewise.
 
@@ -341,13 +342,15 @@ def identify_point_sources(total, *, backend=None) -> Table:
                                             backend=bk)
                     if result.masked is not None:
                         region = result.masked
+                    # as coded, find_point_sources returns the PSF FWHM with or without
+                    # peaks, and identify_sources keeps it for what follows
+                    source_fwhm = float(fwhm)
                     if result.x_peak.size:
                         peaks = result
             except _PSF_FAILURES as exc:
                 log.warning("region %d: PSF source finding failed (%s)", number, exc)
                 peaks = None
             if peaks is not None:
-                source_fwhm = float(fwhm)
                 log.info("region %d: %d PSF peaks; UserStarFinder(fwhm=%.4f)", number,
                          peaks.x_peak.size, source_fwhm)
                 found = measure_user_peaks(region, peaks.x_peak, peaks.y_peak, source_fwhm,
