@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["footprint_edges", "trace_border"]
+__all__ = ["footprint_edges", "trace_border", "tiled_local_filter", "open_and_smooth",
+           "dilate_cross", "erode_cross", "walk_border"]
 
 #: Empty pixels around each labelled region before tracing (drizzlepac ``label_border``).
 LABEL_BORDER = 10
@@ -32,21 +33,134 @@ SMOOTHING_THRESHOLD = 0.5
 #: Pixels around the footprint's bounding box kept when cropping (opening grows nothing, the
 #: Gaussian reaches 4 sigma = 8 px); cropping with this margin changes no result.
 _CROP_MARGIN = 16
+#: Side of the square tiles of :func:`tiled_local_filter`, pixels.
+TILE = 128
 
 
-def _window_hits(mask: np.ndarray, x: int, y: int, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-major offsets ``(dy, dx)`` in ``[-half, half]`` of the set pixels around ``(x, y)``."""
+def tiled_local_filter(mask: np.ndarray, function, reach: int, tile: int = TILE) -> np.ndarray:
+    """Apply a local binary-image operation only where the mask is not uniform.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)`` input.
+    function : callable
+        ``function(window) -> bool array of the window's shape``: an operation whose output at a
+        pixel depends only on the input within ``reach`` pixels (Chebyshev distance) and on the
+        frame edges, that maps an all-False input to all False, and an all-True input to True
+        at every pixel farther than ``reach`` from the frame edges. (scipy's binary
+        dilations/erosions with a zero border and ``gaussian_filter(...) > t`` qualify.)
+    reach : int
+        The operation's reach, pixels (at most ``tile``).
+    tile : int
+        Tile side, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``: equal, pixel for pixel, to ``function(mask)``.
+
+    Notes
+    -----
+    The frame is cut into ``tile x tile`` tiles. A tile whose 3 x 3 tile neighbourhood is all
+    False is False; all True and away from the frame edges, True. The other tiles, joined into
+    runs along each tile row, are computed as ``function`` of the run plus ``reach + 4`` pixels
+    on every side (clipped to the frame, whose edges are then the window's), of which the run is
+    kept: every output pixel of the run sees exactly the input it sees in the whole frame, so the
+    result is the same, bit for bit (the arithmetic per pixel is the same). The work scales with
+    the length of the mask's edges instead of its area.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise InvalidInputError(f"mask must be 2-D, got shape {mask.shape}")
+    if reach > tile:
+        raise InvalidInputError(f"reach {reach} exceeds the tile size {tile}")
     ny, nx = mask.shape
-    y0, y1 = max(y - half, 0), min(y + half + 1, ny)
-    x0, x1 = max(x - half, 0), min(x + half + 1, nx)
-    rows, cols = np.nonzero(mask[y0:y1, x0:x1])
-    return rows + (y0 - y), cols + (x0 - x)
+    out = np.zeros((ny, nx), dtype=bool)
+    if mask.size == 0:
+        return out
+    nby, nbx = -(-ny // tile), -(-nx // tile)
+    padded = np.zeros((nby * tile, nbx * tile), dtype=bool)
+    padded[:ny, :nx] = mask
+    blocks = padded.reshape(nby, tile, nbx, tile)
+    any_set = blocks.any(axis=(1, 3))
+    all_set = blocks.all(axis=(1, 3))
+    all_set[-1, :] &= ny % tile == 0
+    all_set[:, -1] &= nx % tile == 0
+    from scipy import ndimage
+
+    near_any = ndimage.maximum_filter(any_set, size=3, mode="constant", cval=False)
+    # outside the frame counts as "not all set": tiles on the frame edges are always computed
+    near_all = ndimage.minimum_filter(all_set, size=3, mode="constant", cval=False)
+    for by, bx in zip(*np.nonzero(near_all)):
+        out[by * tile:(by + 1) * tile, bx * tile:(bx + 1) * tile] = True
+    compute = near_any & ~near_all
+    halo = reach + 4
+    for by in range(nby):
+        columns = np.flatnonzero(compute[by])
+        if columns.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(columns) > 1)
+        starts = np.concatenate([[columns[0]], columns[breaks + 1]])
+        stops = np.concatenate([columns[breaks], [columns[-1]]]) + 1
+        y0, y1 = by * tile, min((by + 1) * tile, ny)
+        wy0, wy1 = max(y0 - halo, 0), min(y1 + halo, ny)
+        for b0, b1 in zip(starts, stops):
+            x0, x1 = int(b0) * tile, min(int(b1) * tile, nx)
+            wx0, wx1 = max(x0 - halo, 0), min(x1 + halo, nx)
+            result = function(mask[wy0:wy1, wx0:wx1])
+            out[y0:y1, x0:x1] = result[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+    return out
 
 
-def _window_sum(mask: np.ndarray, x: int, y: int) -> int:
-    """Sum of the 3 x 3 neighbourhood of ``(x, y)`` (zero outside the array)."""
-    ny, nx = mask.shape
-    return int(mask[max(y - 1, 0):min(y + 2, ny), max(x - 1, 0):min(x + 2, nx)].sum())
+#: Neighbourhood offsets ``(dx, dy)`` in row-major order (rows outer): 3 x 3 and 5 x 5.
+_NEAR = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+_FAR = tuple((dx, dy) for dy in range(-2, 3) for dx in range(-2, 3))
+
+
+def walk_border(border: np.ndarray) -> np.ndarray:
+    """The walk of :func:`trace_border` on a validated 2-D array (set pixels: nonzero).
+
+    The set pixels are kept in a Python set of ``(x, y)``: each step looks up at most 25
+    neighbours and scores two candidates on 9 each, instead of slicing the array.
+    """
+    ys, xs = np.nonzero(border)
+    if xs.size == 0:
+        raise InvalidInputError("border mask has no set pixel to trace")
+    x = int(xs.min())
+    y = int(ys[xs == x].min())
+    pixels = set(zip(xs.tolist(), ys.tolist()))
+    pixels.discard((x, y))
+    path = [(x, y)]
+    remaining = len(pixels)
+    slope = -1
+    first = True
+    while first or remaining > 0:
+        pixels.discard((x, y))
+        hits = [(dx, dy) for dx, dy in _NEAR if (x + dx, y + dy) in pixels]
+        if not hits:
+            hits = [(dx, dy) for dx, dy in _FAR if (x + dx, y + dy) in pixels]
+            if not hits:
+                break
+        pick = 0
+        if len(hits) > 1:
+            with_slope = 0 if slope <= 0 else 1
+            other = 1 if slope < 0 else 0
+            cx, cy = x + hits[with_slope][0], y + hits[with_slope][1]
+            score_slope = sum((cx + dx, cy + dy) in pixels for dx, dy in _NEAR)
+            cx, cy = x + hits[other][0], y + hits[other][1]
+            score_other = sum((cx + dx, cy + dy) in pixels for dx, dy in _NEAR)
+            pick = other if score_other > score_slope else with_slope
+        step_x, step_y = hits[pick]
+        x, y = x + step_x, y + step_y
+        path.append((x, y))
+        remaining -= 1
+        first = False
+        slope = (step_y > 0) - (step_y < 0)
+        if step_x < 0:
+            slope = -slope
+    path.append(path[0])
+    return np.array(path, dtype=np.int32)
 
 
 def trace_border(border: np.ndarray) -> np.ndarray:
@@ -82,44 +196,87 @@ def trace_border(border: np.ndarray) -> np.ndarray:
     border = np.asarray(border)
     if border.ndim != 2:
         raise InvalidInputError(f"border mask must be 2-D, got shape {border.shape}")
-    # one empty pixel all round, as the reference's 3 x 3 extraction box has
-    mask = np.zeros((border.shape[0] + 2, border.shape[1] + 2), dtype=np.int16)
-    mask[1:-1, 1:-1] = border != 0
-    columns = np.flatnonzero(mask.any(axis=0))
-    if columns.size == 0:
-        raise InvalidInputError("border mask has no set pixel to trace")
-    x = int(columns[0])
-    y = int(np.flatnonzero(mask[:, x])[0])
-    path = [(x, y)]
-    mask[y, x] = 0
-    remaining = int(mask.sum())
-    slope = -1
-    first = True
-    while first or remaining > 0:
-        mask[y, x] = 0
-        half = 1
-        dy, dx = _window_hits(mask, x, y, half)
-        if dy.size == 0:
-            half = 2
-            dy, dx = _window_hits(mask, x, y, half)
-            if dy.size == 0:
-                break
-        pick = 0
-        if dy.size > 1:
-            with_slope = 0 if slope <= 0 else 1
-            other = 1 if slope < 0 else 0
-            score_slope = _window_sum(mask, x + int(dx[with_slope]), y + int(dy[with_slope]))
-            score_other = _window_sum(mask, x + int(dx[other]), y + int(dy[other]))
-            pick = other if score_other > score_slope else with_slope
-        step_x, step_y = int(dx[pick]), int(dy[pick])
-        x, y = x + step_x, y + step_y
-        path.append((x, y))
-        remaining -= 1
-        first = False
-        sign_x, sign_y = np.sign(step_x), np.sign(step_y)
-        slope = sign_y if sign_x >= 0 else -sign_y
-    path.append(path[0])
-    return np.array(path, dtype=np.int32) - 1
+    return walk_border(border)
+
+
+def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, iterations=n)`` with its default cross element.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)``.
+    iterations : int
+        Number of dilations (0 returns a copy; scipy's 0 means "until nothing changes").
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``: each iteration sets every pixel whose 4-neighbour or itself is set
+        (outside the frame counts as unset), the same pixels as scipy, with whole-array
+        shifted ORs.
+    """
+    out = np.array(mask, dtype=bool)
+    for _ in range(iterations):
+        src = out.copy()
+        out[1:] |= src[:-1]
+        out[:-1] |= src[1:]
+        out[:, 1:] |= src[:, :-1]
+        out[:, :-1] |= src[:, 1:]
+    return out
+
+
+def erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``scipy.ndimage.binary_erosion(mask, iterations=n)`` with its default cross element.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)``.
+    iterations : int
+        Number of erosions (0 returns a copy; scipy's 0 means "until nothing changes").
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``: each iteration keeps the pixels whose 4 neighbours and itself are set,
+        outside the frame counting as unset (scipy's ``border_value=0``), with whole-array
+        shifted ANDs.
+    """
+    out = np.array(mask, dtype=bool)
+    for _ in range(iterations):
+        src = out.copy()
+        out[1:] &= src[:-1]
+        out[:-1] &= src[1:]
+        out[:, 1:] &= src[:, :-1]
+        out[:, :-1] &= src[:, 1:]
+        out[0] = out[-1] = False
+        out[:, 0] = out[:, -1] = False
+    return out
+
+
+#: Reach of :func:`open_and_smooth`, pixels: the opening's erosion and dilation, and the
+#: Gaussian's kernel radius (scipy: ``int(4 * sigma + 0.5)``).
+OPEN_AND_SMOOTH_REACH = 2 * OPENING_ITERATIONS + int(4.0 * SMOOTHING_SIGMA + 0.5)
+
+
+def open_and_smooth(mask: np.ndarray) -> np.ndarray:
+    """Steps 1-2 of ``find_corners``: opening, then ``gaussian_filter(float32, 2) > 0.5``.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``.
+    """
+    from scipy import ndimage
+
+    opened = dilate_cross(erode_cross(mask, OPENING_ITERATIONS), OPENING_ITERATIONS)
+    return ndimage.gaussian_filter(opened.astype(np.float32), sigma=SMOOTHING_SIGMA) > SMOOTHING_THRESHOLD
 
 
 def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +321,7 @@ def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x1 = min(int(cols[-1]) + _CROP_MARGIN + 1, covered.shape[1])
     crop = covered[y0:y1, x0:x1]
 
-    opened = ndimage.binary_dilation(ndimage.binary_erosion(crop, iterations=OPENING_ITERATIONS),
-                                     iterations=OPENING_ITERATIONS)
-    smooth = ndimage.gaussian_filter(opened.astype(np.float32), sigma=SMOOTHING_SIGMA) > SMOOTHING_THRESHOLD
+    smooth = tiled_local_filter(crop.astype(bool), open_and_smooth, OPEN_AND_SMOOTH_REACH)
     labels, _ = ndimage.label(smooth)
     xs, ys = [], []
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -175,8 +330,7 @@ def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         region = np.zeros((box[0].stop - box[0].start + 2 * LABEL_BORDER,
                            box[1].stop - box[1].start + 2 * LABEL_BORDER), dtype=bool)
         region[LABEL_BORDER:-LABEL_BORDER, LABEL_BORDER:-LABEL_BORDER] = labels[box] == label
-        border = region.astype(np.int16) - ndimage.binary_erosion(region).astype(np.int16)
-        path = trace_border(border)
+        path = trace_border(region & ~erode_cross(region, 1))
         xs.append(path[:, 0].astype(np.int64) + (box[1].start - LABEL_BORDER + x0))
         ys.append(path[:, 1].astype(np.int64) + (box[0].start - LABEL_BORDER + y0))
     if not xs:

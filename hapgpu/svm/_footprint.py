@@ -58,12 +58,12 @@ def _border_pixels(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fill(points_x: np.ndarray, points_y: np.ndarray, nx: int, ny: int) -> np.ndarray:
-    """Pillow polygon fill (outline 1, fill 1) of the points into an ``(ny, nx)`` int16 image."""
+    """Pillow polygon fill (outline 1, fill 1) of the points into an ``(ny, nx)`` bool image."""
     from PIL import Image, ImageDraw
 
     image = Image.new("L", (nx, ny), 0)
     ImageDraw.Draw(image).polygon(list(zip(points_x.tolist(), points_y.tolist())), outline=1, fill=1)
-    return np.asarray(image).astype(np.int16)
+    return np.asarray(image).astype(bool)
 
 
 def _science_extensions(hdul, path: Path) -> list[int]:
@@ -143,7 +143,7 @@ def footprint_mask(exposure_paths, meta_wcs, shape) -> tuple[np.ndarray, np.ndar
     scaled_mask = np.zeros(shape, dtype=np.float32)
     for path in map(Path, exposure_paths):
         try:
-            with fits.open(path, memmap=False) as hdul:
+            with fits.open(path) as hdul:  # headers only: the pixels are never read
                 if "EXPTIME" not in hdul[0].header:
                     raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
                 exptime = hdul[0].header["EXPTIME"]
@@ -164,8 +164,11 @@ def footprint_mask(exposure_paths, meta_wcs, shape) -> tuple[np.ndarray, np.ndar
                     if box_nx == 0 or box_ny == 0:
                         continue
                     blank = _fill(meta_x - x0, meta_y - y0, box_nx, box_ny)
-                    scaled_mask[box] += blank * exptime
-                    total_mask[box] += blank
+                    # the reference adds ``blank * exptime`` (blank int16 0/1): EXPTIME in the
+                    # dtype of that product where the chip lands, nothing elsewhere
+                    np.add(scaled_mask[box], np.ones(1, np.int16) * exptime, out=scaled_mask[box],
+                           where=blank, casting="same_kind")
+                    np.add(total_mask[box], np.int16(1), out=total_mask[box], where=blank)
         except OSError as exc:
             raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
     return total_mask, scaled_mask

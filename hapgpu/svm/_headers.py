@@ -68,6 +68,8 @@ def footprint_from_data(data: np.ndarray) -> np.ndarray:
     pixels, holes filled, OR-ed with dilation(11) then erosion(11); erosion(3) then dilation(3);
     ``gaussian_filter(σ=2) > 0.5`` in float32. scipy's default cross-shaped structuring element.
     """
+    from ..skycells._edges import tiled_local_filter
+
     data = np.asarray(data)
     if data.ndim != 2:
         raise InvalidInputError(f"S_REGION needs a 2-D image, got shape {data.shape}")
@@ -75,21 +77,52 @@ def footprint_from_data(data: np.ndarray) -> np.ndarray:
         mask = ~np.isnan(data)
     else:
         mask = data != 0
-    filled = ndimage.binary_fill_holes(mask)
-    closed = ndimage.binary_erosion(ndimage.binary_dilation(filled, iterations=11), iterations=11)
+    return tiled_local_filter(fill_holes(mask), _close_open_smooth, _SMOOTH_REACH)
+
+
+#: Iterations of the closing and of the opening of :func:`footprint_from_data`.
+_CLOSING_ITERATIONS = 11
+_OPENING_ITERATIONS = 3
+_SIGMA = 2.0
+#: How far (pixels) the output of :func:`_close_open_smooth` looks: closing, opening and the
+#: Gaussian's kernel radius (scipy: ``int(4 * sigma + 0.5)``).
+_SMOOTH_REACH = 2 * _CLOSING_ITERATIONS + 2 * _OPENING_ITERATIONS + int(4.0 * _SIGMA + 0.5)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes`` with its default (cross) element, through a labelling.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``: ``mask`` plus every empty pixel not 4-connected through empty pixels
+        to the frame edge (the same pixels binary_fill_holes fills, found with one
+        ``ndimage.label`` of the empty pixels instead of an iterated dilation).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.size == 0:
+        return mask.copy()
+    labels, n = ndimage.label(~mask)
+    outside = np.zeros(n + 1, dtype=bool)
+    outside[labels[0]] = outside[labels[-1]] = True
+    outside[labels[:, 0]] = outside[labels[:, -1]] = True
+    outside[0] = False
+    return ~outside[labels]
+
+
+def _close_open_smooth(filled: np.ndarray) -> np.ndarray:
+    """The local steps of :func:`footprint_from_data` after the hole filling."""
+    from ..skycells._edges import dilate_cross, erode_cross
+
+    closed = erode_cross(dilate_cross(filled, _CLOSING_ITERATIONS), _CLOSING_ITERATIONS)
     footprint = filled | closed
-    opened = ndimage.binary_dilation(ndimage.binary_erosion(footprint, iterations=3), iterations=3)
-    return ndimage.gaussian_filter(opened.astype(np.float32), sigma=2) > 0.5
-
-
-def _box(mask: np.ndarray, x: int, y: int, size: int = 3) -> np.ndarray:
-    """``size x size`` window of ``mask`` centred on (x, y), zero outside the array."""
-    half = size // 2
-    out = np.zeros((size, size), dtype=mask.dtype)
-    y0, y1 = max(y - half, 0), min(y + half + 1, mask.shape[0])
-    x0, x1 = max(x - half, 0), min(x + half + 1, mask.shape[1])
-    out[y0 - y + half:y1 - y + half, x0 - x + half:x1 - x + half] = mask[y0:y1, x0:x1]
-    return out
+    opened = dilate_cross(erode_cross(footprint, _OPENING_ITERATIONS), _OPENING_ITERATIONS)
+    return ndimage.gaussian_filter(opened.astype(np.float32), sigma=_SIGMA) > 0.5
 
 
 def trace_region_border(region: np.ndarray) -> np.ndarray:
@@ -119,51 +152,35 @@ def trace_region_border(region: np.ndarray) -> np.ndarray:
     neighbourhood holds more remaining border pixels wins; on a tie, the one that continues the
     current direction (sign of the slope) wins.
     """
+    from ..skycells._edges import erode_cross, walk_border
+
     region = np.asarray(region, dtype=bool)
-    edges = region.astype(np.int16) - ndimage.binary_erosion(region).astype(np.int16)
-    mask = np.zeros((edges.shape[0] + 2, edges.shape[1] + 2), dtype=np.int16)
-    mask[1:-1, 1:-1] = edges
-    columns = np.flatnonzero(mask.any(axis=0))
-    if columns.size == 0:
+    if region.ndim != 2 or not region.any():
         raise InvalidInputError("cannot trace the border of an empty region")
-    x = int(columns[0])
-    y = int(np.flatnonzero(mask[:, x])[0])
-    ring = [(x, y)]
-    mask[y, x] = 0
-    remaining = int(mask.sum())
-    slope = -1
-    first = True
-    while first or remaining > 0:
-        mask[y, x] = 0
-        size = 3
-        rows, cols = np.nonzero(_box(mask, x, y, size))
-        if rows.size == 0:
-            size = 5
-            rows, cols = np.nonzero(_box(mask, x, y, size))
-            if rows.size == 0:
-                break
-        half = size // 2
-        pick = 0
-        if rows.size > 1:
-            along = 0 if slope <= 0 else 1
-            other = 1 if slope < 0 else 0
-            along_sum = _box(mask, int(cols[along]) + x - half, int(rows[along]) + y - half).sum()
-            other_sum = _box(mask, int(cols[other]) + x - half, int(rows[other]) + y - half).sum()
-            pick = other if other_sum > along_sum else along
-        new_x, new_y = int(cols[pick]) + x - half, int(rows[pick]) + y - half
-        ring.append((new_x, new_y))
-        remaining -= 1
-        first = False
-        dx, dy = np.sign(new_x - x), np.sign(new_y - y)
-        slope = dy if dx >= 0 else -dy
-        x, y = new_x, new_y
-    ring.append(ring[0])
-    return np.array(ring, dtype=np.int32) - 1
+    return walk_border(region & ~erode_cross(region, 1))
 
 
-def _doubled_area(a, b, c) -> float:
-    """|det [[a, 1], [b, 1], [c, 1]]|: twice the triangle area (as simplify_polyline computes it)."""
-    return float(abs(np.linalg.det(np.array([[a[0], a[1], 1.0], [b[0], b[1], 1.0], [c[0], c[1], 1.0]]))))
+def _doubled_areas(points: np.ndarray, before, middle, after) -> list[float]:
+    """|det [[a, 1], [b, 1], [c, 1]]| of each triangle: twice its area, as simplify_polyline
+    computes it (LAPACK through ``numpy.linalg.det``, one call for the whole stack; each matrix
+    gets the same arithmetic as alone).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        float64 ``(n, 2)``.
+    before, middle, after : sequence of int
+        Vertex indices of the triangles.
+
+    Returns
+    -------
+    list of float
+    """
+    stack = np.ones((len(middle), 3, 3))
+    stack[:, 0, :2] = points[np.asarray(before, dtype=np.intp)]
+    stack[:, 1, :2] = points[np.asarray(middle, dtype=np.intp)]
+    stack[:, 2, :2] = points[np.asarray(after, dtype=np.intp)]
+    return np.abs(np.linalg.det(stack)).tolist()
 
 
 def _segment_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -216,7 +233,8 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
     prev = [(i - 1) % n for i in range(n)]
     nxt = [(i + 1) % n for i in range(n)]
     bypassed: list[list[int]] = [[] for _ in range(n)]
-    area = [_doubled_area(points[prev[i]], points[i], points[nxt[i]]) for i in range(n)]
+    area = _doubled_areas(points, prev, range(n), nxt)
+    coords = points.tolist()  # the updates below build their two matrices from Python floats
     heap = [(area[i], i) for i in range(n)]
     heapq.heapify(heap)
     alive = [True] * n
@@ -232,9 +250,12 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
         count -= 1
         if head == i:
             head = q
-        for j in (p, q):
-            area[j] = _doubled_area(points[prev[j]], points[j], points[nxt[j]])
-            heapq.heappush(heap, (area[j], j))
+        a, b, c, d, e, f = (coords[k] for k in (prev[p], p, nxt[p], prev[q], q, nxt[q]))
+        area[p], area[q] = np.abs(np.linalg.det(np.array(
+            [[[a[0], a[1], 1.0], [b[0], b[1], 1.0], [c[0], c[1], 1.0]],
+             [[d[0], d[1], 1.0], [e[0], e[1], 1.0], [f[0], f[1], 1.0]]]))).tolist()
+        heapq.heappush(heap, (area[p], p))
+        heapq.heappush(heap, (area[q], q))
     kept = [head, nxt[head], nxt[nxt[head]]]
     nodes = [(k, bypassed[k]) for k in kept]
     k = 0
@@ -330,6 +351,7 @@ def compute_sregion(hdul, *, path=None, extname: str = "SCI") -> None:
             data = hdul[ext].data
             if data is None:
                 raise InvalidInputError(f"{name}[{extname},{extver}]: no data to trace S_REGION from")
+            data = data.astype(data.dtype.newbyteorder("="))  # native order: one read of the file
             if data.min() == 0 and data.max() == 0:
                 continue
             text = ""
@@ -460,17 +482,45 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
     order; level-1 products have a single input, so the value is the same).
     """
     from astropy.io import fits
-    from astropy.time import Time
 
     if hap_level not in (1, 2, 3, 4):
         raise InvalidParameterError(f"hap_level must be 1, 2, 3 or 4, got {hap_level!r}")
     path = Path(path)
     input_dir = Path(input_dir) if input_dir is not None else path.parent
+    # Pixel arrays stay memory-mapped: only the SCI data is read (for S_REGION); the others are
+    # copied from the file by writeto.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with fits.open(path, memmap=False) as hdul:
-            hdul = fits.HDUList([hdu.copy() for hdu in hdul])
+        hdul = fits.open(path)
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
+    try:
+        with hdul:
+            try:
+                _refine_keywords(hdul, path, hap_level=hap_level, hap_exposure_names=hap_exposure_names,
+                                 poller_aperture=poller_aperture, input_dir=input_dir,
+                                 svm_root_names=svm_root_names, svm_gendates=svm_gendates)
+            except OSError as exc:
+                raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
+            try:
+                hdul.writeto(tmp, overwrite=True)
+            except OSError as exc:
+                raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _refine_keywords(hdul, path: Path, *, hap_level, hap_exposure_names, poller_aperture, input_dir,
+                     svm_root_names, svm_gendates) -> None:
+    """The keyword updates of :func:`refine_product_headers` on the open product (in place)."""
+    from astropy.io import fits
+    from astropy.time import Time
+
     primary = hdul[0].header
     for key in ("EXPSTART", "EXPEND", "INSTRUME"):
         if key not in primary:
@@ -520,11 +570,3 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
         else:
             log.warning("%s: no PROPOSID column in HDRTAB; PROPOSID not updated", path.name)
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        hdul.writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
-    return path

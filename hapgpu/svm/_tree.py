@@ -633,7 +633,8 @@ def make_renamed_copy(src, dest_dir, exposure) -> Path:
                 raise InvalidInputError(f"{src}: cannot read the file ({exc})") from None
             raise OutputWriteError(f"{dest}: cannot write the renamed copy ({exc})") from None
         try:
-            with fits.open(temp, mode="update", memmap=False) as hdul:
+            # headers only: the pixels stay memory-mapped and are never read into memory
+            with fits.open(temp, mode="update") as hdul:
                 primary = hdul[0].header
                 for keyword in ("ROOTNAME", "EXPTIME", "EXPSTART"):
                     if keyword not in primary:

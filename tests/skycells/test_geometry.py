@@ -8,6 +8,8 @@ from scipy import ndimage
 
 from hapgpu.errors import InvalidInputError
 from hapgpu.skycells import footprint_edges, trace_border
+from hapgpu.skycells._edges import (OPEN_AND_SMOOTH_REACH, dilate_cross, erode_cross, open_and_smooth,
+                                    tiled_local_filter)
 from hapgpu.skycells._sphere import convex_polygons_overlap, image_polygon, radec_to_xyz
 
 
@@ -80,6 +82,46 @@ def test_footprint_edges_independent_of_empty_surroundings():
     np.testing.assert_array_equal(y1 + 50, y2)
 
 
+def _test_masks(rng):
+    """Masks for the exactness tests: random blobs (some touching the frame edges), a rotated
+    rectangle with a gap, all set, none set, a single row and column."""
+    masks = []
+    for _ in range(12):
+        ny, nx = (int(n) for n in rng.integers(1, 300, 2))
+        noise = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(1, 12))
+        masks.append(noise > rng.uniform(-0.5, 0.5) * noise.std())
+    yy, xx = np.mgrid[0:400, 0:420]
+    u, v = (xx - 210) * np.cos(0.4) + (yy - 200) * np.sin(0.4), -(xx - 210) * np.sin(0.4) + (yy - 200) * np.cos(0.4)
+    rotated = (np.abs(u) < 150) & (np.abs(v) < 120)
+    rotated[190:195] = False
+    masks += [rotated, np.ones((100, 90), bool), np.zeros((100, 90), bool), np.ones((1, 50), bool),
+              np.ones((50, 1), bool)]
+    return masks
+
+
+def test_cross_morphology_equals_scipy():
+    rng = np.random.default_rng(7)
+    for mask in _test_masks(rng):
+        for n in (1, 2, 3, 11):
+            np.testing.assert_array_equal(dilate_cross(mask, n), ndimage.binary_dilation(mask, iterations=n))
+            np.testing.assert_array_equal(erode_cross(mask, n), ndimage.binary_erosion(mask, iterations=n))
+
+
+def test_tiled_local_filter_equals_the_whole_frame():
+    """Bit for bit the function of the whole frame, for any tile size (uniform tiles skipped,
+    windows clipped at the frame edges), here with the opening + Gaussian of find_corners."""
+    rng = np.random.default_rng(11)
+    for mask in _test_masks(rng):
+        expected = open_and_smooth(mask)
+        for tile in (OPEN_AND_SMOOTH_REACH, 23, 64, 128):
+            np.testing.assert_array_equal(tiled_local_filter(mask, open_and_smooth, OPEN_AND_SMOOTH_REACH,
+                                                             tile=tile), expected)
+    with pytest.raises(InvalidInputError, match="reach"):
+        tiled_local_filter(np.ones((5, 5), bool), open_and_smooth, 40, tile=32)
+    with pytest.raises(InvalidInputError, match="2-D"):
+        tiled_local_filter(np.ones(5, bool), open_and_smooth, 4)
+
+
 @pytest.mark.reference
 def test_footprint_edges_match_drizzlepac_find_corners():
     """Same outline pixels, in the same order, as SkyFootprint.find_corners on random masks."""
@@ -87,8 +129,10 @@ def test_footprint_edges_match_drizzlepac_find_corners():
     from drizzlepac.haputils import cell_utils
 
     rng = np.random.default_rng(0)
+    large = _rectangle(ny=420, nx=530, box=(30, 400, 25, 500))  # several tiles: some skipped
+    large[200:206] = 0
     masks = [_rectangle(), _rectangle(box=(0, 60, 0, 80)),
-             _rectangle(box=(10, 30, 5, 30)) + _rectangle(box=(35, 55, 40, 75))]
+             _rectangle(box=(10, 30, 5, 30)) + _rectangle(box=(35, 55, 40, 75)), large]
     for _ in range(15):
         ny, nx = (int(n) for n in rng.integers(40, 120, 2))
         noise = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(2, 8))

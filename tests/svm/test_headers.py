@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 import hapgpu
 from hapgpu.errors import InvalidInputError, InvalidParameterError
 from hapgpu.simulate import simulate_visit
-from hapgpu.svm._headers import (footprint_from_data, refine_product_headers, simplify_polygon,
+from hapgpu.svm._headers import (fill_holes, footprint_from_data, refine_product_headers, simplify_polygon,
                                  sregion_polygons, trace_region_border)
 from hapgpu.svm._metawcs import make_mosaic_wcs, mosaic_drizzle_pars
 
@@ -82,6 +82,43 @@ def test_simplify_errors():
         simplify_polygon([[0, 0], [1, 1], [0, 0]])
     with pytest.raises(InvalidInputError, match="empty region"):
         trace_region_border(np.zeros((5, 5), bool))
+
+
+def _scipy_footprint(data):
+    """drizzlepac's extract_mask + find_corners smoothing, whole frame, plain scipy calls."""
+    from scipy import ndimage
+
+    mask = ~np.isnan(data) if np.isnan(data).any() else data != 0
+    filled = ndimage.binary_fill_holes(mask)
+    closed = ndimage.binary_erosion(ndimage.binary_dilation(filled, iterations=11), iterations=11)
+    opened = ndimage.binary_dilation(ndimage.binary_erosion(filled | closed, iterations=3), iterations=3)
+    return ndimage.gaussian_filter(opened.astype(np.float32), sigma=2) > 0.5
+
+
+def test_footprint_from_data_equals_the_whole_frame_scipy_chain():
+    """Label-based hole filling, shifted-array morphology and the tiled evaluation give the
+    pixels of scipy's chain on the whole frame: images with holes, gaps narrower and wider
+    than the closing bridges, data on the frame edges, all data and none."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    images = []
+    for _ in range(8):
+        ny, nx = (int(n) for n in rng.integers(20, 420, 2))
+        noise = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(2, 15))
+        keep = noise > rng.uniform(-0.3, 0.6) * noise.std()
+        keep &= rng.random((ny, nx)) > 0.002  # scattered holes
+        images.append(np.where(keep, rng.normal(size=(ny, nx)), np.nan).astype(np.float32))
+    yy, xx = np.mgrid[0:500, 0:460]
+    u, v = (xx - 230) * np.cos(0.5) + (yy - 250) * np.sin(0.5), -(xx - 230) * np.sin(0.5) + (yy - 250) * np.cos(0.5)
+    chips = (np.abs(u) < 190) & (np.abs(v) < 170) & ~((v > -8) & (v < 8)) & ~((v > 60) & (v < 100) & (u > 0))
+    images.append(np.where(chips, 1.0, np.nan).astype(np.float32))
+    images.append(np.where(chips, 2.0, 0.0).astype(np.float32))  # no NaN: zero means no data
+    images += [np.ones((200, 300), np.float32), np.zeros((50, 40), np.float32)]
+    for data in images:
+        np.testing.assert_array_equal(footprint_from_data(data), _scipy_footprint(data))
+        mask = ~np.isnan(data)
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
 
 
 def test_sregion_polygons_one_per_island():
