@@ -20,6 +20,7 @@ Usage::
     python benchmarks/bench_catalogs.py                          # full UVIS, sparse + crowded
     python benchmarks/bench_catalogs.py --shape 1024 --fields sparse
     python benchmarks/bench_catalogs.py --backend gpu --workdir /tmp/bench   # keeps products
+    python benchmarks/bench_catalogs.py --workdir /tmp/bench --reuse-products  # ... reuses them
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import io
 import logging
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -67,13 +69,21 @@ def _warm_up(backend, workdir):
     _ours(small, backend, workdir / "warmup-out")
 
 
-def _products(field, shape, backend, workdir):
+def _products(field, shape, backend, workdir, reuse=False):
     spec = FIELDS[field] if shape is None else replace(FIELDS[field], shape=(shape, shape))
     folder = workdir / f"{field}-{'full' if shape is None else shape}"
+    saved = folder / "product_set.pkl"
     start = time.perf_counter()
+    if reuse and saved.is_file():
+        with open(saved, "rb") as handle:
+            products = pickle.load(handle)
+        if products.spec == spec and products.total.is_file():
+            return products, float("nan")
     if folder.exists():
         shutil.rmtree(folder)
     products = build_product_set(folder, spec, backend=backend)
+    with open(saved, "wb") as handle:
+        pickle.dump(products, handle)
     return products, time.perf_counter() - start
 
 
@@ -85,6 +95,9 @@ def main(argv=None) -> int:
                         help="square subarray per chip instead of the full chips")
     parser.add_argument("--workdir", default=None, help="folder kept for the products")
     parser.add_argument("--no-drizzlepac", action="store_true", help="time hapgpu only")
+    parser.add_argument("--reuse-products", action="store_true",
+                        help="with --workdir: reuse the product sets a previous run built there "
+                             "(build s is then nan)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in ("stwcs", "drizzlepac"):
@@ -110,7 +123,8 @@ def main(argv=None) -> int:
         print(header)
         print("-" * len(header), flush=True)
         for field in [f.strip() for f in args.fields.split(",") if f.strip()]:
-            products, build_s = _products(field, args.shape, bk.name, workdir)
+            products, build_s = _products(field, args.shape, bk.name, workdir,
+                                          reuse=args.reuse_products and keep)
             ny, nx = products.total_mask.shape
             t_ours, result, _ = _ours(products, bk.name, workdir / f"{field}-hapgpu")
             t_ref = float("nan")

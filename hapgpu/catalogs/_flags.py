@@ -47,6 +47,7 @@ from astropy.table import Table
 
 from ..backend import Backend, resolve_backend
 from ..detection.filters import ndimage_module
+from ..kernels.detection import morphology as kmorph
 from ..errors import InvalidInputError, InvalidParameterError
 from ._parameters import ci_limits
 
@@ -477,6 +478,10 @@ def inside_footprint_mask(data, *, backend=None):
     xp = bk.xp
     ndi = ndimage_module(bk)
     data = bk.asarray(data)
+    if bk.name == "cpu" and data.ndim == 2 and data.dtype.kind == "f":
+        # the same windows as sliding counts of the binary image (compiled, no float filters)
+        native = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("="))
+        return kmorph.box_dilate_erode(native, MASK_PADDING, MASK_DILATION, MASK_EROSION)
     valid = (xp.isfinite(data) & (data != 0)).astype(xp.uint8)
     big = xp.pad(valid, MASK_PADDING, mode="constant")
     grown = ndi.maximum_filter(big, size=MASK_DILATION, mode="constant", cval=0)
@@ -517,14 +522,50 @@ def exposure_count_image(data, single_products, *, filename: str = "product", ba
     ny, nx = data.shape
     nexp = xp.zeros((ny, nx), dtype=xp.int32)
     for path in single_products:
+        if bk.name == "cpu" and _count_on_host(nexp, Path(path), filename):
+            continue
         image = _first_image(Path(path))
-        if image.ndim != 2 or image.shape[0] < ny or image.shape[1] < nx:
-            raise InvalidInputError(
-                f"{path}: single-exposure product of shape {image.shape} cannot be counted on "
-                f"{filename} of shape {(ny, nx)}")
+        _check_single_shape(image, path, filename, (ny, nx))
         image = bk.asarray(image[:ny, :nx])
         nexp += (xp.isfinite(image) & (image != 0)).astype(xp.int32)
-    return nexp * inside_footprint_mask(data, backend=bk)
+    nexp *= inside_footprint_mask(data, backend=bk)
+    return nexp
+
+
+def _check_single_shape(image, path, filename, shape):
+    ny, nx = shape
+    if image.ndim != 2 or image.shape[0] < ny or image.shape[1] < nx:
+        raise InvalidInputError(
+            f"{path}: single-exposure product of shape {image.shape} cannot be counted on "
+            f"{filename} of shape {(ny, nx)}")
+
+
+def _count_on_host(nexp, path: Path, filename: str) -> bool:
+    """``nexp += isfinite(img) & (img != 0)`` for the first image of ``path``, read through a
+    memory map without a converted copy; False (nothing done) for an unscaled layout it does
+    not handle (the caller then reads the file normally)."""
+    try:
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+            for hdu in hdul:
+                if not hdu.is_image or hdu.data is None:
+                    continue
+                if any(k in hdu.header for k in ("BSCALE", "BZERO", "BLANK")):
+                    return False
+                image = np.asarray(hdu.data)
+                _check_single_shape(image, path, filename, nexp.shape)
+                ny, nx = nexp.shape
+                window = image[:ny, :nx]
+                if window.dtype == np.dtype(">f4") and np.little_endian:
+                    kmorph.add_valid_count_be32(nexp, window.view(np.uint32))
+                elif window.dtype.kind == "f" and window.dtype.isnative:
+                    kmorph.add_valid_count(nexp, window)
+                else:
+                    return False
+                del image, window
+                return True
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the single-exposure product: {exc}") from exc
+    raise InvalidInputError(f"{path}: the single-exposure product has no image data")
 
 
 def exposure_count_limit(max_count: float, detector: str) -> float:

@@ -24,6 +24,7 @@ from astropy.stats import gaussian_fwhm_to_sigma
 
 from .. import detection
 from ..backend import Backend, resolve_backend
+from ..kernels.detection import morphology as kmorph
 from ..errors import InvalidInputError
 from ._parameters import CatalogParameters
 from ._product import CatalogProduct
@@ -181,6 +182,11 @@ def effective_gain(keywords: dict) -> float:
     return float(keywords["exptime"] * np.mean(gains)) if gains else math.nan
 
 
+def _all_finite(image) -> bool:
+    """Every value of a 2-D host float image is finite (one compiled sweep)."""
+    return bool(kmorph.all_finite(image))
+
+
 def _std_above_zero(values) -> float:
     """Sample standard deviation of the values > 0 (scipy ``tstd(limits=(0, None))``)."""
     vals = values[values > 0]
@@ -272,20 +278,28 @@ def compute_background(data, footprint, params: CatalogParameters, keywords: dic
         if zero is not None:
             return zero
 
-    work = data.copy()
+    # drizzlepac works on a copy it shifts in place when the median is negative; the data are
+    # only read otherwise, so the copy is made only then (same float arithmetic)
+    work = data
     mean_full, median_full, rms_full = detection.sigma_clipped_stats(
         work, mask=inv_footprint, sigma=nsigma_clip, cenfunc="median", maxiters=maxiters, backend=bk)
     if median_full < 0.0:
-        work -= (median_full - rms_full)
+        work = data - (median_full - rms_full)
         mean_full, median_full, rms_full = detection.sigma_clipped_stats(
             work, mask=inv_footprint, sigma=nsigma_clip, cenfunc="median", maxiters=maxiters,
             backend=bk)
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.abs(3.0 * (mean_full - median_full) / rms_full)
 
-    inside = (work * footprint)
-    positive = inside[inside > 0.0]
-    values = positive[positive < (median_full + rms_full * 0.1)]
+    upper = median_full + rms_full * 0.1
+    if bk.name == "cpu" and work.ndim == 2 and work.dtype.kind == "f":
+        # one sweep, no image-sized temporaries: the same values in the same order (NaN and
+        # inf fail both comparisons in either form)
+        values = kmorph.gather_open_interval(work, footprint, work.dtype.type(upper))
+    else:
+        inside = (work * footprint)
+        positive = inside[inside > 0.0]
+        values = positive[positive < upper]
     mean, median, rms = detection.sigma_clipped_stats(values, sigma=nsigma_clip, cenfunc="median",
                                                       backend=bk)
     if mean < 0.0 or median < 0.0:
@@ -350,6 +364,11 @@ def make_wht_masks(wht, inv_footprint, *, scale=1.5, sensitivity=0.95, size=11,
     bk = resolve_backend(backend)
     xp = bk.xp
     wht = bk.asarray(wht)
+    if bk.name == "cpu" and wht.ndim == 2 and scale > 1.0:
+        native = np.ascontiguousarray(wht, dtype=wht.dtype.newbyteorder("="))
+        if native.dtype.kind == "f" and _all_finite(native):
+            return _wht_masks_cpu(native, np.ascontiguousarray(inv_footprint, dtype=bool),
+                                  scale=scale, sensitivity=sensitivity, size=size)
     maxwht = detection.maximum_filter(wht, size=(size, size), backend=bk)
     top = maxwht.max()
     rel = maxwht / top
@@ -369,6 +388,64 @@ def make_wht_masks(wht, inv_footprint, *, scale=1.5, sensitivity=0.95, size=11,
             elif (n_left - n_mask) <= pthresh:
                 limit = 0.0
         limit /= scale
+    return regions
+
+
+def _wht_masks_cpu(wht, inv_footprint, *, scale, sensitivity, size) -> list[WeightRegion]:
+    """:func:`make_wht_masks` of a finite host image in a few compiled sweeps.
+
+    The remaining pixels after each accepted region are those with ``0 < rel <= limit`` of
+    that region, so every count the loop asks for is a sum of the counts of the bands between
+    consecutive float32 limits (``rel > limit`` compares in float32, as NumPy does for a
+    float32 array and a Python float): one sweep counts the bands, the loop runs on the
+    counts, and one more sweep labels the regions.
+    """
+    maxwht = kmorph.sliding_max_reflect(wht, size)
+    top = maxwht.max()
+    rel = maxwht / top
+    del maxwht
+    footprint = ~inv_footprint
+    # the limits the loop can reach: 1/scale, divided by scale until float32 underflows to 0
+    limits = [1.0 / scale]
+    while np.float32(limits[-1]) != 0.0:
+        limits.append(limits[-1] / scale)
+    limits32 = np.asarray(limits, dtype=rel.dtype)
+    counts = kmorph.band_counts(rel, footprint, limits32)
+    cum = np.concatenate([[0], np.cumsum(counts)])     # cum[b]: pixels in bands < b
+    nbands = len(limits) + 1
+
+    def between(first, last):                           # pixels in bands first..last
+        return int(cum[last + 1] - cum[first])
+
+    n_total = between(0, nbands - 1)
+    pthresh = (1.0 - sensitivity) * n_total
+    accepted = []                                       # (last band, limit)
+    band_region = np.full(nbands, -1, dtype=np.int8)
+    done = -1                                           # last band already assigned
+    step = 0
+    to_zero = False
+    while between(done + 1, nbands - 1) > 0:
+        # the last float32 limit is 0, which takes everything left: step stays in range
+        limit = 0.0 if to_zero else limits[step]
+        last = nbands - 1 if to_zero else step
+        n_mask = between(done + 1, last) if last > done else 0
+        if n_mask:
+            n_left = between(done + 1, nbands - 1)
+            if n_mask == n_left or (n_mask > pthresh and (n_left - n_mask) > pthresh):
+                accepted.append((last, limit))
+                band_region[done + 1:last + 1] = len(accepted) - 1
+                done = last
+            elif (n_left - n_mask) <= pthresh:
+                to_zero = True
+        step += 1
+    if len(accepted) > 127:
+        raise InvalidInputError(f"make_wht_masks: {len(accepted)} weight regions (at most 127)")
+    labels = kmorph.band_labels(rel, footprint, limits32, band_region)
+    regions = []
+    for index, (_, limit) in enumerate(accepted):
+        mask, weight = kmorph.region_planes(labels, rel, index)
+        regions.append(WeightRegion(mask=mask, rel_weight=weight, wht_limit=float(limit * top),
+                                    scale=limit))
     return regions
 
 
@@ -431,9 +508,16 @@ def prepare_image(product: CatalogProduct, params: CatalogParameters, *,
     # drizzlepac's CatalogImage replaces NaN by 0 in place when it tests for a blank image
     # (``np.nan_to_num(data, 0)``: the 0 is ``copy=False``), so every later step sees 0 there
     # (the product's own array is left as it is)
-    data = xp.nan_to_num(bk.asarray(np.ascontiguousarray(product.data, dtype=np.float32)),
-                         copy=True, nan=0.0)
-    blank = bool(data.min() == 0 and data.max() == 0)
+    if bk.name == "cpu" and np.ndim(product.data) == 2:
+        sci = np.asarray(product.data)
+        if sci.dtype != np.float32 or not sci.dtype.isnative:
+            sci = sci.astype(np.float32)
+        data, low, high = kmorph.finite_copy(sci, np.finfo(np.float32).max)
+        blank = bool(low == 0 and high == 0)
+    else:
+        data = xp.nan_to_num(bk.asarray(np.ascontiguousarray(product.data, dtype=np.float32)),
+                             copy=True, nan=0.0)
+        blank = bool(data.min() == 0 and data.max() == 0)
     image = PreparedImage(product=product, params=params, backend=bk, blank=blank, data=data)
     pscale = product.pscale
     image.aperture_radii = (gen["aperture_1"] / pscale, gen["aperture_2"] / pscale)

@@ -534,10 +534,11 @@ def fft_deconvolve(image, psf, *, freq_limit: float = 0.95, block_size=(1024, 10
     """
     bk = resolve_backend(backend)
     xp = bk.xp
+    fft = xp.fft  # NumPy's own transforms on the CPU: drizzlepac's float32 rounding
     by, bx = int(block_size[0]), int(block_size[1])
     centered = center_psf(psf, (by, bx))
     alpha = _regularisation(centered, freq_limit)
-    P = xp.fft.fft2(bk.asarray(centered))
+    P = fft.fft2(bk.asarray(centered))
     with np.errstate(divide="ignore", invalid="ignore"):
         filt = xp.conj(P) / (xp.abs(P) ** 2.0 + alpha ** 2.0)
     img = xp.asarray(image)
@@ -553,8 +554,8 @@ def fft_deconvolve(image, psf, *, freq_limit: float = 0.95, block_size=(1024, 10
             hy, hx = min(by, ny - y0), min(bx, nx - x0)
             block[:hy, :hx] = img[y0:y0 + hy, x0:x0 + hx]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                spectrum = filt * xp.fft.fft2(block)
-                m_map = n_pix * xp.fft.fftshift(xp.fft.ifft2(spectrum).real)
+                spectrum = filt * fft.fft2(block)
+                m_map = n_pix * xp.fft.fftshift(fft.ifft2(spectrum).real)
                 m_map = m_map * (block > 0)
             out[y0:y0 + hy, x0:x0 + hx] = m_map[:hy, :hx]
     return out

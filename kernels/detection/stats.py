@@ -510,3 +510,94 @@ def mad_rms_diffs(data):
                 out[k] = abs((a + a) - b - d)
                 k += 1
     return out
+
+
+@numba.njit(**_JIT)
+def _mad_diff(data, j, i):
+    """``|2 I[j, i+2] - I[j, i] - I[j, i+4]|`` in the data dtype; -1 when a pixel is 0 or NaN."""
+    a = data[j, i + 2]
+    b = data[j, i]
+    d = data[j, i + 4]
+    if a == 0 or b == 0 or d == 0 or math.isnan(a) or math.isnan(b) or math.isnan(d):
+        return -1.0
+    return abs((a + a) - b - d)
+
+
+@numba.njit(**_JIT)
+def mad_rms_median_f32(data):
+    """Median of :func:`mad_rms_diffs` of a float32 image without forming the differences.
+
+    The differences are non-negative float32 values, whose bit patterns sort like the values:
+    one sweep histograms the upper 16 bits, a second sweep the lower 16 bits of the values in
+    the one or two bins holding the central ranks, which gives the central values exactly.
+    The median is NumPy's for float32 (``f32(lower + upper) / 2`` for an even count).
+
+    Returns
+    -------
+    n : int
+        Number of valid differences.
+    median : float
+        NaN when ``n`` is 0.
+    ok : bool
+        False when a difference is NaN (infinite pixels); the median is then not computed.
+    """
+    ny, nx = data.shape
+    m = max(nx - 4, 0)
+    high = np.zeros(65536, dtype=np.int64)
+    n = 0
+    for j in range(ny):
+        for i in range(m):
+            v = _mad_diff(data, j, i)
+            if v >= 0:
+                bits = np.uint32(np.float32(v).view(np.uint32))
+                high[bits >> 16] += 1
+                n += 1
+            elif v != -1.0:
+                return n, math.nan, False
+    if n == 0:
+        return 0, math.nan, True
+    r2 = n // 2
+    r1 = r2 if n % 2 == 1 else r2 - 1
+    acc = 0
+    b1 = -1
+    b2 = -1
+    below1 = 0
+    below2 = 0
+    for b in range(65536):
+        c = high[b]
+        if b1 < 0 and acc + c > r1:
+            b1 = b
+            below1 = acc
+        if acc + c > r2:
+            b2 = b
+            below2 = acc
+            break
+        acc += c
+    low1 = np.zeros(65536, dtype=np.int64)
+    low2 = np.zeros(65536, dtype=np.int64)
+    for j in range(ny):
+        for i in range(m):
+            v = _mad_diff(data, j, i)
+            if v >= 0:
+                bits = np.uint32(np.float32(v).view(np.uint32))
+                h = bits >> 16
+                if h == b1:
+                    low1[bits & 0xFFFF] += 1
+                if h == b2:
+                    low2[bits & 0xFFFF] += 1
+    v1 = _value_of_rank(low1, r1 - below1, b1)
+    v2 = _value_of_rank(low2, r2 - below2, b2)
+    if r1 == r2:
+        return n, v2, True
+    return n, _round_f32(0.5 * _round_f32(v1 + v2, True), True), True
+
+
+@numba.njit(**_JIT)
+def _value_of_rank(low, rank, high_bits):
+    acc = 0
+    for b in range(65536):
+        acc += low[b]
+        if acc > rank:
+            bits = np.uint32((np.uint32(high_bits) << 16) | np.uint32(b))
+            return np.float64(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+    return math.nan
