@@ -193,7 +193,8 @@ def test_not_worse_than_drizzlepac_against_truth(name, product_set, oracle_catal
                     continue
                 tested += 1
                 c_margin = 2.0 * math.sqrt(c_dp * (1.0 - c_dp) / n) + 1.0 / n
-                if c_us < c_dp - c_margin:
+                # in stars, with room for float rounding only (18/19 vs 1 - 1/19)
+                if c_us * n < (c_dp - c_margin) * n - 1e-9:
                     problems.append(f"{filt} {cat_type} {label}: completeness {c_us:.3f} < "
                                     f"drizzlepac's {c_dp:.3f} - {c_margin:.3f}")
                 if nb_dp and nb_us:

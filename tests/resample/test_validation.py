@@ -22,10 +22,15 @@ def test_unknown_kernel():
         Drizzle((5, 5), kernel="boxcar", backend="cpu")
 
 
-@pytest.mark.parametrize("pixfrac", [0.0, -0.5, 1.5, np.nan, "wide"])
+@pytest.mark.parametrize("pixfrac", [0.0, -0.5, np.inf, np.nan, "wide"])
 def test_pixfrac_out_of_range(pixfrac):
     with pytest.raises(InvalidParameterError, match="pixfrac"):
         Drizzle((5, 5), pixfrac=pixfrac, backend="cpu")
+
+
+def test_pixfrac_above_one_is_accepted():
+    """cdriz takes drops wider than a pixel (the HAP catalogs drizzle their PSFs with 1.5)."""
+    assert Drizzle((5, 5), pixfrac=1.5, backend="cpu").pixfrac == 1.5
 
 
 def test_tiny_pixfrac_becomes_point():
