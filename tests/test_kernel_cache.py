@@ -38,12 +38,19 @@ np.savez(sys.argv[1], **out)
 """
 
 
-def _run(tmp_path, env_extra, name):
+# The smallest probe: one blot kernel (enough to show where the cache goes).
+_BLOT_ONLY = _SCRIPT.split("out = {}")[0] + """out = {"blot": blot(data, pmap, interp="poly3", backend="cpu")}
+np.savez(sys.argv[1], **out)
+"""
+
+
+def _run(tmp_path, env_extra, name, script=None):
     env = {k: v for k, v in os.environ.items()
            if k not in ("HAPGPU_CACHE_DIR", "NUMBA_CACHE_DIR")}
     env.update(env_extra)
+    source = _SCRIPT if script is None else script
     script = tmp_path / "cache_probe.py"
-    script.write_text(_SCRIPT)
+    script.write_text(source)
     result = tmp_path / f"{name}.npz"
     proc = subprocess.run([sys.executable, "-c",
                            "import logging, sys; logging.basicConfig(level=logging.INFO); "
@@ -102,7 +109,7 @@ def test_kernels_are_cached_outside_the_package(tmp_path):
 
 
 def test_numba_cache_dir_is_respected(tmp_path):
-    _run(tmp_path, {"NUMBA_CACHE_DIR": str(tmp_path / "nc")}, "numba")
+    _run(tmp_path, {"NUMBA_CACHE_DIR": str(tmp_path / "nc")}, "numba", script=_BLOT_ONLY)
     assert list((tmp_path / "nc" / "hapgpu" / "numba" / _cache.source_key()).rglob("*.nbi"))
 
 

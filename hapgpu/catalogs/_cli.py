@@ -27,7 +27,6 @@ def _run(args: argparse.Namespace) -> int:
                              diagnostic=args.diagnostic)
     outdir = Path(args.output) if args.output else Path(args.total).resolve().parent
     for path in cats.write(outdir):
-        log.info("wrote %s", path)
         print(path)
     for cat_type, table in cats.total.items():
         log.info("total %s catalog: %d sources%s", cat_type, len(table),
