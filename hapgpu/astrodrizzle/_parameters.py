@@ -24,15 +24,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .._jsonfile import read_json_object
 from ..errors import InvalidParameterError
 
 __all__ = [
-    "AstroDrizzleParameters",
     "PARAMETER_SETS",
+    "AstroDrizzleParameters",
     "load_parameters",
+    "parse_bits",
     "read_hap_pars",
     "resolve_parameters",
-    "parse_bits",
     "write_parameters",
 ]
 
@@ -214,7 +215,7 @@ class AstroDrizzleParameters:
             if not getattr(self, name) > 0:
                 raise InvalidParameterError(f"{name} must be positive, got {getattr(self, name)}")
 
-    def replace(self, **changes) -> "AstroDrizzleParameters":
+    def replace(self, **changes) -> AstroDrizzleParameters:
         """A copy with ``changes`` applied (converted and validated like the constructor)."""
         unknown = sorted(set(changes) - _FIELD_NAMES)
         if unknown:
@@ -394,7 +395,7 @@ def read_hap_pars(path, product: str | None = None) -> dict:
         not yet converted; pass them to :func:`resolve_parameters`.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json_object(path)
     custom = {k: v for k, v in data.items() if isinstance(v, dict) and ("parameters" in v or "default_values" in v)}
     if custom:
         if product is None:
@@ -410,19 +411,6 @@ def read_hap_pars(path, product: str | None = None) -> dict:
             raise InvalidParameterError(f"{path}: product {product!r} has no astrodrizzle parameters")
         data = block["astrodrizzle"]
     return _filter_known(_flatten_hap(data), str(path))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read parameter file {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidParameterError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidParameterError(f"{path}: a parameter file must hold a JSON object")
-    return data
 
 
 def load_parameters(source) -> dict:
@@ -451,7 +439,7 @@ def load_parameters(source) -> dict:
             f"parameter file {path} not found (named sets: {', '.join(PARAMETER_SETS)}){hint}")
     if path.is_dir():
         raise InvalidParameterError(f"parameter file {path} is a directory, not a JSON file")
-    data = _read_json(path)
+    data = read_json_object(path)
     if data.get("format") == FORMAT:
         return _filter_known(dict(data.get("parameters", {})), str(path))
     return read_hap_pars(path)

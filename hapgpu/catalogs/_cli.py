@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from .._jsonfile import read_json_object
 
 __all__ = ["register"]
 
@@ -19,10 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = None
     if args.config:
-        try:
-            config = json.loads(Path(args.config).read_text())
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"{args.config}: cannot read the parameter file: {exc}") from exc
+        config = read_json_object(args.config, "catalog parameter file")
     cats = make_hap_catalogs(args.total, args.filters, config=config, types=args.types,
                              diagnostic=args.diagnostic)
     outdir = Path(args.output) if args.output else Path(args.total).resolve().parent

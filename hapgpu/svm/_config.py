@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from .._jsonfile import read_json_object
 from ..astrodrizzle import AstroDrizzleParameters, resolve_parameters
 from ..catalogs import CatalogParameters, catalog_parameters, ci_limits
 from ..errors import InvalidParameterError, OutputWriteError
@@ -431,7 +432,7 @@ def read_custom_pars(source, product_basename: str, *, use_defaults: bool = True
         message names the file and what is missing.
     """
     where = "custom parameters" if isinstance(source, Mapping) else f"custom parameter file {source}"
-    data = source if isinstance(source, Mapping) else _read_json_file(Path(source), where)
+    data = source if isinstance(source, Mapping) else read_json_object(source, "custom parameter file")
     if product_basename not in data:
         known = ", ".join(sorted(map(str, data))) or "none"
         raise InvalidParameterError(f"{where}: no entry for product {product_basename!r} (products: {known})")
@@ -447,19 +448,6 @@ def read_custom_pars(source, product_basename: str, *, use_defaults: bool = True
         raise InvalidParameterError(
             f"{where}: product {product_basename!r} {set_name!r} lacks the step(s) {', '.join(missing)}")
     return {step: copy.deepcopy(dict(block[step])) for step in STEPS}
-
-
-def _read_json_file(path: Path, where: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read {where}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidParameterError(f"{where}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidParameterError(f"{where}: must hold a JSON object keyed by product base name")
-    return data
 
 
 def _same_file(a, b) -> bool:
@@ -515,7 +503,7 @@ def output_custom_pars(configs, path) -> Path:
                 f"input and output custom parameter files must have different names: {path}")
         steps = config.as_dict()
         entries[config.product_basename] = {"parameters": steps, "default_values": copy.deepcopy(steps)}
-    data = _read_json_file(path, f"custom parameter file {path}") if path.exists() else {}
+    data = read_json_object(path, "custom parameter file") if path.exists() else {}
     data.update(entries)
     text = json.dumps(data, indent=4) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from ..catalogs._output import catalog_filename
 from ..errors import InvalidInputError, OutputWriteError
 from ._analyze import determine_filter_name
 
@@ -236,40 +237,24 @@ class GrismExposureProduct(_Exposure):
 
 
 @dataclass(eq=False, kw_only=True)
-class FilterProduct(_Product):
-    """All member exposures of one filter on one detector.
-
-    HAPLEVEL 2. Names: ``<base><filter>_<ipppss>`` + ``_dr[cz].fits``, ``_trl.txt``,
-    ``_point-cat.ecsv``, ``_segment-cat.ecsv``.
+class _Combined(_Product):
+    """A product combining several exposures (filter or total): named after its first member.
 
     Attributes
     ----------
     rootname : str
-        Rootname of the first member (lower case); its first 6 characters name the product.
-    filters : str
-        Normalised filter name.
-    edp_list : list of ExposureProduct
-        Members, in row order.
-    refname : str
-        Reference-catalogue file name (default ``<product_basename>_ref_cat.ecsv``; the
-        alignment may reset it).
+        Rootname of the first member exposure, lower case; its first 6 characters name the
+        product.
     meta_wcs, mask, configobj_pars : object
         Output WCS, footprint mask and drizzle parameters (set by the pipeline).
     """
 
     rootname: str
-    filters: str
-    edp_list: list = field(default_factory=list, repr=False)
-    refname: str = ""
     meta_wcs: object = field(default=None, repr=False)
     mask: object = field(default=None, repr=False)
     configobj_pars: object = field(default=None, repr=False)
 
     haplevel = 2
-
-    def __post_init__(self):
-        if not self.refname:
-            self.refname = self.product_basename + "_ref_cat.ecsv"
 
     @property
     def exposure_name(self) -> str:
@@ -277,19 +262,46 @@ class FilterProduct(_Product):
         return self.rootname[:6]
 
     @property
-    def product_basename(self) -> str:
-        """``hst_<propid>_<obset>_<instr>_<det>_<filter>_<ipppss>``."""
-        return f"{self.basename}{self.filters}_{self.exposure_name}"
-
-    @property
     def point_cat_filename(self) -> str:
         """Point-source catalog: ``<product_basename>_point-cat.ecsv``."""
-        return self.product_basename + "_point-cat.ecsv"
+        return catalog_filename(self.drizzle_filename, "point")
 
     @property
     def segment_cat_filename(self) -> str:
         """Segment catalog: ``<product_basename>_segment-cat.ecsv``."""
-        return self.product_basename + "_segment-cat.ecsv"
+        return catalog_filename(self.drizzle_filename, "segment")
+
+
+@dataclass(eq=False, kw_only=True)
+class FilterProduct(_Combined):
+    """All member exposures of one filter on one detector.
+
+    HAPLEVEL 2. Names: ``<base><filter>_<ipppss>`` + ``_dr[cz].fits``, ``_trl.txt``,
+    ``_point-cat.ecsv``, ``_segment-cat.ecsv``.
+
+    Attributes
+    ----------
+    filters : str
+        Normalised filter name.
+    edp_list : list of ExposureProduct
+        Members, in row order.
+    refname : str
+        Reference-catalogue file name (default ``<product_basename>_ref_cat.ecsv``; the
+        alignment may reset it).
+    """
+
+    filters: str
+    edp_list: list = field(default_factory=list, repr=False)
+    refname: str = ""
+
+    def __post_init__(self):
+        if not self.refname:
+            self.refname = self.product_basename + "_ref_cat.ecsv"
+
+    @property
+    def product_basename(self) -> str:
+        """``hst_<propid>_<obset>_<instr>_<det>_<filter>_<ipppss>``."""
+        return f"{self.basename}{self.filters}_{self.exposure_name}"
 
     @property
     def info(self) -> str:
@@ -304,7 +316,7 @@ class FilterProduct(_Product):
 
 
 @dataclass(eq=False, kw_only=True)
-class TotalProduct(_Product):
+class TotalProduct(_Combined):
     """Every direct exposure of one detector in the visit ("white light" product).
 
     HAPLEVEL 2. Names: ``<base>total_<ipppss>`` + ``_dr[cz].fits``, ``_trl.txt``,
@@ -312,8 +324,6 @@ class TotalProduct(_Product):
 
     Attributes
     ----------
-    rootname : str
-        Rootname of the detector's first member exposure (grism ones included), lower case.
     fdp_list : list of FilterProduct
     edp_list : list of ExposureProduct
         Direct member exposures, in tree order.
@@ -321,26 +331,14 @@ class TotalProduct(_Product):
         Grism/prism member exposures.
     all_exposures : list of ExposureProduct or GrismExposureProduct
         Every exposure object of the detector in tree order, non-members included (drizzlepac
-        makes a renamed copy of each).
-    meta_wcs, mask, configobj_pars : object
-        Output WCS, footprint mask and drizzle parameters (set by the pipeline).
+        makes a renamed copy of each). Its :attr:`rootname` is that of the detector's first
+        member exposure, grism ones included.
     """
 
-    rootname: str
     fdp_list: list = field(default_factory=list, repr=False)
     edp_list: list = field(default_factory=list, repr=False)
     grism_edp_list: list = field(default_factory=list, repr=False)
     all_exposures: list = field(default_factory=list, repr=False)
-    meta_wcs: object = field(default=None, repr=False)
-    mask: object = field(default=None, repr=False)
-    configobj_pars: object = field(default=None, repr=False)
-
-    haplevel = 2
-
-    @property
-    def exposure_name(self) -> str:
-        """``ipppss`` of the first member."""
-        return self.rootname[:6]
 
     @property
     def product_basename(self) -> str:
@@ -351,16 +349,6 @@ class TotalProduct(_Product):
     def ref_drizzle_filename(self) -> str:
         """``<product_basename>_ref_dr[cz].fits`` (drizzlepac's ``ref_drizzle_filename``)."""
         return f"{self.product_basename}_ref_{self.filetype}.fits"
-
-    @property
-    def point_cat_filename(self) -> str:
-        """Point-source catalog: ``<product_basename>_point-cat.ecsv``."""
-        return self.product_basename + "_point-cat.ecsv"
-
-    @property
-    def segment_cat_filename(self) -> str:
-        """Segment catalog: ``<product_basename>_segment-cat.ecsv``."""
-        return self.product_basename + "_segment-cat.ecsv"
 
     @property
     def manifest_name(self) -> str:
