@@ -7,6 +7,7 @@ partial file, nor a product without its companions, behind.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -17,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, OutputWriteError
+from ._hdrtab import build_hdrtab
 
 __all__ = [
     "product_path",
     "build_product",
+    "hdrtab_hdu",
     "write_atomic",
     "StagedOutputs",
     "update_inputs",
@@ -145,14 +148,17 @@ def _output_bunit(exposures, units: str) -> str:
 
 
 def _primary_cards(header) -> list:
-    """Cards of an input primary header that also describe a product made from it."""
+    """Copies of the cards of an input primary header that also describe a product made from it.
+
+    Copies, so that setting a product keyword never changes the input's header (HDRTAB reads it).
+    """
     keep = []
     for card in header.cards:
         if card.keyword in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "") or card.keyword in _PRIMARY_DROP:
             continue
         if card.keyword in ("COMMENT", "HISTORY") or card.keyword.startswith("NAXIS"):
             continue
-        keep.append(card)
+        keep.append(copy.copy(card))
     return keep
 
 
@@ -167,8 +173,41 @@ def _exposure_cards(exposures) -> list[tuple]:
     ]
 
 
+def _final_mdrizsky(chip, params):
+    """MDRIZSKY of a chip's SCI header as AstroDrizzle leaves it in the input before writing.
+
+    The sky step writes the subtracted sky (computed, from ``skyfile`` or from the ``skyuser``
+    keyword); without sky subtraction and ``skyuser`` it keeps the input's value, or adds 0
+    (drizzlepac ``sky.subtractSky``). Returned as the file holds it: a float rounded to the
+    card's text (at most 20 characters).
+    """
+    from astropy.io import fits
+
+    if params.skysub or params.skyuser:
+        value = chip.subtracted_sky
+    else:
+        value = chip.header.get("MDRIZSKY", 0.0)
+    # the value as the input file then holds it: written as FITS card text, read back
+    return fits.Card.fromstring(str(fits.Card("MDRIZSKY", value))).value
+
+
+def hdrtab_hdu(exposures, params):
+    """The product's HDRTAB: one row per drizzled chip, from the inputs' PRIMARY and SCI headers.
+
+    The SCI headers carry MDRIZSKY as the sky step leaves them (:func:`_final_mdrizsky`).
+    """
+    rows, sources = [], []
+    for exposure in exposures:
+        for chip in exposure.chips:
+            sci = chip.header.copy()
+            sci["MDRIZSKY"] = (_final_mdrizsky(chip, params), "Sky value computed by AstroDrizzle")
+            rows.append((exposure.primary_header, sci))
+            sources.append(f"{exposure.name}[sci,{chip.extver}]")
+    return build_hdrtab(rows, sources=sources)
+
+
 def build_product(sci, wht, ctx, frame, exposures, params, product: Path, version: str):
-    """The DRZ/DRC HDU list: PRIMARY, SCI, WHT, CTX with AstroDrizzle's keywords.
+    """The DRZ/DRC HDU list: PRIMARY, SCI, WHT, CTX, HDRTAB with AstroDrizzle's keywords.
 
     Parameters
     ----------
@@ -232,6 +271,8 @@ def build_product(sci, wht, ctx, frame, exposures, params, product: Path, versio
     hdus.append(fits.ImageHDU(ctx_data, wcs_header.copy(), name="CTX"))
     for hdu in hdus[1:]:
         hdu.header["EXTVER"] = 1
+    hdus.append(hdrtab_hdu(exposures, params))
+    header["NEXTEND"] = (len(hdus) - 1, "Number of standard extensions")
     return fits.HDUList(hdus)
 
 

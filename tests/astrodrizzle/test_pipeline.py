@@ -38,7 +38,7 @@ def test_top_level_call_writes_a_complete_product(small_inputs, caplog):
     assert isinstance(result, AstroDrizzleResult)
     assert result.product == out.parent / "prod_drc.fits" and Path(result).exists()
     with fits.open(result.product) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT", "CTX"]
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT", "CTX", "HDRTAB"]
         primary, sci = hdul[0].header, hdul["SCI"].header
         assert primary["NDRIZIM"] == 6 and primary["EXPTIME"] == primary["TEXPTIME"]
         assert primary["EXPTIME"] == pytest.approx(sum(fits.getval(p, "EXPTIME") for p in small_inputs))

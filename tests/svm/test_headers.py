@@ -285,17 +285,6 @@ def test_refine_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # drizzlepac's refine_product_headers on a product made by hapgpu's AstroDrizzle
 
-def _add_hdrtab(product, inputs):
-    """HDRTAB as AstroDrizzle's header blending writes it (one row per input; the columns the
-    refinement reads: ROOTNAME and PROPOSID)."""
-    headers = [fits.getheader(i) for i in inputs]
-    table = fits.BinTableHDU.from_columns([
-        fits.Column(name="ROOTNAME", format="9A", array=[h["ROOTNAME"] for h in headers]),
-        fits.Column(name="PROPOSID", format="J", array=[h["PROPOSID"] for h in headers])], name="HDRTAB")
-    with fits.open(product, mode="update") as hdul:
-        hdul.append(table)
-
-
 def _polygons(text):
     return [np.array(p.split(), float).reshape(-1, 2) for p in text.split("POLYGON ICRS") if p.strip()]
 
@@ -323,7 +312,6 @@ def test_refine_equals_drizzlepac(tmp_path, monkeypatch):
     (tmp_path / "mine").mkdir()
     for name, inputs, level in products:
         hapgpu.astrodrizzle(inputs, name.rsplit("_", 1)[0], backend="cpu", pars="defaults", **quick, **pars)
-        _add_hdrtab(name, inputs)
         shutil.copy(name, tmp_path / "mine" / name)
         refine_product_headers(tmp_path / "mine" / name, hap_level=level, hap_exposure_names=names,
                                input_dir=tmp_path)
@@ -339,8 +327,11 @@ def test_refine_equals_drizzlepac(tmp_path, monkeypatch):
                         continue
                     assert hm.header[key] == hr.header[key], (name, hm.name, key)
                     assert hm.header.comments[key] == hr.header.comments[key], (name, hm.name, key)
-            np.testing.assert_array_equal(mine["HDRTAB"].data, ref["HDRTAB"].data)
+            assert mine["HDRTAB"].columns.names[-1] == "HAPEXPNAME"
+            assert mine["HDRTAB"].columns.names == ref["HDRTAB"].columns.names
             assert mine["HDRTAB"].columns.formats == ref["HDRTAB"].columns.formats
+            for column in ref["HDRTAB"].columns.names:
+                np.testing.assert_array_equal(mine["HDRTAB"].data[column], ref["HDRTAB"].data[column], column)
             # S_REGION: drizzlepac breaks ties between equal triangle areas by object id()
             # (memory address), so its vertices may move along the outline from run to run.
             # Both are simplifications of the same traced border at a 10-pixel tolerance, so
@@ -353,3 +344,30 @@ def test_refine_equals_drizzlepac(tmp_path, monkeypatch):
                 pb = np.stack(wcs.all_world2pix(b[:, 0], b[:, 1], 0), axis=1)
                 assert _max_distance_to_outline(pa, pb) <= 10.0 + 1e-6
                 assert _max_distance_to_outline(pb, pa) <= 10.0 + 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# HAPEXPNAME in products of run_svm (the HDRTAB comes from hapgpu's AstroDrizzle)
+
+@pytest.mark.slow
+def test_run_svm_products_carry_hapexpname(tmp_path, caplog):
+    from hapgpu.svm._pipeline import run_svm
+
+    visit = simulate_visit(tmp_path / "in", "wfc3-ir", 2, seed=5, shape=32, cosmic_rays=False)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="hapgpu.svm._headers"):
+        assert run_svm(visit.poller, out, align=False, previews=False, backend="cpu", progress=False) == 0
+    assert "no HDRTAB" not in caplog.text
+    roots = [r.rootname for r in visit.exposures]
+    names = {root: f"hst_17001_01_wfc3_ir_f160w_{root[:8]}" for root in roots}
+    products = {p.name: p for p in out.glob("*_drz.fits")}
+    expected = {f"hst_17001_01_wfc3_ir_{kind}_{roots[0][:6]}_drz.fits": roots for kind in ("f160w", "total")}
+    expected.update({f"{names[root]}_drz.fits": [root] for root in roots})
+    assert sorted(products) == sorted(expected)
+    for name, rows in expected.items():
+        with fits.open(products[name]) as hdul:
+            assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT", "CTX", "HDRTAB"], name
+            table = hdul["HDRTAB"]
+            assert table.columns.names[-1] == "HAPEXPNAME" and table.columns["HAPEXPNAME"].format == "51A"
+            assert list(table.data["ROOTNAME"]) == rows, name
+            assert list(table.data["HAPEXPNAME"]) == [names[root] for root in rows], name
