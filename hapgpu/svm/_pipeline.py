@@ -9,8 +9,8 @@
    (§1.2-§1.6); make the renamed input copies;
 4. stop with 65 when no detector has direct exposures;
 5. for each detector: merge old manifests, choose the parameters of every product (§1.7),
-   align the direct exposures (§1.8), drop the ramp and quad exposures, note the grism ones,
-   write the ``SKYCELL`` keyword;
+   align the direct exposures (§1.8), drop the ramp and quad exposures, give the grism/prism
+   and direct exposures one active WCS (§1.9), write the ``SKYCELL`` keyword;
 6. make the drizzled products (§1.10-§1.12) and refine their headers (a failure: 15);
 7. make the catalogs (§1.13) unless switched off;
 8. (hapgpu) write the JPEG previews;
@@ -414,6 +414,7 @@ def _planned_steps(totals, align: bool, previews: bool) -> int:
         if not total.edp_list:
             continue
         n += 2 + int(align) + 1  # metawcs, total footprint + drizzle, alignment, catalogs
+        n += int(bool(total.grism_edp_list))  # grism/prism WCS reconciliation
         n += sum(2 + len(f.edp_list) for f in total.fdp_list)
         n += int(previews)
     return n
@@ -489,13 +490,20 @@ def _prepare_detector(total, run: _Run, timer: VisitTimer, backend, configs: dic
         run.copy_trailers += [n for n in ramps if n.endswith("_trl.txt")]
         total.edp_list = [e for e in total.edp_list if not e.is_ramp_or_quad]
         total.fdp_list = [f for f in total.fdp_list if not f.is_ramp_or_quad]
-    # 5.5 / 5.6 grism and prism exposures
+    # 5.5 / 5.6 grism and prism exposures: one active WCS with the direct images (§1.9); the
+    # grism images given it go to the manifest with their trailers (copies of the run log)
     if total.grism_edp_list and total.edp_list:
-        log.warning("%s: grism/prism WCS reconciliation (hap-pipeline.md §1.9) is not supported; "
-                    "the grism/prism exposures keep their own active WCS", total.drizzle_filename)
+        from ._grism import update_wcs_in_visit
+
+        exposures = total.grism_edp_list + total.edp_list
+        with timer.step("grism wcs", total.drizzle_filename):
+            result = update_wcs_in_visit([run.staging / e.full_filename for e in exposures],
+                                         [e in total.grism_edp_list for e in exposures])
+        listed = {path.name for path in result.grism_products}
         for grism in total.grism_edp_list:
-            run.manifest.add(grism.full_filename, grism.trl_filename)
-            run.copy_trailers.append(grism.trl_filename)
+            if grism.full_filename in listed:
+                run.manifest.add(grism.full_filename, grism.trl_filename)
+                run.copy_trailers.append(grism.trl_filename)
     elif total.grism_edp_list:
         log.warning("%s has only grism/prism data and no direct images; no SVM products for it",
                     total.drizzle_filename)
