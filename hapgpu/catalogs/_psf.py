@@ -17,7 +17,8 @@ arrays:
    image.
 
 The library itself (``hapgpu/data/psfs``) is hapgpu's own, built by
-:mod:`hapgpu.catalogs._build_psfs` from the simulator's optics model (not TinyTim).
+:mod:`hapgpu.catalogs._build_psfs` with the diffraction model of
+:mod:`hapgpu.simulate._optics` (not TinyTim).
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from hapgpu.catalogs._build_psfs import render_library_psf
 from hapgpu.catalogs._parameters import catalog_parameters
 from hapgpu.catalogs._prepare import prepare_image
 from hapgpu.catalogs._product import CatalogProduct
+from hapgpu.catalogs._psf import PSF_LIBRARY, load_library_psf
 
 PSCALE = 0.04  # arcsec / pixel (hapgpu's UVIS products)
 
@@ -27,10 +27,13 @@ def product_wcs(shape) -> WCS:
 
 
 def star_field(shape=(160, 150), n_stars=25, seed=3, sky=0.5, noise=0.05, flux=(40.0, 400.0)):
-    """(data float32, x, y) of stars drawn with the F555W library PSF plus sky and noise."""
+    """(data float32, x, y) of stars drawn with the central 27 x 27 pixels of the F814W
+    library PSF (the F555W one is too sharp for DAOFIND's sharpness limit) plus sky and
+    noise."""
     rng = np.random.default_rng(seed)
-    psf, _ = render_library_psf("wfc3-uvis", "f555w")
-    half = psf.shape[0] // 2
+    psf = load_library_psf(PSF_LIBRARY / "wfc3" / "uvis" / "wfc3_uvis_f814w.fits")
+    c, half = psf.shape[0] // 2, 13
+    psf = psf[c - half:c + half + 1, c - half:c + half + 1]
     data = np.full(shape, sky, dtype=np.float64)
     margin = 26 + half
     xs = rng.integers(margin, shape[1] - margin, n_stars)

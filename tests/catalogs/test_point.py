@@ -9,12 +9,17 @@ import pytest
 from astropy.table import Table
 
 from hapgpu.catalogs import _point, _psf
-from hapgpu.catalogs._build_psfs import render_library_psf
 from hapgpu.errors import InvalidParameterError
 
 from ._point_helpers import make_total, star_field
 
 BLOCK = (256, 256)  # a small FFT block keeps the tests fast
+F555W = _psf.PSF_LIBRARY / "wfc3" / "uvis" / "wfc3_uvis_f555w.fits"
+
+
+def _f555w():
+    """The shipped WFC3/UVIS F555W library PSF (149 x 149)."""
+    return _psf.load_library_psf(F555W)
 
 
 def _region(total):
@@ -46,7 +51,7 @@ def test_psf_peaks_and_user_star_finder_match_drizzlepac(field):
     region = _region(total)
     footprint = np.asarray(total.footprint)
     drizzled = _psf.drizzle_library_psf(
-        [render_library_psf("wfc3-uvis", "f555w")[0]], total.product.exposures[0],
+        [_f555w()], total.product.exposures[0],
         total.product.wcs, total.data.shape, backend="cpu").data
     fwhm = _psf.psf_fwhm(drizzled, total.kernel_fwhm)
 
@@ -189,9 +194,10 @@ def test_measure_point_catalog_table(field):
 
 
 def test_user_star_finder_skips_edges_and_applies_open_limits():
-    psf = render_library_psf("wfc3-uvis", "f555w")[0].astype(np.float64)
+    psf = _f555w().astype(np.float64)
+    c, h = psf.shape[0] // 2, 13
+    psf = psf[c - h:c + h + 1, c - h:c + h + 1]
     data = np.zeros((60, 60))
-    h = psf.shape[0] // 2
     data[30 - h:30 + h + 1, 30 - h:30 + h + 1] += 100 * psf
     data[1, 40] = 50.0                              # box leaves the image: skipped
     data[45, 10] = 80.0                             # a lone hot pixel: sharpness 1, dropped
@@ -214,12 +220,10 @@ def test_cudasim_matches_cpu(field):
     footprint = np.ones(region.shape, bool)
     footprint[:3] = False
     drizzled = _psf.drizzle_library_psf(
-        [render_library_psf("wfc3-uvis", "f555w")[0]], total.product.exposures[0],
+        [_f555w()], total.product.exposures[0],
         total.product.wcs, total.data.shape, backend="cpu").data
-    cpu = _psf.find_psf_peaks(region, drizzled, footprint, block_size=(128, 128),
-                              backend="cpu")
-    sim = _psf.find_psf_peaks(region, drizzled, footprint, block_size=(128, 128),
-                              backend="cudasim")
+    cpu = _psf.find_psf_peaks(region, drizzled, footprint, block_size=BLOCK, backend="cpu")
+    sim = _psf.find_psf_peaks(region, drizzled, footprint, block_size=BLOCK, backend="cudasim")
     np.testing.assert_array_equal(cpu.x_peak, sim.x_peak)
     np.testing.assert_array_equal(cpu.y_peak, sim.y_peak)
     assert cpu.x_peak.size > 3

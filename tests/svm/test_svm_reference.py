@@ -165,10 +165,6 @@ def test_segment_catalogs_match(runs):
         assert len(mine) == len(theirs), name
 
 
-@pytest.mark.xfail(strict=True, reason="point sources differ through the PSF models (TinyTim vs "
-                   "hapgpu's; identical with the same library, tests/catalogs/"
-                   "test_point_same_psf.py): on this small visit our finder keeps fewer sources, "
-                   "and where it finds none drizzlepac's empty 6-column table form is written")
 def test_point_catalogs_match(runs):
     ours, ref = runs
     for name in _catalogs(ref, "point"):
