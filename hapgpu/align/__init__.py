@@ -27,7 +27,7 @@ from ._engine import (
     write_result_table,
 )
 from ._fit import FitQuality, determine_fit_quality, interpret_fit_rms, perform_fit
-from ._pars import AlignmentPars, MatchPars, alignment_pars
+from ._pars import AlignmentPars, MatchPars, alignment_pars, alignment_pars_from_hap
 from ._refcat import (
     CatalogProvider,
     FileCatalog,
@@ -61,6 +61,7 @@ __all__ = [
     "TableCatalog",
     "align_exposures",
     "alignment_pars",
+    "alignment_pars_from_hap",
     "apply_proper_motion",
     "determine_fit_quality",
     "find_alignment_sources",

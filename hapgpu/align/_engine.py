@@ -9,8 +9,11 @@ Two procedures, as drizzlepac runs them:
   2-4. The WCS is labelled ``FIT_REL`` when the relative method won, ``FIT_IMG`` otherwise.
   An exposure with fewer than 4 sources stops the alignment.
 * **SVM/MVM** (``fit_label`` ``SVM`` or ``MVM``; ``HAPProduct.align_to_gaia``, §1.8):
-  catalogues outer, methods inner, no consistency check, catalogues with fewer than 12 stars
-  skipped, the first fit of quality 1-4 is taken; labelled with ``fit_label``.
+  catalogues outer, methods inner, each method's fit geometry downgraded along
+  ``mosaic_fitgeom_list`` while the catalogue is too small for it (fewer than 12 stars for
+  ``rscale``: skipped), no consistency check, the first fit of quality 1-4 is taken; labelled
+  with ``fit_label``. The methods, geometries and limits come from ``pars``
+  (:func:`~hapgpu.align.alignment_pars_from_hap` maps a HAP alignment block onto them).
 
 Alignment never stops a run: an unreachable service, too few reference stars, too few sources
 or no acceptable fit leave every WCS unchanged, say so in one log line and are reported per
@@ -41,7 +44,7 @@ from ._fit import (
     perform_fit,
     reference_weights,
 )
-from ._pars import FIT_METHODS, AlignmentPars, alignment_pars
+from ._pars import AlignmentPars, alignment_pars
 from ._refcat import CatalogProvider, TableCatalog, field_of, make_provider
 from ._sources import find_alignment_sources
 from ._update import ChipSolution, default_headerlet_filename, fit_wcsname, write_alignment
@@ -146,6 +149,8 @@ class FitAttempt:
     n_matches : int
     error : str
         The reason when the fit could not run.
+    fitgeom : str
+        Fit geometry of the attempt.
     """
 
     method: str
@@ -154,6 +159,7 @@ class FitAttempt:
     total_rms: float
     n_matches: int
     error: str = ""
+    fitgeom: str = "rscale"
     correctors: list = field(default_factory=list, repr=False)
     verdict: FitQuality | None = field(default=None, repr=False)
 
@@ -330,22 +336,22 @@ def _catalogue_names(provider: CatalogProvider, catalogs: list[str]) -> list[str
 
 
 def _attempt(method, catalog, refcat, exposures, sources, pars, *, catalogs_remaining,
-             pipeline, n_reference) -> FitAttempt:
+             pipeline, n_reference, fitgeom) -> FitAttempt:
     correctors = build_correctors(exposures, sources, exclude_saturated=pars.exclude_saturated,
                                   weighted="weight" in refcat.colnames)
     try:
-        perform_fit(method, correctors, refcat, pars)
+        perform_fit(method, correctors, refcat, pars, fitgeom=fitgeom)
         verdict = determine_fit_quality(correctors, pars, catalogs_remaining=catalogs_remaining,
                                         consistency_check=pipeline, n_reference=n_reference)
     except HapGpuError:
         raise
     except _FIT_ERRORS as exc:
-        log.info("fit %s/%s could not run: %s", method, catalog, exc)
-        return FitAttempt(method, catalog, 5, float("nan"), 0, error=str(exc))
-    log.info("fit %s/%s: quality %d, RMS %.2f mas, %d matches", method, catalog,
+        log.info("fit %s/%s (%s) could not run: %s", method, catalog, fitgeom, exc)
+        return FitAttempt(method, catalog, 5, float("nan"), 0, error=str(exc), fitgeom=fitgeom)
+    log.info("fit %s/%s (%s): quality %d, RMS %.2f mas, %d matches", method, catalog, fitgeom,
              verdict.quality, verdict.total_rms, verdict.n_matches)
     return FitAttempt(method, catalog, verdict.quality, verdict.total_rms, verdict.n_matches,
-                      correctors=correctors, verdict=verdict)
+                      fitgeom=fitgeom, correctors=correctors, verdict=verdict)
 
 
 def _pipeline_search(methods, names, catalogues, exposures, sources, pars, attempts):
@@ -359,7 +365,7 @@ def _pipeline_search(methods, names, catalogues, exposures, sources, pars, attem
             table.meta.update(refcat.meta)
             attempt = _attempt(method, name, table, exposures, sources, pars,
                                catalogs_remaining=index < len(names) - 1, pipeline=True,
-                               n_reference=len(refcat))
+                               n_reference=len(refcat), fitgeom=pars.method_fitgeom(method))
             attempts.append(attempt)
             if attempt.quality >= 5:
                 continue
@@ -373,25 +379,48 @@ def _pipeline_search(methods, names, catalogues, exposures, sources, pars, attem
     return best
 
 
+def _svm_geometries(pars, method: str, n_reference: int, min_sources: int):
+    """Fit geometries an SVM fit tries for one method, in order (``align_to_gaia``, §1.8).
+
+    The method's geometry is looked up in ``mosaic_fitgeom_list``; while the catalogue has
+    fewer stars than its match count the previous entry is taken instead. After a failed fit
+    the previous entry is tried too, unless every exposure has more sources than that entry's
+    match count (drizzlepac then takes the sources to be unmatched, not too few). With the
+    shipped ``{"rscale": 12, "general": 25}`` and ``rscale`` methods only ``rscale`` is tried.
+    """
+    fitgeom = pars.method_fitgeom(method)
+    table = list(pars.fitgeom_min_matches.items())
+    names = [name for name, _ in table]
+    if fitgeom not in names:  # a geometry without a match count: the rscale count, no fallback
+        table, names = [(fitgeom, pars.fitgeom_min_matches.get("rscale", 12))], [fitgeom]
+    index = names.index(fitgeom)
+    while index >= 0 and n_reference < table[index][1]:
+        log.info("catalogue has %d stars, fewer than the %d an %s fit needs", n_reference,
+                 table[index][1], table[index][0])
+        index -= 1
+    while index >= 0:
+        yield table[index][0]
+        index -= 1
+        if index >= 0 and min_sources > table[index][1]:
+            return
+
+
 def _svm_search(methods, names, catalogues, exposures, sources, pars, attempts):
-    required = pars.fitgeom_min_matches.get(pars.fitgeom, 12)
+    min_sources = min(s.n_sources for s in sources)
     for index, name in enumerate(names):
         refcat = catalogues.get(name)
         if refcat is None:
             continue
-        if len(refcat) < required:
-            log.info("catalogue %s has %d stars, fewer than the %d an %s fit needs", name,
-                     len(refcat), required, pars.fitgeom)
-            continue
         table = refcat.copy()
         table["weight"] = reference_weights(refcat)
         for method in methods:
-            attempt = _attempt(method, name, table, exposures, sources, pars,
-                               catalogs_remaining=index < len(names) - 1, pipeline=False,
-                               n_reference=len(names))
-            attempts.append(attempt)
-            if attempt.quality in (1, 2, 3, 4):
-                return attempt
+            for fitgeom in _svm_geometries(pars, method, len(refcat), min_sources):
+                attempt = _attempt(method, name, table, exposures, sources, pars,
+                                   catalogs_remaining=index < len(names) - 1, pipeline=False,
+                                   n_reference=len(names), fitgeom=fitgeom)
+                attempts.append(attempt)
+                if attempt.quality in (1, 2, 3, 4):
+                    return attempt
     return None
 
 
@@ -514,8 +543,8 @@ def align_exposures(files, refcat=None, catalogs=DEFAULT_CATALOGS, fit_label: st
     field_ = field_of([w for per in wcs for w in per.values()])
     catalogues = _Catalogues(provider, field_, _epoch(facts[0]["date_obs"], names[0]))
     catalogue_names = _catalogue_names(provider, catalog_list)
-    methods = [m for m in FIT_METHODS if not (m == "relative" and (len(names) == 1
-                                                                     or label == "IMG"))]
+    methods = [m for m in pars.fit_methods if not (m == "relative" and (len(names) == 1
+                                                                           or label == "IMG"))]
     attempts: list = []
     if pipeline:
         best = _pipeline_search(methods, catalogue_names, catalogues, exposures, sources, pars,

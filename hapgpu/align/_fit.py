@@ -186,7 +186,9 @@ def perform_fit(method: str, correctors, refcat: Table, pars: AlignmentPars, *,
     consistency check runs, then all chips are fitted to ``refcat`` as one group. ``2dhist``
     and ``default``: each exposure (its chips together) is fitted to ``refcat`` on its own.
     Minimum matches (tweakwcs ``minobj``) are ``pars.fitgeom_min_matches[fitgeom]`` (12 for
-    rscale; the relative step uses ``relgeom_min_matches``).
+    rscale); the image-to-image step of ``relative`` always fits ``rscale`` with
+    ``pars.fitgeom_min_matches["rscale"]``, as drizzlepac's ``match_relative_fit`` does
+    (``mosaic_relgeom_list`` only sets the matches its fits need to be graded valid).
 
     Parameters
     ----------
@@ -214,7 +216,7 @@ def perform_fit(method: str, correctors, refcat: Table, pars: AlignmentPars, *,
         corrector.meta["fit method"] = method
         corrector.meta.pop("fit_info", None)
     if method == "relative":
-        _align(correctors, None, match, minobj=pars.relgeom_min_matches.get("rscale", 12),
+        _align(correctors, None, match, minobj=pars.fitgeom_min_matches.get("rscale", 12),
                fitgeom="rscale", expand_refcat=True)
         if not check_relative_consistency(correctors):
             return correctors

@@ -233,7 +233,7 @@ def compute_background(sci, pars: AlignmentPars, *, box_size: int | None = None,
                        bkg_estimator: str | None = None, backend=None) -> _ChipBackground:
     """Background and detection threshold of one chip (drizzlepac's ``compute_background``).
 
-    Background2D (``box_size``, ``pars.win_size`` filter, the estimator, Std rms) is tried with
+    Background2D (``box_size``, ``pars.win_size`` filter, ``pars``' estimators) is tried with
     ``exclude_percentile`` 10, 25, 50 and 75 until one succeeds. The threshold is
     ``threshold_scale * (bkg + nsigma * rms)``. When every attempt fails, the background is 0
     and the threshold ``(nsigma + 1) * max(0.01, min(sci))`` (drizzlepac's fallback values;
@@ -264,7 +264,7 @@ def compute_background(sci, pars: AlignmentPars, *, box_size: int | None = None,
             with _Quiet():
                 bkg = det.Background2D(sci, box, filter_size=pars.win_size,
                                        bkg_estimator=estimator(),
-                                       bkg_rms_estimator=det.StdBackgroundRMS(),
+                                       bkg_rms_estimator=getattr(det, pars.rms_estimator)(),
                                        exclude_percentile=percentile, backend=bk)
                 background = bkg.background
                 rms = bkg.background_rms

@@ -9,8 +9,10 @@ is written into the renamed inputs with ``WCSNAME = <base>-FIT_SVM_<catalogue>``
 file ``<exposure product>_hlet.fits`` per exposure. Any failure (no catalogue, too few stars or
 sources, no acceptable fit, an error while fitting) is logged and every WCS is kept.
 
-The engine is :func:`hapgpu.align.align_exposures` with ``fit_label="SVM"``; this module only
-chooses its inputs and reports the headerlet files for the manifest.
+The engine is :func:`hapgpu.align.align_exposures` with ``fit_label="SVM"``; this module
+chooses its inputs, turns the total's alignment block (shipped or from a custom parameter
+file) into its :class:`~hapgpu.align.AlignmentPars`
+(:func:`hapgpu.align.alignment_pars_from_hap`) and reports the headerlet files for the manifest.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def mosaic_catalog_list(alignment: dict) -> list[str]:
 
 
 def align_visit(exposures, paths, alignment: dict, *, refcat=None, backend=None,
-                timeout: float = 10.0) -> list[str]:
+                timeout: float = 10.0, source: str | None = None) -> list[str]:
     """Align the direct exposures of one detector and write the fit into their renamed copies.
 
     Parameters
@@ -57,7 +59,10 @@ def align_visit(exposures, paths, alignment: dict, *, refcat=None, backend=None,
     paths : sequence of pathlib.Path
         Their renamed copies (updated in place when a fit is accepted).
     alignment : dict
-        The total product's alignment parameters.
+        The total product's alignment parameters (sections ``run_align``, ``general``,
+        ``generate_source_catalogs``, ``determine_fit_quality``, ``match_*_fit``; see
+        :func:`hapgpu.align.alignment_pars_from_hap`): they set the source finding, the fit
+        methods, geometries and match counts, and the fit-quality limits.
     refcat : None, str or path-like
         Reference catalogue: a local file, a catalogue-service URL, or None for
         ``$ASTROMETRIC_CATALOG_URL`` (see :func:`hapgpu.align.align_exposures`).
@@ -65,25 +70,37 @@ def align_visit(exposures, paths, alignment: dict, *, refcat=None, backend=None,
         Backend of the source finding.
     timeout : float
         Seconds allowed per catalogue-service request.
+    source : str, optional
+        Where ``alignment`` came from (a custom parameter file), for error messages.
 
     Returns
     -------
     list of str
         Headerlet file names written (empty when no fit was accepted), in exposure order.
 
+    Raises
+    ------
+    InvalidParameterError
+        An alignment block with an unknown name or a bad value (checked before anything is
+        aligned; the message names ``source`` and the parameter).
+
     Notes
     -----
     As drizzlepac, an error inside the alignment is logged and leaves every WCS unchanged;
     only a backend that cannot run propagates (hapgpu's
-    :class:`~hapgpu.errors.BackendUnavailableError`).
+    :class:`~hapgpu.errors.BackendUnavailableError`), and a bad parameter block, which
+    drizzlepac would also stop on.
     """
-    from ..align import AlignStatus, align_exposures
+    from ..align import AlignStatus, align_exposures, alignment_pars_from_hap
     from ..errors import BackendUnavailableError
 
     exposures = list(exposures)
     paths = [str(p) for p in paths]
     if not exposures:
         return []
+    first = exposures[0]
+    where = source or f"alignment parameters of {first.instrument}/{first.detector}"
+    pars = alignment_pars_from_hap(alignment, first.instrument, first.detector, source=where)
     catalogs = mosaic_catalog_list(alignment)
     # headerlet files beside the renamed copies (the staging folder), never in the cwd
     headerlets = {path: str(Path(path).with_name(exposure.headerlet_filename))
@@ -93,7 +110,7 @@ def align_visit(exposures, paths, alignment: dict, *, refcat=None, backend=None,
     try:
         result = align_exposures(paths, refcat=refcat, catalogs=catalogs, fit_label="SVM",
                                  update=True, backend=backend, headerlet_files=headerlets,
-                                 timeout=timeout)
+                                 timeout=timeout, pars=pars)
     except BackendUnavailableError:
         raise
     except (HapGpuError, OSError, ValueError, RuntimeError) as exc:

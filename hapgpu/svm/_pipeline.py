@@ -477,8 +477,10 @@ def _prepare_detector(total, run: _Run, timer: VisitTimer, backend, configs: dic
     if total.edp_list:
         if align:
             with timer.step("align", total.drizzle_filename):
+                custom = configs[total].custom_source
                 headerlets = align_visit(total.edp_list, [run.staging / e.full_filename for e in total.edp_list],
-                                         configs[total].alignment, refcat=refcat, backend=backend)
+                                         configs[total].alignment, refcat=refcat, backend=backend,
+                                         source=f"custom parameter file {custom}" if custom else None)
             run.manifest.add(*headerlets)
         else:
             log.info("%s: alignment switched off; the exposures keep their WCS", total.drizzle_filename)
