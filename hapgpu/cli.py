@@ -96,6 +96,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     except ImportError:  # rich is a dependency, but keep the CLI usable without it
         handler = logging.StreamHandler()
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # the handler's own level keeps -q quiet when a pipeline lowers the hapgpu logger's level
+    # for its trailers (run_svm records INFO in them, as drizzlepac does)
+    handler.setLevel(level)
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 

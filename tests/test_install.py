@@ -67,18 +67,18 @@ def _can_build_here() -> bool:
     return int(setuptools.__version__.split(".")[0]) >= 77  # pyproject's build requirement
 
 
-def _simulate_and_combine(python, workdir: Path, env) -> Path:
+def _run_demo(python, workdir: Path, env) -> Path:
+    """The README's demo (a small one): simulate a 2-filter visit and run the SVM on it; this
+    also shows that the installed package carries the SVM's data (sky cells, pars, PSFs)."""
     workdir.mkdir()
-    hapgpu = [python, "-m", "hapgpu.cli", "-q"]
-    _run(hapgpu + ["simulate", "visit", "visit", "--n-exposures", "2", "--shape", "128,128",
-                   "--seed", "3", "--no-progress"], workdir, env)
-    files = sorted((workdir / "visit").glob("*_flc.fits"))
-    assert len(files) == 2
-    _run(hapgpu + ["astrodrizzle", *files, "--output", "combined", "--pars", "wfc3_uvis_n2",
-                   "--no-progress"], workdir, env)
-    product = workdir / "combined_drc.fits"
-    assert product.is_file()
-    return product
+    _run([python, "-m", "hapgpu.cli", "-q", "demo", "run", "--size", "64", "--no-progress",
+          "--no-previews"], workdir, env)
+    (manifest,) = (workdir / "run").glob("*_manifest.txt")
+    names = manifest.read_text().split()
+    assert any("_total_" in n and n.endswith(("_drc.fits", "_drz.fits")) for n in names), names
+    for name in names:
+        assert (workdir / "run" / name).is_file(), name
+    return manifest
 
 
 def test_wheel_then_editable_install(fresh_env):
@@ -94,7 +94,7 @@ def test_wheel_then_editable_install(fresh_env):
     package = site / "hapgpu"
     assert (package / "kernels" / "drizzle.py").is_file()
     before = _snapshot(package)
-    _simulate_and_combine(python, root / "run_wheel", env)
+    _run_demo(python, root / "run_wheel", env)
     after = _snapshot(package)
     assert after == before, f"files written into the installed package: {sorted(set(after) - set(before))}"
     assert not list(package.rglob("*.nbi")) and not list(package.rglob("*.nbc"))
@@ -109,4 +109,4 @@ def test_wheel_then_editable_install(fresh_env):
     where = _run([python, "-c", "import hapgpu, pathlib; print(pathlib.Path(hapgpu.__file__).parent)"],
                  root, env).stdout.strip()
     assert Path(where) == REPO / "hapgpu"
-    _simulate_and_combine(python, root / "run_editable", env)
+    _run_demo(python, root / "run_editable", env)

@@ -1,54 +1,65 @@
-"""``hapgpu demo``: simulate a visit and run the AstroDrizzle chain on it."""
+"""``hapgpu demo``: simulate a two-filter visit and run the single-visit pipeline on it.
+
+The demo itself is :func:`hapgpu._demo.run_demo`; this module only wires it to the command line.
+"""
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
+
+from .._demo import DEMO_FILTERS, DEMO_SIZE
 
 log = logging.getLogger(__name__)
-
-#: HAP filter-product parameter set used by the demo for each instrument.
-DEMO_PARS = {"wfc3-uvis": "wfc3_uvis_n2", "wfc3-ir": "wfc3_ir_n2", "acs-hrc": "filter_basic",
-             "acs-wfc": "acs_wfc_n2"}
 
 
 def register(subparsers) -> None:
     """Add the ``demo`` subcommand."""
     demo = subparsers.add_parser(
-        "demo", help="simulate a visit and combine it with the AstroDrizzle chain (built-in demo)",
-        description="Generate an HST visit with hapgpu.simulate (real header templates, known "
-                    "truth) and run hapgpu's AstroDrizzle chain on it with the HAP parameter set "
-                    "of the instrument, writing OUTDIR/demo_drc.fits (demo_drz.fits for FLT).")
-    demo.add_argument("outdir", nargs="?", default=None, help="output folder (default: a new temporary folder)")
-    demo.add_argument("--instrument", default="wfc3-uvis", choices=tuple(DEMO_PARS))
-    demo.add_argument("--n-exposures", type=int, default=4)
-    demo.add_argument("--size", type=int, default=1024,
-                      help="chip size in pixels (a subarray, for a quick demo); 0 = full size")
+        "demo", help="simulate a 2-filter visit and make its single-visit products (built-in demo)",
+        description="Simulate an HST visit with hapgpu.simulate (real header templates, two "
+                    "filters, two dithered exposures each) into OUTDIR/visit and run 'hapgpu svm' "
+                    "on its poller into OUTDIR: renamed inputs, exposure, filter and total "
+                    "drizzled products, catalogs, trailers, previews and the manifest. Prints the "
+                    "files written (the manifest first); the exit status is the pipeline's (0 success).")
+    demo.add_argument("outdir", nargs="?", default=None,
+                      help="output folder (default: a new temporary folder)")
+    demo.add_argument("--instrument", default="wfc3-uvis", choices=tuple(DEMO_FILTERS),
+                      help="instrument and detector (default: wfc3-uvis; filters "
+                           + "; ".join(f"{k} {'+'.join(v)}" for k, v in DEMO_FILTERS.items()) + ")")
+    demo.add_argument("--n-exposures", type=int, default=2, metavar="N",
+                      help="exposures per filter (default: 2)")
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument("--size", type=int, default=DEMO_SIZE,
+                      help=f"side of the chip subarray in pixels (default: {DEMO_SIZE}, a quick "
+                           "demo); 0 = full frames")
+    size.add_argument("--full-frame", action="store_true",
+                      help="simulate full frames (minutes of CPU time)")
+    demo.add_argument("--align", action="store_true",
+                      help="align the exposures to the simulated reference catalogue "
+                           "(OUTDIR/visit/refcat.ecsv, a local file; default: no alignment); "
+                           "a small subarray may hold too few catalogue stars for a fit, which is "
+                           "then skipped as in HAP")
+    demo.add_argument("--no-previews", action="store_true", help="do not write the JPEG previews")
+    demo.add_argument("--no-progress", action="store_true", help="no progress display")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(func=_run_demo)
 
 
 def _run_demo(args) -> int:
-    from ..astrodrizzle import astrodrizzle
-    from ..backend import resolve_backend
-    from ..errors import InvalidParameterError
-    from ..simulate import simulate_visit
+    from .._demo import run_demo
 
-    # Everything that can be refused is checked before anything is simulated or written.
-    backend = resolve_backend(None)  # the run's backend (--backend / HAPGPU_BACKEND)
-    if args.n_exposures < 1:
-        raise InvalidParameterError(f"--n-exposures must be >= 1, got {args.n_exposures}")
-    if args.size < 0:
-        raise InvalidParameterError(f"--size must be >= 0 (0 = full size), got {args.size}")
-    outdir = Path(args.outdir) if args.outdir else Path(tempfile.mkdtemp(prefix="hapgpu-demo-"))
-    outdir.mkdir(parents=True, exist_ok=True)
-    shape = None if args.size == 0 else args.size
-    log.info("simulating a %d-exposure %s visit in %s", args.n_exposures, args.instrument, outdir)
-    visit = simulate_visit(outdir, instrument=args.instrument, n_exposures=args.n_exposures,
-                           seed=args.seed, shape=shape, progress=True)
-    result = astrodrizzle([str(e.path) for e in visit.exposures], outdir / "demo",
-                          pars=DEMO_PARS[args.instrument], backend=backend)
-    flagged = sum(sum(v) for v in result.cosmic_rays.values())
-    print(f"demo product: {result.product}  ({flagged} cosmic-ray pixels flagged in the inputs' DQ)")
-    return 0
+    result = run_demo(args.outdir, instrument=args.instrument,
+                      exposures_per_filter=args.n_exposures,
+                      size=None if args.full_frame else args.size, seed=args.seed,
+                      align=args.align, previews=not args.no_previews,
+                      log_level="warning" if getattr(args, "quiet", False) else None,  # hapgpu -q
+                      progress=False if args.no_progress else None)
+    if result.exit_code != 0:
+        log.error("the single-visit pipeline failed (exit status %d); see the log above",
+                  result.exit_code)
+        return result.exit_code
+    log.info("demo: %d files written in %s (manifest %s)", len(result.products) + 1,
+             result.outdir, result.manifest.name)
+    for path in (result.manifest, *result.products):  # stdout: the files, one per line
+        print(path)
+    return result.exit_code

@@ -62,10 +62,3 @@ def test_gpu_backend_without_cuda_exits_cleanly(small_visit, tmp_path, capsys):
     assert "needsaCUDAdevice" in logged(capsys)
 
 
-def test_demo_command(tmp_path, capsys):
-    rc = main(["--backend", "cpu", "demo", str(tmp_path), "--size", "128", "--instrument", "acs-hrc",
-               "--n-exposures", "3"])
-    assert rc == 0
-    assert (tmp_path / "demo_drz.fits").exists()
-    out = capsys.readouterr().out
-    assert "demo product" in out and "cosmic-ray pixels flagged" in out
