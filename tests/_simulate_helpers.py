@@ -12,7 +12,7 @@ from astropy.wcs import WCS
 from scipy.optimize import least_squares
 from scipy.special import erf
 
-from hapgpu.simulate import get_detector, make_psf
+from hapgpu.simulate import get_detector, optics_psf
 
 # Small, fast visits: (instrument, subarray shape or None for the full chip).
 SMALL_SHAPES = {"wfc3-uvis": (200, 256), "wfc3-ir": (200, 200), "acs-hrc": (200, 200),
@@ -60,6 +60,11 @@ def _residuals(params, xx, yy, psf, stamp):
 
 @dataclass
 class StarMeasurement:
+    """One star measured by :func:`measure_stars`: true, fitted and first-moment positions;
+    aperture sum, its error and the expected aperture sum (the catalogue rate through the PSF
+    the star was drawn with, over the same aperture pixels); the first moments of that PSF
+    model over the aperture."""
+
     object_id: int
     x_true: float
     y_true: float
@@ -70,6 +75,8 @@ class StarMeasurement:
     aperture_flux: float
     aperture_error: float
     expected_flux: float
+    x_moment_model: float
+    y_moment_model: float
 
 
 def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *,
@@ -77,10 +84,11 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
     """Indices (brightest first) of catalogue stars on a chip whose neighbours add less than
     ``tolerance`` of their flux to their aperture.
 
-    A neighbour at distance ``d`` can put at most ``sum_k w_k exp(-(d - R)^2 / 2 s_k^2)`` of its
-    light in an aperture of radius ``R`` (all of it when ``d <= R``): ``(w_k, s_k)`` are the PSF
-    components for a star, and ``(1, 2.5 effective radii)`` for a galaxy (the widest component
-    of its Gaussian mixture).
+    A neighbour at distance ``d`` can put at most ``sum_k w_k min(1, R^2 / 2 s_k^2)
+    exp(-(d - R)^2 / 2 s_k^2)`` of its light in an aperture of radius ``R`` (the aperture's
+    area ``pi R^2`` times the component's largest density in it, at the nearest point; all of
+    it when ``d <= R``): ``(w_k, s_k)`` are the PSF components for a star, and ``(1, 2.5
+    effective radii)`` for a galaxy (the widest component of its Gaussian mixture).
     """
     rate = np.asarray(catalog[f"rate_{filt}"])
     star = np.asarray(catalog["kind"] == "star")
@@ -93,9 +101,11 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
     chosen = []
     for i in np.flatnonzero(inside)[np.argsort(-rate[inside])]:
         gap = np.maximum(np.hypot(x - x[i], y - y[i]) - radius, 0.0)
-        reach = np.where(star, sum(w * np.exp(-0.5 * (gap / s) ** 2)
+        reach = np.where(star, sum(w * min(1.0, radius ** 2 / (2.0 * s * s))
+                                   * np.exp(-0.5 * (gap / s) ** 2)
                                    for w, s in zip(psf.weights, psf.sigmas)),
                          np.exp(-0.5 * (gap / galaxy_width) ** 2))
+        reach[np.hypot(x - x[i], y - y[i]) <= radius] = 1.0
         light = rate * reach
         light[i] = 0.0
         if light.sum() > tolerance * rate[i]:
@@ -107,6 +117,12 @@ def isolated_bright_stars(catalog: Table, filt: str, x, y, shape, radius, psf, *
 def measure_stars(path, catalog: Table, *, chip=1, radius=None, max_stars=30, min_rate=None,
                   fit=True, crmask=None, wcs=None):
     """Measure isolated unsaturated catalogue stars on one chip of an exposure.
+
+    The PSF is the one :func:`hapgpu.simulate.simulate_visit` draws the stars with
+    (:func:`hapgpu.simulate.optics_psf` of the file's detector and filter). The aperture
+    (default radius: where the PSF's encircled energy reaches 95 %, at least 3 pixels) holds a
+    known part of each star's light, the PSF integrated over the aperture's pixels at the
+    star's true position, which ``expected_flux`` includes.
 
     Positions come from the catalogue through the file's own WCS (or ``wcs``, e.g. the true WCS
     of a visit whose headers carry an error); the sky level from the
@@ -128,8 +144,10 @@ def measure_stars(path, catalog: Table, *, chip=1, radius=None, max_stars=30, mi
         with fits.open(crmask) as masks:
             dq = dq | masks["CRMASK", chip].data
     scale = np.sqrt(abs(np.linalg.det(wcs.wcs.cd))) * 3600.0
-    psf = make_psf(filt.fwhm, scale)
-    radius = radius or int(np.ceil(5.5 * psf.sigmas.max()))
+    psf = optics_psf(det.key, filt.name)   # the PSF simulate_visit draws stars with
+    if radius is None:
+        r = np.arange(3, 6 * int(np.ceil(psf.sigmas.max())) + 1)
+        radius = int(r[np.argmax(psf.encircled_energy(r) >= 0.95)])
     x, y = wcs.all_world2pix(catalog["ra"], catalog["dec"], 0, tolerance=1e-10, maxiter=200,
                              quiet=True)
     to_data = 1.0 / exptime if det.in_rate_units else 1.0
@@ -147,6 +165,7 @@ def measure_stars(path, catalog: Table, *, chip=1, radius=None, max_stars=30, mi
         stamp = sci[window] - sky
         inside = (xx - x[i]) ** 2 + (yy - y[i]) ** 2 <= radius**2
         flux = stamp[inside].sum()
+        model = _psf_image((x[i], y[i], 1.0, 0.0), xx, yy, psf)[inside]
         x_fit = y_fit = np.nan
         if fit:
             guess = (x[i] + 0.1, y[i] - 0.1, flux, 0.0)
@@ -161,5 +180,7 @@ def measure_stars(path, catalog: Table, *, chip=1, radius=None, max_stars=30, mi
             aperture_flux=float(flux), aperture_error=float(np.sqrt((err[window][inside] ** 2)
                                                                      .sum())),
             expected_flux=float(catalog[f"rate_{filt.name}"][i] * exptime * to_data
-                                * local_area_ratio(wcs, x[i], y[i]))))
+                                * local_area_ratio(wcs, x[i], y[i]) * model.sum()),
+            x_moment_model=float((model * xx[inside]).sum() / model.sum()),
+            y_moment_model=float((model * yy[inside]).sum() / model.sum())))
     return out

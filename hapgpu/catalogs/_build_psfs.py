@@ -50,10 +50,10 @@ Size
     sets the tapered wings. ACS: 101 pixels (5 arcsec WFC, 2.7 arcsec HRC) to keep the
     library small (about 2.2 MB).
 Simulator
-    The simulator still draws stars with its Gaussian core + halo
-    (:func:`hapgpu.simulate.make_psf`, Instrument Handbook FWHM); the end-to-end catalog tests
-    therefore deconvolve those stars with this library, as drizzlepac deconvolves them with
-    TinyTim's.
+    The simulator draws its stars with the same optics model: each library PSF is fitted
+    once by a circular Gaussian mixture (:func:`hapgpu.simulate.optics_psf`, shipped as
+    ``hapgpu/data/optics_psfs.json``), so the end-to-end catalog tests deconvolve simulated
+    stars with the model they were drawn with, as drizzlepac deconvolves them with TinyTim's.
 Normalisation
     The pixel values sum to 1 (float32), as drizzlepac's files do; the pipeline scales them
     to a total of 1e5 before drizzling.

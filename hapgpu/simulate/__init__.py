@@ -6,10 +6,13 @@ tables, headerlets, WCSCORR), moved to each dithered and rolled pointing, with p
 through each chip's full distorted WCS, plus a Gaia-like reference catalogue (errors, proper
 motions, epoch 2016.0), cosmic-ray truth masks, the sky catalogue, an SVM poller file and a list
 file. With ``wcs_error=`` (a :class:`WCSPerturbation`) the header WCSs carry a known a priori
-error; :func:`true_wcs` gives back the true WCS of any chip.
+error; :func:`true_wcs` gives back the true WCS of any chip. Stars are drawn with
+:func:`optics_psf`, the diffraction model of the point-catalog PSF library
+(:mod:`hapgpu.simulate._optics`) as a Gaussian mixture.
 """
 
 from ._instruments import DQ, INSTRUMENTS, DetectorModel, FilterModel, get_detector
+from ._optics_psf import optics_psf
 from ._profiles import PsfModel, make_psf
 from ._sky import SkyModel, make_sky_model, reference_catalog
 from ._templates import InstrumentTemplate, load_template
@@ -29,6 +32,7 @@ __all__ = [
     "reference_catalog",
     "PsfModel",
     "make_psf",
+    "optics_psf",
     "InstrumentTemplate",
     "load_template",
     "DetectorModel",

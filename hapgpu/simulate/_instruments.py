@@ -41,7 +41,9 @@ class FilterModel:
     sky_rate : float
         Sky background, electrons per second per pixel.
     fwhm : float
-        PSF core FWHM, arcsec.
+        PSF core FWHM, arcsec (the Instrument Handbooks' measured values; the input of
+        :func:`~hapgpu.simulate.make_psf`. :func:`~hapgpu.simulate.simulate_visit` draws
+        stars with :func:`~hapgpu.simulate.optics_psf` instead).
     wheel : int
         ACS filter wheel (1 or 2) holding the filter; 0 for WFC3.
     """

@@ -1,9 +1,9 @@
 """Diffraction model of HST's point-spread function on a detector's pixel grid.
 
 The optics model of the point-catalog PSF library (:mod:`hapgpu.catalogs._build_psfs`), kept
-in the simulator package so that the simulator's renderer can share it (it does not yet: stars
-are still drawn with the Gaussian core + halo of :func:`hapgpu.simulate.make_psf` at the
-Instrument Handbook FWHM). It is computed from first principles (Fraunhofer
+in the simulator package so that the simulator's renderer shares it: stars are drawn with
+:func:`hapgpu.simulate.optics_psf`, the library PSF of each detector and filter fitted by a
+circular Gaussian mixture (:mod:`hapgpu.simulate._optics_psf`). It is computed from first principles (Fraunhofer
 diffraction of the telescope pupil), not taken from any PSF package:
 
 Pupil (:class:`HstPupil`)

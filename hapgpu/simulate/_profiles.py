@@ -57,6 +57,9 @@ class PsfModel:
 def make_psf(fwhm_arcsec: float, pixel_scale_arcsec: float) -> PsfModel:
     """Return the core-plus-halo PSF of a given core FWHM.
 
+    For explicit callers; :func:`~hapgpu.simulate.simulate_visit` draws stars with
+    :func:`~hapgpu.simulate.optics_psf` (the optics model of the PSF library).
+
     Parameters
     ----------
     fwhm_arcsec : float

@@ -7,7 +7,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,9 @@ from ._headers import (
 )
 from ._instruments import DetectorModel, FilterModel, get_detector
 from ._io import poller_line, write_crmask, write_exposure, write_table, write_text
+from ._optics_psf import optics_psf
 from ._pointing import offset_radec, orientat_from_cd, pointing_rotation, unit_vector
-from ._profiles import make_psf
+from ._profiles import PsfModel
 from ._scene import project_sources, render_scene, source_reach
 from ._sky import SkyModel, make_sky_model, mjd_to_year, reference_catalog
 from ._templates import InstrumentTemplate, load_template
@@ -106,6 +107,9 @@ class VisitResult:
         Plain list of the exposure file names (``input.lst``).
     wcs_error : WCSPerturbation or None
         The ``wcs_error`` the visit was made with.
+    psfs : dict of str to PsfModel
+        The PSF each filter's stars were drawn with (filter name, e.g. ``"F555W"``; sigmas in
+        detector pixels): :func:`~hapgpu.simulate.optics_psf` of the visit's detector.
     """
 
     outdir: Path
@@ -118,6 +122,7 @@ class VisitResult:
     poller: Path
     input_list: Path
     wcs_error: WCSPerturbation | None = None
+    psfs: dict[str, PsfModel] = field(default_factory=dict)
 
     @property
     def files(self) -> list[Path]:
@@ -470,7 +475,7 @@ def _render_exposure(plan: _Plan, spec: ExposureSpec, headers: ExposureHeaders, 
     for chip, window in enumerate(plan.windows, start=1):
         wcs = headers.chip_wcs(chip, window.shape)
         scale = math.sqrt(abs(np.linalg.det(wcs.wcs.cd))) * 3600.0
-        psf = make_psf(spec.filter.fwhm, scale)
+        psf = optics_psf(plan.det.key, spec.filter.name)
         sources = project_sources(wcs, sky, window.shape, source_reach(sky, psf, scale))
         counts = render_scene(window.shape, sources, sky, rates, spec.exptime, psf)
         cr_rng, noise_rng = rngs[chip - 1]
@@ -692,4 +697,5 @@ def simulate_visit(
     input_list = plan.outdir / "input.lst"
     write_text(input_list, [r.path.name for r in records])
     return VisitResult(plan.outdir, plan.det.key, plan.seed, tuple(records), refcat, sky_catalog,
-                       pointings, poller, input_list, plan.wcs_error)
+                       pointings, poller, input_list, plan.wcs_error,
+                       {f.name: optics_psf(plan.det.key, f.name) for f in plan.filters})

@@ -6,8 +6,10 @@ the footprint and isolated are placed on the product frame, and each gets an exp
 aperture-2 magnitude and S/N:
 
 * expected ``MagAp2`` = ``mag_<filter> - 2.5 log10(EE(r2))``, EE the encircled energy of the
-  simulator's PSF (core + halo Gaussians, :func:`hapgpu.simulate.make_psf`) widened by the
-  detector and drizzle pixels (twice ``pscale**2 / 12`` in quadrature);
+  PSF the simulator drew the stars with (:func:`hapgpu.simulate.optics_psf`: the optics model
+  of the PSF library as a Gaussian mixture, sigmas in detector pixels, turned into arcsec with
+  the detector's nominal pixel scale) widened by the detector and drizzle pixels (twice
+  ``pscale**2 / 12`` in quadrature, ``pscale`` the product's pixel scale);
 * expected S/N = ``F / sqrt(F / T + sigma_ap**2)`` with ``F = rate EE(r2)`` (electron/s),
   ``T`` the WHT (exposure seconds) at the star and ``sigma_ap`` the sky noise of an r2
   aperture measured on the product itself: the sigma-clipped standard deviation of aperture
@@ -59,11 +61,14 @@ MIN_STARS = 8
 pytestmark = [pytest.mark.slow, pytest.mark.reference]
 
 
-def _encircled_energy(radius_arcsec: float, fwhm_arcsec: float, pscale: float) -> float:
+def _encircled_energy(radius_arcsec: float, detector_key: str, band: str,
+                      pscale: float) -> float:
     """Fraction of the simulator's PSF within ``radius_arcsec`` (pixel widening included)."""
-    from hapgpu.simulate import make_psf
+    from hapgpu.simulate import get_detector, optics_psf
 
-    psf = make_psf(fwhm_arcsec, 1.0)  # sigmas in arcsec
+    pixel = optics_psf(detector_key, band)                 # sigmas in detector pixels
+    scale = get_detector(detector_key).pixel_scale         # arcsec per detector pixel
+    psf = type(pixel)(sigmas=pixel.sigmas * scale, weights=pixel.weights)
     pixel_var = 2.0 * pscale ** 2 / 12.0
     return float(sum(w * (1.0 - math.exp(-radius_arcsec ** 2 / (2.0 * (s ** 2 + pixel_var))))
                      for s, w in zip(psf.sigmas, psf.weights)))
@@ -98,7 +103,6 @@ def truth_stars(product_set, filt: str) -> Table:
     from scipy import ndimage
 
     from hapgpu.catalogs import catalog_parameters
-    from hapgpu.simulate import get_detector
 
     path = product_set.filter_products[filt]
     with fits.open(path) as hdul:
@@ -128,8 +132,7 @@ def truth_stars(product_set, filt: str) -> Table:
         near = [j for j in tree.query_ball_point(sky[i], ISOLATION_ARCSEC) if j != i]
         isolated[i] = not np.any(rate[near] > ISOLATION_FRACTION * rate[i])
     keep = inside & isolated
-    fwhm = get_detector(f"{instrument}-{detector}".lower()).filter(band).fwhm
-    ee = _encircled_energy(r2_arcsec, fwhm, pscale)
+    ee = _encircled_energy(r2_arcsec, f"{instrument}-{detector}".lower(), band, pscale)
     good_sky = mask & (depth > EDGE_PX) & (wht > 0)
     sigma_ap = _aperture_sky_sigma(sci, good_sky, r2_arcsec / pscale)
     flux = rate[keep] * ee
