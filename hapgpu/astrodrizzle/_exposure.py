@@ -29,15 +29,15 @@ import threading
 import warnings
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HapGpuError, InvalidInputError, UnusableInputError, WCSError
 
-__all__ = ["Chip", "Exposure", "read_exposure", "inspect_exposure", "load_pixels", "dq_good",
-           "check_input_path"]
+__all__ = ["Chip", "Exposure", "VisitCache", "read_exposure", "inspect_exposure", "load_pixels",
+           "dq_good", "check_input_path"]
 
 log = logging.getLogger(__name__)
 
@@ -409,14 +409,34 @@ def _science_extvers(hdul, path: Path) -> list[int]:
     return with_data
 
 
-def _chip_from_header(hdul, extver: int, path: Path, facts: dict) -> Chip:
+#: Keywords that the pipeline itself writes into an input's SCI headers (MDRIZSKY); a header
+#: that differs from an earlier reading only in them still describes the same WCS.
+_PIPELINE_KEYWORDS = frozenset({"MDRIZSKY"})
+
+
+def _cards(header, skip=frozenset()) -> list:
+    return [(c.keyword, str(c.value)) for c in header.cards if c.keyword not in skip]
+
+
+def _same_wcs_source(previous: Chip, header, primary, previous_primary) -> bool:
+    """Whether a chip's SCI and primary headers equal an earlier reading's, apart from the
+    keywords the pipeline writes (so the WCS built from the earlier reading is this one)."""
+    return (_cards(previous.header, _PIPELINE_KEYWORDS) == _cards(header, _PIPELINE_KEYWORDS)
+            and _cards(previous_primary) == _cards(primary))
+
+
+def _chip_from_header(hdul, extver: int, path: Path, facts: dict, previous: Chip | None = None,
+                      previous_primary=None) -> Chip:
     header = hdul["SCI", extver].header.copy()
     bunit = str(header.get("BUNIT", "ELECTRONS/S"))
     if "ergs" in bunit:  # flux-calibrated units: AstroDrizzle assumes electrons/s
         bunit = "ELECTRONS/S"
     in_units = "cps" if "/s" in bunit.lower() else "counts"
-    wcs = _chip_wcs(hdul, extver, path)
-    wcslin_pscale = _wcslin_pscale(wcs)
+    if previous is not None and _same_wcs_source(previous, header, hdul[0].header, previous_primary):
+        wcs, wcslin_pscale = previous.wcs, previous.wcslin_pscale
+    else:
+        wcs = _chip_wcs(hdul, extver, path)
+        wcslin_pscale = _wcslin_pscale(wcs)
     sky = header.get("MDRIZSKY")
     try:
         sky = None if sky is None else float(sky)
@@ -466,11 +486,19 @@ def inspect_exposure(path, params) -> Exposure:
     """
     path = Path(path)
     check_input_path(path)
+    return _inspect(path, params)
+
+
+def _inspect(path: Path, params, previous: Exposure | None = None) -> Exposure:
+    """:func:`inspect_exposure` of a checked path; chip WCSs are taken from ``previous`` (an
+    earlier reading of the same file) where the headers show they are the same."""
     with _reading(path) as hdul:
         primary = hdul[0].header.copy()
         extvers = _science_extvers(hdul, path)
         facts = _exposure_facts(primary, path, params)
-        chips = [_chip_from_header(hdul, v, path, facts) for v in extvers]
+        known = {c.extver: c for c in previous.chips} if previous is not None else {}
+        chips = [_chip_from_header(hdul, v, path, facts, known.get(v),
+                                   None if previous is None else previous.primary_header) for v in extvers]
     stem = path.name.split(".")[0]
     suffix = stem.rsplit("_", 1)[-1].lower() if "_" in stem else "flt"
     rootname = str(primary.get("ROOTNAME", stem.rsplit("_", 1)[0])).strip().lower()
@@ -481,7 +509,35 @@ def inspect_exposure(path, params) -> Exposure:
 
 
 # ----------------------------------------------------------------------------- pixel data
-def _read_chip_pixels(hdul, chip: Chip, path: Path, backend, params, want_err: bool) -> None:
+@dataclass(eq=False)
+class _ChipPixels:
+    """The pixel arrays of one chip as read from its file (on the device).
+
+    ``dq`` is the file's DQ (uint16) before ``resetbits`` is applied, so that calls with
+    different ``resetbits`` can share it.
+    """
+
+    sci: object
+    dq: object
+    err: object
+    finite: object
+    n_nonfinite: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(getattr(a, "nbytes", 0)) for a in (self.sci, self.dq, self.err, self.finite))
+
+
+def _read_dq(hdul, extver: int, path: Path, shape) -> np.ndarray:
+    if ("DQ", extver) not in hdul or hdul["DQ", extver].data is None:
+        raise InvalidInputError(f"{path}: missing DQ extension for chip {extver}")
+    dq = np.asarray(hdul["DQ", extver].data)
+    if dq.shape != tuple(shape):
+        raise InvalidInputError(f"{path}: DQ and SCI of chip {extver} differ in shape")
+    return dq.astype(np.int64).astype(np.uint16)
+
+
+def _read_chip_pixels(hdul, chip: Chip, path: Path, backend, want_err: bool) -> _ChipPixels:
     extver = chip.extver
     sci = hdul["SCI", extver].data
     if sci is None or sci.ndim != 2:
@@ -495,20 +551,41 @@ def _read_chip_pixels(hdul, chip: Chip, path: Path, backend, params, want_err: b
     n_bad = int(finite.size - np.count_nonzero(finite))
     if n_bad:
         sci[~finite] = 0.0
-    dq = np.asarray(hdul["DQ", extver].data)
-    if dq.shape != sci.shape:
-        raise InvalidInputError(f"{path}: DQ and SCI of chip {extver} differ in shape")
-    dq = dq.astype(np.int64).astype(np.uint16) & np.uint16(~int(params.resetbits) & 0xFFFF)
+    dq = _read_dq(hdul, extver, path, sci.shape)
     err = None
     if want_err:
         if ("ERR", extver) not in hdul or hdul["ERR", extver].data is None:
             raise InvalidInputError(f"{path}: final_wht_type='ERR' needs an ERR extension for chip {extver}")
         err = backend.asarray(np.asarray(hdul["ERR", extver].data, dtype=np.float32))
-    chip.sci = backend.asarray(sci)
-    chip.dq = backend.asarray(dq)
-    chip.err = err
-    chip.finite = backend.asarray(finite) if n_bad else None
-    chip.n_nonfinite = n_bad
+    return _ChipPixels(sci=backend.asarray(sci), dq=backend.asarray(dq), err=err,
+                       finite=backend.asarray(finite) if n_bad else None, n_nonfinite=n_bad)
+
+
+def _assign_pixels(chip: Chip, pixels: _ChipPixels, resetbits: int, want_err: bool) -> None:
+    """Point ``chip`` at the (shared, never modified) arrays; its DQ gets ``resetbits`` cleared."""
+    chip.sci = pixels.sci
+    chip.dq = pixels.dq & np.uint16(~int(resetbits) & 0xFFFF)
+    chip.err = pixels.err if want_err else None
+    chip.finite = pixels.finite
+    chip.n_nonfinite = pixels.n_nonfinite
+
+
+def _check_loaded(exposure: Exposure, backend, usable_bits, check_usable: bool) -> None:
+    """Log the non-finite pixels once per file; refuse an exposure without a usable pixel."""
+    counts = [(c.extver, c.n_nonfinite) for c in exposure.chips if c.n_nonfinite]
+    if counts:
+        log.warning("%s: %d non-finite science pixel(s) (%s) treated as bad pixels (weight 0)",
+                    exposure.name, sum(n for _, n in counts),
+                    ", ".join(f"SCI,{v}: {n}" for v, n in counts))
+    if check_usable and not any(_any_usable(chip, usable_bits, backend.xp) for chip in exposure.chips):
+        bits = "any DQ value" if usable_bits is None else f"DQ bits {usable_bits}"
+        raise UnusableInputError(f"{exposure.path}: every pixel is bad (non-finite, or DQ flags outside the "
+                                 f"good bits; good: {bits})")
+
+
+def _read_pixels(exposure: Exposure, backend, want_err: bool) -> list[_ChipPixels]:
+    with _reading(exposure.path) as hdul:
+        return [_read_chip_pixels(hdul, chip, exposure.path, backend, want_err) for chip in exposure.chips]
 
 
 def load_pixels(exposure: Exposure, backend, params, *, want_err: bool = False,
@@ -545,19 +622,9 @@ def load_pixels(exposure: Exposure, backend, params, *, want_err: bool = False,
     UnusableInputError
         With ``check_usable``: every pixel is bad.
     """
-    path = exposure.path
-    with _reading(path) as hdul:
-        for chip in exposure.chips:
-            _read_chip_pixels(hdul, chip, path, backend, params, want_err)
-    counts = [(c.extver, c.n_nonfinite) for c in exposure.chips if c.n_nonfinite]
-    if counts:
-        log.warning("%s: %d non-finite science pixel(s) (%s) treated as bad pixels (weight 0)",
-                    exposure.name, sum(n for _, n in counts),
-                    ", ".join(f"SCI,{v}: {n}" for v, n in counts))
-    if check_usable and not any(_any_usable(chip, usable_bits, backend.xp) for chip in exposure.chips):
-        bits = "any DQ value" if usable_bits is None else f"DQ bits {usable_bits}"
-        raise UnusableInputError(f"{path}: every pixel is bad (non-finite, or DQ flags outside the "
-                                 f"good bits; good: {bits})")
+    for chip, pixels in zip(exposure.chips, _read_pixels(exposure, backend, want_err)):
+        _assign_pixels(chip, pixels, params.resetbits, want_err)
+    _check_loaded(exposure, backend, usable_bits, check_usable)
     return exposure
 
 
@@ -566,6 +633,158 @@ def _any_usable(chip: Chip, bits, xp) -> bool:
     if chip.finite is not None:
         good = good & chip.finite
     return bool(good.any())
+
+
+# ----------------------------------------------------------------------------- visit cache
+def _signature(path: Path) -> tuple:
+    """What identifies one state of a file: device, inode, size, modification time (ns)."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _facts_key(params) -> tuple:
+    """The parameters that :func:`inspect_exposure` reads (exposure time, gain, read noise)."""
+    return (params.expkeyword, params.exptime, params.gnkeyword, params.gain, params.rnkeyword,
+            params.rdnoise)
+
+
+def _copy_exposure(template: Exposure, path: Path) -> Exposure:
+    """A new Exposure (own headers, own chips) from a cached one; WCS objects are shared."""
+    chips = [replace(chip, header=chip.header.copy()) for chip in template.chips]
+    return replace(template, path=path, primary_header=template.primary_header.copy(), chips=chips)
+
+
+@dataclass(eq=False)
+class _CachedExposure:
+    signature: tuple
+    facts_key: tuple
+    exposure: Exposure                 # as inspected; copies are handed out
+    params: object                     # the parameters it was inspected with
+    pixels: list | None = None         # _ChipPixels per chip
+    backend: object = None             # where the pixels live
+    with_err: bool = False
+
+
+class VisitCache:
+    """Exposures read by one ``astrodrizzle()`` call, kept for the later calls of a visit.
+
+    The SVM drizzles every filter, exposure and total product of a visit from the same input
+    files; with a ``VisitCache`` passed as ``astrodrizzle(..., visit=cache)`` each file's
+    headers, chip WCSs and pixel arrays (SCI, DQ before ``resetbits``, ERR, the non-finite
+    mask) are read once and held on the backend's device. Every call gets its own Exposure and
+    Chip objects (its own headers, sky values, DQ with its own ``resetbits`` cleared) pointing
+    at the shared arrays, which no stage modifies.
+
+    A cached reading is used only while the file is in the state it was read in (same device,
+    inode, size and modification time); any other change reads the file again. When a call
+    writes cosmic-ray flags and MDRIZSKY into an input (``update_inputs_dq=True``),
+    :meth:`updated` re-reads that file's headers and DQ arrays (not SCI or ERR, which the
+    update leaves alone) so that the next call sees the new flags and sky, exactly as a fresh
+    reading would; chip WCSs are rebuilt unless the headers are unchanged apart from MDRIZSKY.
+
+    Parameters
+    ----------
+    max_bytes : int, optional
+        Most bytes of pixel arrays kept (default: no limit); exposures beyond it keep only
+        their headers and WCSs and are read again by each call.
+
+    Notes
+    -----
+    Memory: about 7 bytes per input pixel (float32 SCI, uint16 DQ, bool mask when some SCI
+    values are not finite; 4 more with ERR) on the backend's device, for every exposure of the
+    visit, until the cache is dropped.
+    """
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_bytes
+        self._entries: dict[Path, _CachedExposure] = {}
+        self._lock = threading.Lock()
+        self.n_header_reads = 0
+        self.n_pixel_reads = 0
+
+    def __repr__(self) -> str:
+        return (f"VisitCache({len(self._entries)} files, {self.nbytes} bytes of pixels, "
+                f"max_bytes={self.max_bytes})")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel arrays held."""
+        return sum(p.nbytes for e in list(self._entries.values()) for p in (e.pixels or ()))
+
+    @staticmethod
+    def _key(path: Path) -> Path:
+        return Path(path).resolve()
+
+    def clear(self) -> None:
+        """Forget every file (frees the pixel arrays)."""
+        with self._lock:
+            self._entries.clear()
+
+    def inspect(self, path, params) -> Exposure:
+        """:func:`inspect_exposure`, from the cache when the file has not changed."""
+        path = Path(path)
+        check_input_path(path)
+        key, signature = self._key(path), _signature(path)
+        entry = self._entries.get(key)
+        if entry is None or entry.signature != signature or entry.facts_key != _facts_key(params):
+            exposure = _inspect(path, params)
+            entry = _CachedExposure(signature, _facts_key(params), exposure, params)
+            with self._lock:
+                self._entries[key] = entry
+                self.n_header_reads += 1
+        return _copy_exposure(entry.exposure, path)
+
+    def load(self, exposure: Exposure, backend, params, *, want_err: bool = False,
+             usable_bits: int | None = None, check_usable: bool = False) -> Exposure:
+        """:func:`load_pixels`, from the cache when the file has not changed."""
+        entry = self._entries.get(self._key(exposure.path))
+        if entry is not None and entry.signature != _signature(exposure.path):
+            entry = None
+        if (entry is not None and entry.pixels is not None and entry.backend.name == backend.name
+                and (entry.with_err or not want_err)):
+            pixels = entry.pixels
+        else:
+            pixels = _read_pixels(exposure, backend, want_err)
+            with self._lock:
+                self.n_pixel_reads += 1
+                size = sum(p.nbytes for p in pixels)
+                if entry is not None and (self.max_bytes is None or self.nbytes + size <= self.max_bytes):
+                    entry.pixels, entry.backend, entry.with_err = pixels, backend, want_err
+        for chip, chip_pixels in zip(exposure.chips, pixels):
+            _assign_pixels(chip, chip_pixels, params.resetbits, want_err)
+        _check_loaded(exposure, backend, usable_bits, check_usable)
+        return exposure
+
+    def updated(self, path) -> None:
+        """Take in an update of ``path``'s DQ arrays and SCI headers written by the pipeline.
+
+        Re-reads the headers and the DQ arrays; keeps SCI, ERR and the non-finite masks.
+        A file that cannot be read again is forgotten (the next call reads it afresh).
+        """
+        key = self._key(path)
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        path = Path(path)
+        try:
+            signature = _signature(path)
+            fresh = _inspect(path, entry.params, previous=entry.exposure)
+            pixels = entry.pixels
+            same_chips = [(c.extver, c.shape) for c in fresh.chips] == \
+                [(c.extver, c.shape) for c in entry.exposure.chips]
+            if pixels is not None and not same_chips:
+                pixels = None
+            if pixels is not None:
+                with _reading(path) as hdul:
+                    pixels = [replace(p, dq=entry.backend.asarray(_read_dq(hdul, c.extver, path, c.shape)))
+                              for c, p in zip(fresh.chips, pixels)]
+        except (HapGpuError, OSError):
+            with self._lock:
+                self._entries.pop(key, None)
+            return
+        with self._lock:
+            self.n_header_reads += 1
+            self._entries[key] = replace(entry, signature=signature, exposure=fresh, pixels=pixels)
 
 
 def read_exposure(path, backend, params, *, want_err: bool = False) -> Exposure:

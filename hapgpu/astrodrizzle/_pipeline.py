@@ -26,7 +26,7 @@ from ..errors import (
     UnusableInputError,
     WCSError,
 )
-from ._exposure import inspect_exposure, load_pixels
+from ._exposure import VisitCache, inspect_exposure, load_pixels
 from ._footprint import chip_footprint, overlap_groups
 from ._frame import OutputFrame, custom_frame, default_frame, frame_from_reference, row_bands
 from ._parameters import AstroDrizzleParameters, resolve_parameters, unknown_parameter_message
@@ -431,7 +431,8 @@ def _check_steps(params, n_images: int) -> AstroDrizzleParameters:
 
 def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | None = None,
                  update_inputs_dq: bool = True, save_intermediates: bool = False,
-                 progress: bool | None = None, **parameters) -> AstroDrizzleResult:
+                 progress: bool | None = None, visit: VisitCache | None = None,
+                 **parameters) -> AstroDrizzleResult:
     """Combine HST exposures with AstroDrizzle's chain, on the GPU when there is one.
 
     Parameters
@@ -455,6 +456,10 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         Also write the static masks, single-drizzle images, median, blotted images and CR masks.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    visit : VisitCache, optional
+        Inputs already read by earlier calls of the same visit (headers, WCSs and pixel arrays
+        on the device), reused while the files are unchanged and updated with the DQ flags and
+        MDRIZSKY this call writes; the products are the same as without it.
     **parameters
         AstroDrizzle parameters by name (e.g. ``final_kernel="square"``, ``skymethod="match"``).
 
@@ -466,7 +471,7 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     ------
     InvalidParameterError
         Bad parameter values; unknown parameter names (the message lists the closest valid
-        names).
+        names); ``visit`` that is not a :class:`VisitCache`.
     InvalidInputError
         A path that is missing, a directory, not a FITS file, truncated or corrupt; a file
         without DQ for a chip or without gain/read-noise keywords (the message names the file).
@@ -504,6 +509,8 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     and all are renamed together at the end, so a failure leaves no file named like a product.
     """
     _check_keywords(parameters)
+    if visit is not None and not isinstance(visit, VisitCache):
+        raise InvalidParameterError(f"visit must be a VisitCache or None, got {type(visit).__name__}")
     params = resolve_parameters(pars, **parameters)
     if params.final_wht_type == "IVM":
         raise InvalidParameterError("final_wht_type='IVM' needs flat and dark reference files, "
@@ -513,12 +520,14 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     timer = StepTimer(backend, progress)
     timer.start(9)
     try:
-        return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates, timer)
+        return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates, timer,
+                    visit)
     finally:
         timer.stop()
 
 
-_CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress")
+_CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress",
+                  "visit")
 
 
 def _check_keywords(parameters: dict) -> None:
@@ -549,19 +558,22 @@ class _Chain:
     final: tuple | None = None
 
 
-def _prepare(files, params, backend, band_rows, timer: StepTimer) -> _Chain:
-    """Read the inputs and derive the frames and the memory plan (step "read")."""
+def _prepare(files, params, backend, band_rows, timer: StepTimer, visit: VisitCache | None = None) -> _Chain:
+    """Read the inputs (or take them from ``visit``) and derive the frames and the memory plan
+    (step "read")."""
+    inspect = inspect_exposure if visit is None else visit.inspect
+    load = load_pixels if visit is None else visit.load
     with timer.step("read"):
         want_err = params.final_wht_type == "ERR"
         dropped: list = []
         # Headers first: refuse inputs that cannot go together before any pixel is read.
-        exposures = _usable(lambda f: inspect_exposure(f, params), files, backend.xp, dropped)
+        exposures = _usable(lambda f: inspect(f, params), files, backend.xp, dropped)
         _check_compatible(exposures)
         n_inspected = len(exposures)
         single_frame, final_frame = _frames(exposures, params)
         bits = _contribution_bits(params)
-        exposures = _usable(lambda e: load_pixels(e, backend, params, want_err=want_err, usable_bits=bits,
-                                                  check_usable=True), exposures, backend.xp, dropped)
+        exposures = _usable(lambda e: load(e, backend, params, want_err=want_err, usable_bits=bits,
+                                           check_usable=True), exposures, backend.xp, dropped)
         if len(exposures) != n_inspected:  # frames of the inputs actually combined
             single_frame, final_frame = _frames(exposures, params)
         params = _check_steps(params, len(exposures))
@@ -614,7 +626,7 @@ def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool) -> None:
 
 
 def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name: str, backend,
-                  update_inputs_dq: bool, result: AstroDrizzleResult) -> None:
+                  update_inputs_dq: bool, result: AstroDrizzleResult, visit: VisitCache | None) -> None:
     """DQ (CR flags) and MDRIZSKY into the inputs or their (staged) copies; ``_crclean`` files."""
     params, xp = chain.params, backend.xp
     flag_crs = chain.crmasks is not None and params.driz_combine  # AstroDrizzle flags CRs while drizzling
@@ -640,10 +652,12 @@ def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name
         result.cosmic_rays[exposure.name] = [0 if m is None else int((~m).sum()) for m in masks]
     for exposure, dqs, skies in in_place:  # last: everything else is staged by now
         result.files.append(update_inputs(exposure, dqs, skies))
+        if visit is not None:
+            visit.updated(exposure.path)
 
 
 def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_intermediates: bool,
-           timer: StepTimer) -> AstroDrizzleResult:
+           timer: StepTimer, visit: VisitCache | None = None) -> AstroDrizzleResult:
     """Write the product, intermediates and input updates.
 
     Every new file goes to a temporary name; the inputs are updated in place last; then all
@@ -667,16 +681,16 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
                 result.files.append(stage.write(hdul, result.product))
             if save_intermediates:
                 result.files += _write_intermediates(stage, outdir, output.name, chain, backend)
-            _write_inputs(chain, stage, outdir, output.name, backend, update_inputs_dq, result)
+            _write_inputs(chain, stage, outdir, output.name, backend, update_inputs_dq, result, visit)
             stage.commit()
     return result
 
 
 def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
-         timer: StepTimer) -> AstroDrizzleResult:
-    chain = _prepare(files, params, backend, band_rows, timer)
+         timer: StepTimer, visit: VisitCache | None = None) -> AstroDrizzleResult:
+    chain = _prepare(files, params, backend, band_rows, timer, visit)
     _combine(chain, backend, timer, keep=save_intermediates)
-    result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer)
+    result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit)
     result.timings = dict(timer.steps)
     log.info("astrodrizzle timing: %s", timer.table())
     return result

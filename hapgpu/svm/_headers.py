@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,9 @@ from scipy import ndimage
 
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
-__all__ = ["refine_product_headers", "compute_sregion", "footprint_from_data", "trace_region_border",
-           "simplify_polygon", "sregion_polygons", "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH"]
+__all__ = ["refine_product_headers", "compute_sregion", "sregion_values", "SRegionValues",
+           "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
+           "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +293,19 @@ def sregion_polygons(data: np.ndarray) -> list[np.ndarray]:
         One float64 ``(m, 2)`` closed ``(x, y)`` ring (0-based pixels) per region, in label
         order (scipy ``ndimage.label``: first pixel in row-major order).
     """
+    polygons, n_degenerate = _traced_polygons(data)
+    for _ in range(n_degenerate):
+        log.warning(_DEGENERATE)
+    return polygons
+
+
+_DEGENERATE = "S_REGION: a region of the footprint simplified to fewer than 3 corners"
+
+
+def _traced_polygons(data: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """:func:`sregion_polygons` without logging: the polygons and the number of regions that
+    simplified to fewer than 3 corners (safe to run on a worker thread)."""
+    n_degenerate = 0
     footprint = footprint_from_data(data)
     labels, _ = ndimage.label(footprint)
     polygons = []
@@ -303,10 +318,9 @@ def sregion_polygons(data: np.ndarray) -> list[np.ndarray]:
         region[pad:-pad, pad:-pad] = labels[box] == label
         border = trace_region_border(region) + np.array([box[1].start - pad, box[0].start - pad], np.int32)
         corners = simplify_polygon(border)
-        if corners.shape[0] <= 3:
-            log.warning("S_REGION: a region of the footprint simplified to fewer than 3 corners")
+        n_degenerate += corners.shape[0] <= 3
         polygons.append(corners.astype(np.float64))
-    return polygons
+    return polygons, n_degenerate
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +337,7 @@ def _chip_wcs(hdul, ext, path):
             raise InvalidInputError(f"{path}[{ext}]: cannot build the WCS: {exc}") from exc
 
 
-def compute_sregion(hdul, *, path=None, extname: str = "SCI") -> None:
+def compute_sregion(hdul, *, path=None, extname: str = "SCI", values=None) -> None:
     """Set ``S_REGION`` in every ``extname`` extension of an open product (in place).
 
     Parameters
@@ -336,10 +350,66 @@ def compute_sregion(hdul, *, path=None, extname: str = "SCI") -> None:
         File name for messages.
     extname : str
         Extension name to update.
+    values : SRegionValues, optional
+        :func:`sregion_values` of this file as it is (traced earlier, e.g. on a worker
+        thread); None traces them now.
+    """
+    if values is None:
+        values = sregion_values(hdul, path=path, extname=extname)
+    else:
+        # Building the WCS adds what stwcs fills in (RADESYS) to the header, as tracing here
+        # does: the product's header is the same whichever way its S_REGION was traced.
+        name = path if path is not None else (hdul.filename() or "product")
+        for extver in values.texts:
+            _chip_wcs(hdul, (extname, extver), name)
+    for _ in range(values.n_degenerate):
+        log.warning(_DEGENERATE)
+    for extver, text in values.texts.items():
+        if text is not None:
+            hdul[extname, extver].header["S_REGION"] = text
+
+
+@dataclass(frozen=True)
+class SRegionValues:
+    """``S_REGION`` of each ``extname`` extension of a file (:func:`sregion_values`).
+
+    Attributes
+    ----------
+    texts : dict of int to str or None
+        EXTVER -> the ``POLYGON ICRS ...`` text (None: all-zero data, no keyword).
+    n_degenerate : int
+        Regions that simplified to fewer than 3 corners (each is logged as a warning).
+    """
+
+    texts: dict
+    n_degenerate: int = 0
+
+
+def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
+    """The ``S_REGION`` values :func:`compute_sregion` writes, without writing or logging.
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        Product or exposure, as in :func:`compute_sregion`; only read.
+    path : path-like, optional
+        File name for messages.
+    extname : str
+        Extension name.
+
+    Returns
+    -------
+    SRegionValues
+
+    Raises
+    ------
+    InvalidInputError
+        A drizzled extension without data, or a WCS that cannot be built.
     """
     name = path if path is not None else (hdul.filename() or "product")
     drizzled = "D001DATA" in hdul[0].header
     extvers = [hdu.ver for hdu in hdul if hdu.name == extname.upper()]
+    texts, n_degenerate = {}, 0
     for extver in extvers:
         ext = (extname, extver)
         wcs = _chip_wcs(hdul, ext, name)
@@ -353,12 +423,16 @@ def compute_sregion(hdul, *, path=None, extname: str = "SCI") -> None:
                 raise InvalidInputError(f"{name}[{extname},{extver}]: no data to trace S_REGION from")
             data = data.astype(data.dtype.newbyteorder("="))  # native order: one read of the file
             if data.min() == 0 and data.max() == 0:
+                texts[extver] = None
                 continue
             text = ""
-            for polygon in sregion_polygons(data):
+            polygons, n_bad = _traced_polygons(data)
+            n_degenerate += n_bad
+            for polygon in polygons:
                 sky = wcs.all_pix2world(polygon, 0)
                 text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
-        hdul[ext].header["S_REGION"] = text
+        texts[extver] = text
+    return SRegionValues(texts, n_degenerate)
 
 
 def _input_files(primary) -> list[str]:
@@ -433,7 +507,8 @@ def _lookup(mapping, key, what, path):
 
 
 def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, poller_aperture=None,
-                           input_dir=None, svm_root_names=None, svm_gendates=None) -> Path:
+                           input_dir=None, svm_root_names=None, svm_gendates=None,
+                           s_region: SRegionValues | None = None) -> Path:
     """Write the pipeline keywords into a HAP drizzled product (drizzlepac ``refine_product_headers``).
 
     Parameters
@@ -457,6 +532,9 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
         MVM layers only (level 4 or ``skycell`` in the name): per input key of
         ``hap_exposure_names``, the SVM exposure product name and its ``DATE``; prepended to
         HDRTAB as ``SVMROOTNAME`` and ``GENDATE``.
+    s_region : SRegionValues, optional
+        :func:`sregion_values` of the product as it is now (the SVM traces them on a worker
+        thread while it drizzles the next product); None traces them here.
 
     Returns
     -------
@@ -477,7 +555,8 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
     -----
     Keywords and their order as drizzlepac ``processing_utils.refine_product_headers``,
     ``compute_sregion`` and ``update_hdrtab`` (hap-pipeline.md §1.12). A product without an
-    HDRTAB extension (hapgpu's AstroDrizzle writes none) keeps none; a warning says so.
+    HDRTAB extension (hapgpu's AstroDrizzle writes one, as drizzlepac's) keeps none; a warning
+    says so.
     Deliberate difference: IPPPSSOO lists the inputs in ``D???DATA`` order (drizzlepac: set
     order; level-1 products have a single input, so the value is the same).
     """
@@ -499,7 +578,8 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
             try:
                 _refine_keywords(hdul, path, hap_level=hap_level, hap_exposure_names=hap_exposure_names,
                                  poller_aperture=poller_aperture, input_dir=input_dir,
-                                 svm_root_names=svm_root_names, svm_gendates=svm_gendates)
+                                 svm_root_names=svm_root_names, svm_gendates=svm_gendates,
+                                 s_region=s_region)
             except OSError as exc:
                 raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
             try:
@@ -516,7 +596,7 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
 
 
 def _refine_keywords(hdul, path: Path, *, hap_level, hap_exposure_names, poller_aperture, input_dir,
-                     svm_root_names, svm_gendates) -> None:
+                     svm_root_names, svm_gendates, s_region=None) -> None:
     """The keyword updates of :func:`refine_product_headers` on the open product (in place)."""
     from astropy.io import fits
     from astropy.time import Time
@@ -531,7 +611,7 @@ def _refine_keywords(hdul, path: Path, *, hap_level, hap_exposure_names, poller_
     primary["ROOTNAME"] = "_".join(path.name.split("_")[:-1])
     primary["FILENAME"] = path.name
     primary["PINAME"] = primary.get("PR_INV_L", "")
-    compute_sregion(hdul, path=path)
+    compute_sregion(hdul, path=path, values=s_region)
 
     inputs = _input_files(primary)
     if hap_level == 1:

@@ -17,11 +17,18 @@ For each detector with direct exposures, in drizzlepac's order (``create_drizzle
 Every product's log goes to its trailer (``_trl.log``, renamed ``_trl.txt``). The products are
 written into the run's staging folder. :func:`refine_headers` then applies
 :func:`hapgpu.svm._headers.refine_product_headers` to every drizzled product.
+
+Speed without changing a bit of the products: one
+:class:`~hapgpu.astrodrizzle._exposure.VisitCache` per detector, so every input is read (and its
+WCS built) once and stays on the device for all its products, the cosmic-ray flags and MDRIZSKY
+that a filter writes into it re-read from the file; and each finished product's ``S_REGION``
+is traced on a worker thread while the next products are drizzled.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +58,9 @@ class DrizzledProduct:
         Renamed inputs drizzled into it.
     mask : numpy.ndarray or None
         Footprint count mask (int16, frame shape) of filter and total products.
+    s_region : concurrent.futures.Future or None
+        The product's :class:`~hapgpu.svm._headers.SRegionValues`, traced on a worker thread
+        while the next products are drizzled (None: traced by :func:`refine_headers`).
     """
 
     product: object
@@ -58,6 +68,7 @@ class DrizzledProduct:
     hap_level: int
     inputs: list = field(default_factory=list)
     mask: object = None
+    s_region: object = None
 
 
 def total_inputs(total) -> list:
@@ -104,8 +115,12 @@ def _frame_parameters(frame, config_pars: dict, *, own_rot_scale: bool) -> dict:
     return out
 
 
-def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int):
-    """Run AstroDrizzle for one product with its trailer; return the product path."""
+def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int, visit=None):
+    """Run AstroDrizzle for one product with its trailer; return the product path.
+
+    ``visit`` (:class:`hapgpu.astrodrizzle._exposure.VisitCache`) holds the inputs read by the
+    earlier products of the detector.
+    """
     from ..astrodrizzle import astrodrizzle
 
     pars = dict(config.astrodrizzle)
@@ -118,7 +133,7 @@ def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend,
         for key in sorted(pars):
             log.info("    %s = %r", key, pars[key])
         result = astrodrizzle([str(p) for p in inputs], folder / product.product_basename,
-                              backend=backend, pars=pars, progress=False)
+                              backend=backend, pars=pars, progress=False, visit=visit)
     if result.product is None or result.product.name != product.drizzle_filename:
         raise InvalidInputError(
             f"{product.drizzle_filename}: AstroDrizzle wrote {result.product}; the inputs' "
@@ -138,6 +153,20 @@ def _write_footprint_keywords(path: Path, mask_kws: dict, mask) -> None:
             header[key] = (float(value), comment)
         for key, (value, comment) in weight_keywords(hdul["WHT", 1].data, mask).items():
             header[key] = (float(value), comment)
+
+
+def _trace_s_region(path: Path):
+    """S_REGION values of a finished product (run on the worker thread: reads, never writes
+    nor logs)."""
+    from astropy.io import fits
+
+    from ._headers import sregion_values
+
+    try:
+        with fits.open(path) as hdul:
+            return sregion_values(hdul, path=path)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
 
 
 def _footprint(product, paths, frame):
@@ -182,18 +211,32 @@ def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer
     hapgpu.errors.HapGpuError
         From the metawcs, the footprint or AstroDrizzle (the message names the file).
     """
-    from ._metawcs import make_mosaic_wcs
-
     folder = Path(folder)
-    step = timer.step if timer is not None else _no_step
     names, made = [], []
     if not total.edp_list:
         return names, made
+    # S_REGION of each finished product is traced on a worker thread (pure host code) while
+    # the next products are drizzled; refine_headers collects it.
+    tracer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hapgpu-sregion")
+    try:
+        _drizzle_products(total, configs, folder, backend, timer, level, names, made, tracer)
+    finally:
+        tracer.shutdown(wait=False)
+    return names, made
+
+
+def _drizzle_products(total, configs, folder: Path, backend, timer, level, names, made, tracer) -> None:
+    """The body of :func:`create_drizzle_products` (``names`` and ``made`` filled in place)."""
+    from ..astrodrizzle._exposure import VisitCache
+    from ._metawcs import make_mosaic_wcs
+
+    step = timer.step if timer is not None else _no_step
     total_pars = configs[total].astrodrizzle
     with step("metawcs", total.drizzle_filename):
         frame = make_mosaic_wcs([folder / e.full_filename for e in total.edp_list],
                                 rot=total_pars.get("final_rot"), scale=total_pars.get("final_scale"))
     total.meta_wcs = frame
+    visit = VisitCache()  # every input is read once for all the products of the detector
     ny, nx = frame.shape
     log.info("metawcs of %s: %d x %d pixels, %.5f arcsec/pixel, CRVAL (%.7f, %.7f)",
              total.drizzle_filename, nx, ny, frame.pscale, *frame.wcs.wcs.crval)
@@ -208,9 +251,10 @@ def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer
         if len(paths) == 1:
             overrides["resetbits"] = 0  # use the pixels already flagged as cosmic rays
         with step("drizzle filter", filter_product.drizzle_filename):
-            path = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level)
+            path = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level,
+                            visit=visit)
             _write_footprint_keywords(path, keywords, mask)
-        made.append(DrizzledProduct(filter_product, path, 2, paths, mask))
+        made.append(DrizzledProduct(filter_product, path, 2, paths, mask, tracer.submit(_trace_s_region, path)))
         names += [filter_product.drizzle_filename, filter_product.trl_filename]
         for exposure in filter_product.edp_list:
             config = configs[exposure]
@@ -218,8 +262,9 @@ def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer
             overrides["resetbits"] = 0
             with step("drizzle exposure", exposure.drizzle_filename):
                 path = _drizzle(exposure, [folder / exposure.full_filename], config, overrides,
-                                folder, backend=backend, level=level)
-            made.append(DrizzledProduct(exposure, path, 1, [folder / exposure.full_filename]))
+                                folder, backend=backend, level=level, visit=visit)
+            made.append(DrizzledProduct(exposure, path, 1, [folder / exposure.full_filename],
+                                        s_region=tracer.submit(_trace_s_region, path)))
             names += [exposure.drizzle_filename, exposure.full_filename, exposure.trl_filename]
 
     config = configs[total]
@@ -230,11 +275,10 @@ def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer
     overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
     overrides["resetbits"] = 0
     with step("drizzle total", total.drizzle_filename):
-        path = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level)
+        path = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level, visit=visit)
         _write_footprint_keywords(path, keywords, mask)
-    made.append(DrizzledProduct(total, path, 2, inputs, mask))
+    made.append(DrizzledProduct(total, path, 2, inputs, mask, tracer.submit(_trace_s_region, path)))
     names += [total.drizzle_filename, total.trl_filename]
-    return names, made
 
 
 def refine_headers(products, totals, folder) -> None:
@@ -259,8 +303,9 @@ def refine_headers(products, totals, folder) -> None:
     for item in products:
         aperture = getattr(item.product, "aperture", None)
         log.info("refining the header of %s", item.path.name)
+        s_region = item.s_region.result() if item.s_region is not None else None
         refine_product_headers(item.path, hap_level=item.hap_level, hap_exposure_names=names,
-                               poller_aperture=aperture, input_dir=Path(folder))
+                               poller_aperture=aperture, input_dir=Path(folder), s_region=s_region)
 
 
 class _NoStep:
