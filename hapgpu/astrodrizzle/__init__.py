@@ -20,6 +20,7 @@ from ._parameters import (
     resolve_parameters,
     write_parameters,
 )
+from ._exposure import VisitCache
 from ._pipeline import AstroDrizzleResult, astrodrizzle, expand_inputs
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "write_parameters",
     "parse_bits",
     "expand_inputs",
+    "VisitCache",
 ]
 
 
