@@ -30,6 +30,7 @@ example photutils' provenance keys) is not written.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import tempfile
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table, join
+from astropy.table import Column, Table, join
 
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
@@ -47,7 +48,7 @@ __all__ = [
     "combine_total", "trim_total", "exposure_filter_times", "n1_exposure_time",
     "count_good_sources", "cr_rejection", "wcs_header_keywords", "catalog_metadata",
     "segment_provenance",
-    "fill_missing", "write_catalog",
+    "fill_missing", "write_catalog", "write_ecsv",
 ]
 
 log = logging.getLogger(__name__)
@@ -551,6 +552,52 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(temp)
 
 
+def _column_strings(column) -> list[str]:
+    """The ECSV text of every value of a plain numeric column, as astropy writes it.
+
+    astropy's ECSV writer writes ``str(col[i])``, the NumPy scalar's ``str``. For float64 that
+    is the shortest repr, which is Python's ``repr`` of the same float; integers print alike;
+    other dtypes (float32, bool) go through NumPy's own scalars.
+    """
+    data = np.asarray(column)
+    if data.dtype.kind == "f" and data.dtype.itemsize == 8:
+        return list(map(repr, data.tolist()))
+    if data.dtype.kind in "iu":
+        return list(map(str, data.tolist()))
+    return list(map(str, data))
+
+
+def write_ecsv(table: Table, path) -> None:
+    """Write ``table`` as ECSV, the bytes astropy's ``ascii.ecsv`` writer writes.
+
+    A table of plain (unmasked, 1-D) numeric or boolean columns gets astropy's header (the
+    table with no rows written by astropy: meta, column types, the column-name line) and its
+    rows formatted here a column at a time (:func:`_column_strings`), joined by spaces with
+    ``os.linesep`` as astropy does -- no value of such a column contains a space or a quote,
+    so the CSV writer would quote nothing. Anything else is written by astropy.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+    path : path-like
+        Output file (overwritten).
+    """
+    plain = len(table) > 0 and all(
+        type(column) is Column and column.ndim == 1 and column.dtype.kind in "biuf"
+        for column in table.itercols())
+    if not plain:
+        table.write(path, format="ascii.ecsv", overwrite=True)
+        return
+    header = io.StringIO()
+    table[:0].write(header, format="ascii.ecsv")
+    columns = [_column_strings(column) for column in table.itercols()]
+    # as astropy.io.ascii.write: os.linesep between lines and after the last, no translation
+    with open(path, "w", newline="") as handle:
+        handle.write(header.getvalue())
+        handle.write(os.linesep.join(map(" ".join, zip(*columns))))
+        handle.write(os.linesep)
+
+
 def segment_provenance(image) -> OrderedDict:
     """The measurement block a segment catalog starts with, before ``h00``.
 
@@ -628,7 +675,7 @@ def write_catalog(table: Table, path, *, image, cat_type: str, nsigma: float,
     if rejected:
         out.remove_rows(slice(0, None))
     out = fill_missing(out)
-    _atomic_write(path, lambda temp: out.write(temp, format="ascii.ecsv", overwrite=True))
+    _atomic_write(path, lambda temp: write_ecsv(out, temp))
     log.info("wrote %s (%d sources)", path, len(out))
     if diagnostic:
         _write_regions(out, path.with_suffix(".reg"), kind)

@@ -312,8 +312,9 @@ def identify_point_sources(total, *, backend=None) -> Table:
     block_size = tuple(int(b) for b in gen.get("block_size", (1024, 1024)))
     source_fwhm = float(total.kernel_fwhm)
     data = bk.asarray(total.data)
-    image = xp.nan_to_num(data, nan=0.0) - bk.asarray(total.background.background)
-    image = xp.clip(image, 0, None)
+    # drizzlepac's nan_to_num(data) here is a no-op: prepare_image already made NaN 0
+    image = data - bk.asarray(total.background.background)
+    image = xp.clip(image, 0, None, out=image)
     rms = bk.asarray(total.background.rms)
     footprint = bk.asarray(total.footprint, dtype=bool)
     inv_footprint = bk.asarray(total.inv_footprint, dtype=bool)

@@ -400,10 +400,15 @@ def _wht_masks_cpu(wht, inv_footprint, *, scale, sensitivity, size) -> list[Weig
     float32 array and a Python float): one sweep counts the bands, the loop runs on the
     counts, and one more sweep labels the regions.
     """
-    maxwht = kmorph.sliding_max_reflect(wht, size)
-    top = maxwht.max()
-    rel = maxwht / top
-    del maxwht
+    # the filtered maximum is the image maximum (every pixel lies in its own window), so
+    # ``rel = maxwht / maxwht.max()`` is one fused sweep
+    top = wht.max()
+    if top > 0:
+        rel = kmorph.relative_max_filter(wht, size, top)
+    else:  # NumPy's 0/0 (NaN everywhere, with its warning), as the expression gives
+        maxwht = kmorph.sliding_max_reflect(wht, size)
+        rel = maxwht / maxwht.max()
+        del maxwht
     footprint = ~inv_footprint
     # the limits the loop can reach: 1/scale, divided by scale until float32 underflows to 0
     limits = [1.0 / scale]

@@ -45,6 +45,7 @@ from astropy.table import Column, MaskedColumn, Table
 from .. import detection
 from ..backend import resolve_backend
 from ..errors import HapGpuError, InvalidInputError, InvalidParameterError
+from ..kernels.detection import morphology as kmorph
 from ._photometry import abmag, measure_apertures
 from ._prepare import (
     PreparedImage,
@@ -322,6 +323,12 @@ def total_error(data, bkg_error, effective_gain=1.0, *, backend=None):
                                 f"{tuple(bkg_error.shape)} must have the same shape")
     if effective_gain < 0:
         raise InvalidParameterError(f"effective_gain must be >= 0, got {effective_gain}")
+    if (bk.name == "cpu" and effective_gain != 0 and data.ndim == 2
+            and data.dtype == bkg_error.dtype and data.dtype in (np.float32, np.float64)
+            and data.dtype.isnative and bkg_error.dtype.isnative
+            and type(effective_gain) in (int, float) and math.isfinite(effective_gain)):
+        # one compiled sweep, the same roundings as the NumPy expression below
+        return kmorph.quadrature_error(data, bkg_error, data.dtype.type(effective_gain))
     source = data / effective_gain if effective_gain != 0 else xp.zeros_like(data)
     return xp.sqrt(bkg_error * bkg_error + xp.maximum(source, 0))
 

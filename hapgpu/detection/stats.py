@@ -59,11 +59,12 @@ def _flat_host(data, mask, mask_value):
     use_mask = mask is not None or mask_value is not None
     if not use_mask:
         return flat, np.zeros(1, dtype=bool), False
-    fmask = np.zeros(flat.shape, dtype=bool)
+    if mask_value is None:
+        # the kernels only read the mask: the caller's array itself, no copy
+        return flat, np.ascontiguousarray(mask, dtype=bool).ravel(), True
+    fmask = flat == mask_value
     if mask is not None:
         fmask |= mask.ravel()
-    if mask_value is not None:
-        fmask |= flat == mask_value
     return flat, fmask, True
 
 

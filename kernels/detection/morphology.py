@@ -11,6 +11,10 @@ result of the SciPy / NumPy expression it replaces (named in each docstring):
   image (constant 0 borders), as sliding-window counts;
 * :func:`sliding_max_reflect`: ``scipy.ndimage.maximum_filter(a, size=(s, s))`` (``reflect``
   borders) of a finite float image, as two separable 1-D sliding maxima;
+  :func:`relative_max_filter` is ``maximum_filter(a, size=(s, s)) / top`` in one sweep (row
+  maxima by window doubling, kept in a ring of ``s`` rows, no image-sized temporary);
+* :func:`quadrature_error`: ``sqrt(rms * rms + maximum(data / gain, 0))`` in the image dtype
+  (photutils ``calc_total_error``), one sweep instead of five NumPy passes;
 * :func:`finite_copy`: ``numpy.nan_to_num`` copy with the image's minimum and maximum;
 * :func:`add_valid_count`: ``+= isfinite(img) & (img != 0)``, also on big-endian float32 FITS
   buffers read as raw 32-bit words (no byte-swapped copy);
@@ -28,7 +32,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["taxicab_erosion", "box_dilate_erode", "sliding_max_reflect", "finite_copy",
+__all__ = ["taxicab_erosion", "box_dilate_erode", "sliding_max_reflect",
+           "relative_max_filter", "quadrature_error", "finite_copy",
            "add_valid_count", "add_valid_count_be32", "gather_open_interval", "band_counts",
            "band_labels", "region_planes", "all_finite"]
 
@@ -220,6 +225,119 @@ def sliding_max_reflect(image, size):
                 v = r[i]
                 w = o[i]
                 o[i] = v if v > w else w
+    return out
+
+
+@numba.njit(**_JIT)
+def _row_max_doubling(src, lo, hi, ext, tmp, out):
+    """:func:`_row_max` by window doubling: ``ceil(log2(size)) + 1`` vector passes instead of
+    ``size - 1`` (a maximum is exact, so the grouping does not matter). ``ext`` and ``tmp``
+    are scratch rows of ``len(src) + lo + hi``."""
+    n = src.shape[0]
+    width = lo + hi + 1
+    m = n + lo + hi
+    for k in range(m):
+        ext[k] = src[_reflect(k - lo, n)]
+    span = 1
+    a = ext
+    b = tmp
+    while 2 * span <= width:
+        # b[k]: the maximum of the 2 * span values from k (valid for k <= m - 2 span)
+        for k in range(m - span):
+            v = a[k + span]
+            w = a[k]
+            b[k] = v if v > w else w
+        a, b = b, a
+        span *= 2
+    rest = width - span
+    for i in range(n):
+        v = a[i + rest]
+        w = a[i]
+        out[i] = v if v > w else w
+
+
+@numba.njit(**_JIT)
+def relative_max_filter(image, size, top):
+    """``scipy.ndimage.maximum_filter(image, size=(size, size)) / top`` (``reflect`` borders)
+    of a finite float image, in one sweep.
+
+    Each output row is the maximum of the row maxima (:func:`_row_max_doubling`) of the input
+    rows its window covers, reflected at the edges; those row maxima live in a ring of
+    ``size`` rows. Maxima are exact and the division is one rounding in the image dtype, so
+    the result equals the NumPy/SciPy expression (``top`` of that dtype).
+
+    Parameters
+    ----------
+    image : ndarray, float, shape (ny, nx)
+        Finite values.
+    size : int
+        Window size (>= 1); window ``[i - size // 2, i + (size - 1) // 2]``.
+    top : scalar of the image dtype
+        Divisor (HAP: the maximum of the filtered image, which is the image maximum).
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), the dtype of ``image``
+    """
+    ny, nx = image.shape
+    lo = size // 2
+    hi = (size - 1) // 2
+    ring = np.empty((size, nx), dtype=image.dtype)
+    ext = np.empty(nx + lo + hi, dtype=image.dtype)
+    tmp = np.empty(nx + lo + hi, dtype=image.dtype)
+    out = np.empty_like(image)
+    done = -1                              # input rows 0..done have their row maxima in ring
+    for j in range(ny):
+        first = ny
+        last = -1
+        for k in range(j - lo, j + hi + 1):
+            r = _reflect(k, ny)
+            if r < first:
+                first = r
+            if r > last:
+                last = r
+        # the reflected window is the contiguous run first..last (at most size rows)
+        while done < last:
+            done += 1
+            _row_max_doubling(image[done], lo, hi, ext, tmp, ring[done % size])
+        o = out[j]
+        src = ring[first % size]
+        for i in range(nx):
+            o[i] = src[i]
+        for r in range(first + 1, last + 1):
+            src = ring[r % size]
+            for i in range(nx):
+                v = src[i]
+                w = o[i]
+                o[i] = v if v > w else w
+        for i in range(nx):
+            o[i] = o[i] / top
+    return out
+
+
+@numba.njit(**_JIT)
+def quadrature_error(data, rms, gain):
+    """``sqrt(rms * rms + maximum(data / gain, 0))`` element by element, in the dtype of
+    ``data`` and ``rms`` (both float32 or both float64; ``gain`` of that dtype, non-zero).
+
+    Every operation is rounded to the array dtype as NumPy does, so the result equals the
+    NumPy expression bit for bit; a NaN in ``data`` gives NaN (``maximum`` propagates it).
+    ``rms`` may be a broadcast (zero-stride) view.
+
+    Returns
+    -------
+    ndarray, shape of ``data``, its dtype
+    """
+    ny, nx = data.shape
+    out = np.empty((ny, nx), dtype=data.dtype)
+    zero = gain - gain                     # +0 in the dtype (gain is finite)
+    for j in range(ny):
+        for i in range(nx):
+            s = data[j, i] / gain
+            if s <= zero:                  # maximum(s, 0): NaN passes, -0.0 becomes +0
+                s = zero
+            r = rms[j, i]
+            out[j, i] = np.sqrt(r * r + s)
     return out
 
 

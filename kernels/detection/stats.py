@@ -2,11 +2,12 @@
 
 Semantics follow astropy's :class:`~astropy.stats.SigmaClip`:
 
-* :func:`sigma_clip_image` gives astropy's ``axis=None`` result for a whole image without
-  copying it: the survivors after ``t`` iterations are exactly the values inside the
-  intersection of the ``t`` clipping intervals, so each iteration is one histogram pass (the
-  median's ranks) plus one pass gathering the median bins and the shifted sums of the mean
-  and variance. :func:`sigma_clip_flat` is the direct in-place version for small vectors.
+* :func:`sigma_clip_image` gives astropy's ``axis=None`` result for a whole image: the
+  survivors after ``t`` iterations are exactly the values inside the intersection of the
+  ``t`` clipping intervals, so after one pass compacting the valid values each iteration is
+  one histogram pass over the survivors (the median's ranks; it also drops the clipped
+  values) plus one pass gathering the median bins and the shifted sums of the mean and
+  variance. :func:`sigma_clip_flat` is the direct in-place version for small vectors.
   With ``as_f32`` the centre, spread and bounds are rounded to float32 as NumPy does for
   float32 input.
 * :func:`box_statistics` is astropy's fast C path used by photutils ``Background2D`` (bounds
@@ -175,10 +176,13 @@ def sigma_clip_flat(buf, sigma_lower, sigma_upper, maxiters, cen_func, std_func,
 
 
 # --------------------------------------------------------------------------------------------
-# Histogram-based clipping of a whole image (no compaction): the survivors after t iterations
-# are exactly the values inside the intersection of all bounds so far, [L, U]; each iteration
-# is one histogram pass (ranks of the median) and one gather pass (values of the median bins
-# and shifted sums for the mean and variance).
+# Histogram-based clipping of a whole image: the survivors after t iterations are exactly the
+# values inside the intersection of all bounds so far, [L, U]. The valid values are first
+# compacted (raster order, one pass that also finds their range); each iteration is then one
+# histogram pass (ranks of the median) that also compacts the survivors in place, and one
+# gather pass (values of the median bins and shifted sums for the mean and variance) over the
+# survivors only. The sums run over the same values in the same order, chunk by chunk, as a
+# pass over the image would (the chunks are fixed ranges of the flattened image).
 # --------------------------------------------------------------------------------------------
 
 _NBINS = 16384
@@ -190,31 +194,43 @@ def _valid(v, k, mask, use_mask):
 
 
 @numba.njit(**_JIT)
-def _range_pass(flat, mask, use_mask, nchunks):
+def _compact_valid(flat, mask, use_mask, nchunks):
+    """The finite, unmasked values of ``flat`` in order, the chunk boundaries among them and
+    their range.
+
+    Chunk ``c`` of the image is ``flat[c * size:(c + 1) * size]`` with
+    ``size = ceil(n / nchunks)``; its valid values are ``vec[bounds[c]:bounds[c + 1]]``.
+
+    Returns
+    -------
+    vec : ndarray, the dtype of ``flat``, shape (n,)
+        The first ``bounds[-1]`` entries are the valid values (the rest is unused).
+    bounds : ndarray, int64, shape (nchunks + 1,)
+    lo, hi : float
+        Minimum and maximum valid value (+inf and -inf when there is none).
+    """
     n = flat.shape[0]
     size = (n + nchunks - 1) // nchunks
-    cnt = np.zeros(nchunks, dtype=np.int64)
-    lo = np.full(nchunks, np.inf)
-    hi = np.full(nchunks, -np.inf)
+    vec = np.empty(n, dtype=flat.dtype)
+    bounds = np.zeros(nchunks + 1, dtype=np.int64)
+    lo = np.inf
+    hi = -np.inf
+    m = 0
     for c in range(nchunks):
         a = c * size
         b = min(n, a + size)
-        m = 0
-        l = np.inf
-        h = -np.inf
         for k in range(a, b):
             v = flat[k]
             if _valid(v, k, mask, use_mask):
+                vec[m] = v
                 m += 1
                 x = np.float64(v)
-                if x < l:
-                    l = x
-                if x > h:
-                    h = x
-        cnt[c] = m
-        lo[c] = l
-        hi[c] = h
-    return cnt.sum(), lo.min(), hi.max()
+                if x < lo:
+                    lo = x
+                if x > hi:
+                    hi = x
+        bounds[c + 1] = m
+    return vec, bounds, lo, hi
 
 
 @numba.njit(**_JIT)
@@ -228,10 +244,10 @@ def _bin_of(x, a, scale, nbins):
 
 
 @numba.njit(**_JIT)
-def _hist_pass(flat, mask, use_mask, lower, upper, centre, absolute, nchunks, nbins, as_f32):
-    """Per-chunk histograms of ``x`` (or ``|x - centre|``) for values in ``[lower, upper]``."""
-    n = flat.shape[0]
-    size = (n + nchunks - 1) // nchunks
+def _hist_pass(vec, bounds, lower, upper, centre, absolute, nbins, as_f32):
+    """Per-chunk histograms of ``x`` (or ``|x - centre|``) for the values in ``[lower, upper]``,
+    which are compacted in place (order kept; ``bounds`` updated)."""
+    nchunks = bounds.shape[0] - 1
     hist = np.zeros((nchunks, nbins), dtype=np.int64)
     if absolute:
         a = 0.0
@@ -240,19 +256,23 @@ def _hist_pass(flat, mask, use_mask, lower, upper, centre, absolute, nchunks, nb
         a = lower
         top = upper - lower
     scale = nbins / top if top > 0 else 0.0
+    w = 0
+    start = bounds[0]
     for c in range(nchunks):
-        s = c * size
-        e = min(n, s + size)
-        for k in range(s, e):
-            v = flat[k]
-            if _valid(v, k, mask, use_mask):
-                x = np.float64(v)
-                if x >= lower and x <= upper:
-                    if absolute:
-                        x = abs(x - centre)
-                        if as_f32:
-                            x = np.float64(np.float32(x))
-                    hist[c, _bin_of(x, a, scale, nbins)] += 1
+        stop = bounds[c + 1]
+        for k in range(start, stop):
+            v = vec[k]
+            x = np.float64(v)
+            if x >= lower and x <= upper:
+                vec[w] = v
+                w += 1
+                if absolute:
+                    x = abs(x - centre)
+                    if as_f32:
+                        x = np.float64(np.float32(x))
+                hist[c, _bin_of(x, a, scale, nbins)] += 1
+        start = stop
+        bounds[c + 1] = w
     return hist, a, scale
 
 
@@ -273,11 +293,10 @@ def _rank_bins(total, r1, r2):
 
 
 @numba.njit(**_JIT)
-def _gather_pass(flat, mask, use_mask, lower, upper, centre, absolute, hist, a, scale, b1, b2,
-                 shift, nchunks, as_f32):
-    """Gather values whose bin is ``b1`` or ``b2`` and accumulate shifted sums of survivors."""
-    n = flat.shape[0]
-    size = (n + nchunks - 1) // nchunks
+def _gather_pass(vec, bounds, centre, absolute, hist, a, scale, b1, b2, shift, as_f32):
+    """Gather the values whose bin is ``b1`` or ``b2`` and accumulate shifted sums of all
+    values (the survivors compacted by :func:`_hist_pass`), chunk by chunk."""
+    nchunks = bounds.shape[0] - 1
     nbins = hist.shape[1]
     offsets = np.zeros(nchunks + 1, dtype=np.int64)
     below = 0
@@ -293,40 +312,35 @@ def _gather_pass(flat, mask, use_mask, lower, upper, centre, absolute, hist, a, 
     s1 = np.zeros(nchunks)
     s2 = np.zeros(nchunks)
     for c in range(nchunks):
-        s = c * size
-        e = min(n, s + size)
         k_out = offsets[c]
         t1 = 0.0
         t2 = 0.0
-        for k in range(s, e):
-            v = flat[k]
-            if _valid(v, k, mask, use_mask):
-                x = np.float64(v)
-                if x >= lower and x <= upper:
-                    if absolute:
-                        x = abs(x - centre)
-                        if as_f32:
-                            x = np.float64(np.float32(x))
-                    d = x - shift
-                    t1 += d
-                    t2 += d * d
-                    b = _bin_of(x, a, scale, nbins)
-                    if b == b1 or b == b2:
-                        out[k_out] = x
-                        k_out += 1
+        for k in range(bounds[c], bounds[c + 1]):
+            x = np.float64(vec[k])
+            if absolute:
+                x = abs(x - centre)
+                if as_f32:
+                    x = np.float64(np.float32(x))
+            d = x - shift
+            t1 += d
+            t2 += d * d
+            b = _bin_of(x, a, scale, nbins)
+            if b == b1 or b == b2:
+                out[k_out] = x
+                k_out += 1
         s1[c] = t1
         s2[c] = t2
     return out, below, s1.sum(), s2.sum()
 
 
-def _image_stats(flat, mask, use_mask, lower, upper, centre, absolute, as_f32, nchunks):
-    """Count, median, mean and (ddof=0) variance of the values in ``[lower, upper]``.
+def _image_stats(vec, bounds, lower, upper, centre, absolute, as_f32):
+    """Count, median, mean and (ddof=0) variance of the values in ``[lower, upper]`` (the
+    others are dropped from ``vec``).
 
     With ``absolute`` the statistics are those of ``|x - centre|`` (rounded to float32 when
     ``as_f32``), used for the MAD.
     """
-    hist, a, scale = _hist_pass(flat, mask, use_mask, lower, upper, centre, absolute, nchunks,
-                                _NBINS, as_f32)
+    hist, a, scale = _hist_pass(vec, bounds, lower, upper, centre, absolute, _NBINS, as_f32)
     total = hist.sum(axis=0)
     n = total.sum()
     if n == 0:
@@ -335,8 +349,8 @@ def _image_stats(flat, mask, use_mask, lower, upper, centre, absolute, as_f32, n
     r1 = r2 if n % 2 == 1 else r2 - 1
     b1, b2 = _rank_bins(total, r1, r2)
     shift = a + b1 / scale if scale > 0 else a
-    vals, below, s1, s2 = _gather_pass(flat, mask, use_mask, lower, upper, centre, absolute,
-                                       hist, a, scale, b1, b2, shift, nchunks, as_f32)
+    vals, below, s1, s2 = _gather_pass(vec, bounds, centre, absolute, hist, a, scale, b1, b2,
+                                       shift, as_f32)
     median = _median_of_ranks(vals, r1 - below, r2 - below, as_f32)
     mean = shift + s1 / n
     var = max(s2 / n - (s1 / n) ** 2, 0.0)
@@ -355,7 +369,7 @@ def _median_of_ranks(vals, k1, k2, as_f32):
 
 def sigma_clip_image(flat, mask, use_mask, sigma_lower, sigma_upper, maxiters, cen_func,
                      std_func, ddof, as_f32, nchunks):
-    """Sigma-clipped (mean, median, std, n) of a flattened image without compaction.
+    """Sigma-clipped (mean, median, std, n) of a flattened image.
 
     Same results as :func:`sigma_clip_flat` followed by :func:`clipped_stats_flat`: after
     ``t`` iterations the survivors are the values inside the intersection of all bounds.
@@ -363,21 +377,19 @@ def sigma_clip_image(flat, mask, use_mask, sigma_lower, sigma_upper, maxiters, c
     serial: they are memory-bound, and on a shared machine a parallel region can wait a
     whole scheduler slice for a descheduled thread.
     """
-    n, lower, upper = _range_pass(flat, mask, use_mask, nchunks)
-    n, lower, upper = int(n), float(lower), float(upper)
+    vec, bounds, lower, upper = _compact_valid(flat, mask, use_mask, nchunks)
+    n, lower, upper = int(bounds[-1]), float(lower), float(upper)
     if n == 0:
         return math.nan, math.nan, math.nan, 0
     iteration = 0
-    n_cur, median, mean, var = _image_stats(flat, mask, use_mask, lower, upper, 0.0, False,
-                                            as_f32, nchunks)
+    n_cur, median, mean, var = _image_stats(vec, bounds, lower, upper, 0.0, False, as_f32)
     while maxiters < 0 or iteration < maxiters:
         iteration += 1
         mean_r = _round_f32(mean, as_f32)
         median_r = _round_f32(median, as_f32)
         cen = median_r if cen_func == CEN_MEDIAN else mean_r
         if std_func == STD_MAD:
-            _, mad, _, _ = _image_stats(flat, mask, use_mask, lower, upper, median_r, True,
-                                        as_f32, nchunks)
+            _, mad, _, _ = _image_stats(vec, bounds, lower, upper, median_r, True, as_f32)
             std = _round_f32(_round_f32(mad, as_f32)
                              * (np.float32(MAD_TO_STD) if as_f32 else MAD_TO_STD), as_f32)
         else:
@@ -387,8 +399,8 @@ def sigma_clip_image(flat, mask, use_mask, sigma_lower, sigma_upper, maxiters, c
         upper = min(upper, hi)
         if not (lower <= upper):
             return math.nan, math.nan, math.nan, 0
-        n_new, median_n, mean_n, var_n = _image_stats(flat, mask, use_mask, lower, upper, 0.0,
-                                                      False, as_f32, nchunks)
+        n_new, median_n, mean_n, var_n = _image_stats(vec, bounds, lower, upper, 0.0, False,
+                                                      as_f32)
         changed = n_cur - n_new
         n_cur, median, mean, var = n_new, median_n, mean_n, var_n
         if n_cur == 0:
