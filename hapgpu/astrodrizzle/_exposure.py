@@ -534,7 +534,9 @@ def _read_dq(hdul, extver: int, path: Path, shape) -> np.ndarray:
     dq = np.asarray(hdul["DQ", extver].data)
     if dq.shape != tuple(shape):
         raise InvalidInputError(f"{path}: DQ and SCI of chip {extver} differ in shape")
-    return dq.astype(np.int64).astype(np.uint16)
+    if dq.dtype.kind in "iu":  # integer flags: C casting wraps modulo 2**16 (-1 -> 65535)
+        return dq.astype(np.uint16)
+    return dq.astype(np.int64).astype(np.uint16)  # scaled (float) DQ: truncate, then wrap
 
 
 def _read_chip_pixels(hdul, chip: Chip, path: Path, backend, want_err: bool) -> _ChipPixels:

@@ -205,8 +205,9 @@ def final_weight(chip, params, statics, crmask, pix_ratio: float, xp):
     good = _good(chip, params.final_bits, statics, xp, crmask).astype(np.float32)
     if params.final_wht_type == "ERR":
         weight = (_F32(chip.exptime) / chip.err) ** 2 * good
-        return weight.astype(np.float32), 1.0 / pix_ratio ** 4
-    return (_F32(chip.exptime) * good).astype(np.float32), wt_scl_value(params.final_wt_scl)
+        return weight.astype(np.float32, copy=False), 1.0 / pix_ratio ** 4
+    good *= _F32(chip.exptime)  # float32 * float32 scalar, in place: the same values
+    return good, wt_scl_value(params.final_wt_scl)
 
 
 def context_ids(exposures, context: bool) -> list[list[int]]:
