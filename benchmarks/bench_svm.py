@@ -63,58 +63,19 @@ def _simulate(folder: Path, args) -> Path:
     return visit.poller
 
 
-def _copy_visit(poller: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    lines = []
-    for line in poller.read_text().splitlines():
-        fields = line.split(",")
-        shutil.copyfile(fields[-1], dest / fields[0])
-        fields[-1] = str(dest / fields[0])
-        lines.append(",".join(fields))
-    copy = dest / poller.name
-    copy.write_text("\n".join(lines) + "\n")
-    return copy
+def _oracle():
+    """tests/svm/_reference.py (drizzlepac's environment and shims, visit copies)."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.svm import _reference
+
+    return _reference
 
 
-@contextlib.contextmanager
-def _reference_environment(folder: Path):
-    """drizzlepac's working folder, environment and library shims; restored on exit."""
-    import photutils.background as pbkg
-    from drizzlepac.haputils import align_utils, astrometric_utils, catalog_utils
-    from spherical_geometry.polygon import SphericalPolygon
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.catalogs._oracle import photutils2_catalog_shim
-
-    class Background2D(pbkg.Background2D):
-        def __init__(self, *a, bkgrms_estimator=None, **kw):
-            if bkgrms_estimator is not None:
-                kw["bkg_rms_estimator"] = bkgrms_estimator
-            super().__init__(*a, **kw)
-
-    saved_bkg = [(m, m.Background2D) for m in (align_utils, astrometric_utils, catalog_utils)]
-    for module, _ in saved_bkg:
-        module.Background2D = Background2D
-    had_flat = hasattr(SphericalPolygon, "iter_polygons_flat")
-    if not had_flat:
-        SphericalPolygon.iter_polygons_flat = lambda self: iter(self)
-    saved_env = dict(os.environ)
-    os.environ["ASTROMETRIC_CATALOG_URL"] = "http://127.0.0.1:9"
-    for name in ("iref", "jref", "CRDS_PATH", "CRDS_SERVER_URL", "SVM_QUALITY_TESTING"):
-        os.environ.pop(name, None)
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        with photutils2_catalog_shim():
-            yield
-    finally:
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        for module, original in saved_bkg:
-            module.Background2D = original
-        if not had_flat:
-            del SphericalPolygon.iter_polygons_flat
+def copy_visit(poller: Path, dest: Path) -> Path:
+    """The poller's exposures copied into ``dest``, with a poller pointing at the copies."""
+    return _oracle().copy_visit(poller, dest)
 
 
 def run_reference(poller: Path) -> tuple[float, dict]:
@@ -137,7 +98,7 @@ def run_reference(poller: Path) -> tuple[float, dict]:
         setattr(module, name, timed)
         saved.append((module, name, original))
     try:
-        with _reference_environment(poller.parent), contextlib.redirect_stdout(io.StringIO()), \
+        with _oracle().drizzlepac_environment(poller.parent), contextlib.redirect_stdout(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
@@ -208,10 +169,10 @@ def main(argv=None) -> int:
     poller = _simulate(root / "sim", args)
     print(f"simulated {args.n_exposures} exposures ({args.filters}) in {time.perf_counter() - t0:.1f} s")
     _warm_up(root / "warmup", args.backend)
-    ours_wall, ours = run_ours(_copy_visit(poller, root / "ours_in"), root / "ours_out", args.backend)
+    ours_wall, ours = run_ours(copy_visit(poller, root / "ours_in"), root / "ours_out", args.backend)
     ref_wall, ref = (None, {})
     if not args.no_reference:
-        ref_wall, ref = run_reference(_copy_visit(poller, root / "drizzlepac"))
+        ref_wall, ref = run_reference(copy_visit(poller, root / "drizzlepac"))
 
     from hapgpu.backend import resolve_backend
 

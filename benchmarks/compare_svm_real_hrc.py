@@ -116,14 +116,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore")
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_svm import _copy_visit, run_ours, run_reference
+    from bench_svm import copy_visit, run_ours, run_reference
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="hapgpu-real-hrc-"))
     work.mkdir(parents=True, exist_ok=True)
     poller, added = make_visit(args.path, work / "visit")
     print(f"input: {args.path} -> {poller.parent}" + ("  (MTFLAG = 'F' added)" if added else ""))
     t_ours, _ = run_ours(poller, work / "hapgpu", args.backend)
-    t_ref, _ = run_reference(_copy_visit(poller, work / "drizzlepac"))
+    t_ref, _ = run_reference(copy_visit(poller, work / "drizzlepac"))
     print(f"wall time: hapgpu ({args.backend}) {t_ours:.1f} s, drizzlepac {t_ref:.1f} s, "
           f"ratio {t_ref / t_ours:.1f}")
     for line in compare_products(work / "hapgpu", work / "drizzlepac"):

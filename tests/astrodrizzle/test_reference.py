@@ -191,6 +191,22 @@ def _score(directory: Path, truth_dir: Path) -> tuple[float, float]:
     return hit / truth, hit / flagged
 
 
+
+def test_hdrtab_equals_drizzlepac(uvis_basic):
+    """The products' HDRTAB (one row per input chip, fitsblender's columns) as drizzlepac's."""
+    ref_dir, _, result = uvis_basic
+    with fits.open(result.product) as ours, fits.open(ref_dir / result.product.name.replace("ours_", "ref_")) as ref:
+        assert [h.name for h in ours] == [h.name for h in ref] == ["PRIMARY", "SCI", "WHT", "CTX", "HDRTAB"]
+        assert ours[0].header["NEXTEND"] == ref[0].header["NEXTEND"]
+        a, b = ours["HDRTAB"], ref["HDRTAB"]
+        assert repr(a.header) == repr(b.header)  # names, formats, EXTNAME, no EXTVER
+        assert len(a.data) == len(b.data) == 8  # 4 exposures x 2 chips
+        for name in b.columns.names:
+            if name == "MDRIZSKY":  # two sky computations, agreeing as compare_chains asks
+                np.testing.assert_allclose(a.data[name], b.data[name], rtol=1e-6, atol=1e-9)
+            else:
+                np.testing.assert_array_equal(a.data[name], b.data[name], err_msg=name)
+
 def test_cosmic_rays_scored_against_truth(uvis_basic, uvis_visit):
     ref, ours, _ = uvis_basic
     ref_recall, ref_precision = _score(ref, uvis_visit / "truth")

@@ -36,19 +36,9 @@ from hapgpu.svm._pipeline import run_svm
 from tests.align._catalog_server import CatalogServer
 from tests.align._helpers import WCS_ERROR, photutils2_shim, rms, truth_offsets_mas
 
-from .test_svm_reference import _copy_visit, _drizzlepac_shims
+from ._reference import DRIZZLEPAC_MARKS, copy_visit, drizzlepac_environment
 
-pytestmark = [
-    pytest.mark.reference,
-    pytest.mark.slow,
-    # drizzlepac and stsci.tools leave files open and warn freely (third-party)
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-]
+pytestmark = DRIZZLEPAC_MARKS
 
 MANIFEST = "wfc3_sim_01_manifest.txt"
 TOTAL = "hst_17001_01_wfc3_uvis_total_isim01_drc.fits"
@@ -72,7 +62,7 @@ def runs(tmp_path_factory):
                            star_density=6000.0, seed=11, wcs_error=WCS_ERROR)
     seconds = {"simulate": time.perf_counter() - start}
     refcat = Table.read(visit.refcat, format="ascii.ecsv")
-    ref_poller = _copy_visit(visit.poller, root / "drizzlepac")
+    ref_poller = copy_visit(visit.poller, root / "drizzlepac")
     ours = root / "ours"
     with CatalogServer(refcat) as server:
         start = time.perf_counter()
@@ -83,22 +73,15 @@ def runs(tmp_path_factory):
         served = len(server.queries)
         assert served >= 1                          # hapgpu asked the loopback service
         from drizzlepac import hapsequencer
-        from drizzlepac.haputils import astrometric_utils
 
         start = time.perf_counter()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("ASTROMETRIC_CATALOG_URL", server.url)
-            mp.setattr(astrometric_utils, "SERVICELOCATION", server.url)
-            for name in ("iref", "jref", "CRDS_PATH", "CRDS_SERVER_URL", "SVM_QUALITY_TESTING"):
-                mp.delenv(name, raising=False)
-            mp.chdir(ref_poller.parent)
-            # drizzlepac 3.11 calls photutils 3 with deprecated names (AstropyDeprecationWarning,
-            # which is not a DeprecationWarning): keep third-party warnings from becoming errors
-            with _drizzlepac_shims(mp), photutils2_shim(), warnings.catch_warnings(), \
-                    contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                ref_code = hapsequencer.run_hap_processing(ref_poller.name)
-                gc.collect()                         # the files drizzlepac left open, closed here
+        # drizzlepac 3.11 calls photutils 3 with deprecated names (AstropyDeprecationWarning,
+        # which is not a DeprecationWarning): keep third-party warnings from becoming errors
+        with drizzlepac_environment(ref_poller.parent, server.url), photutils2_shim(), \
+                warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            ref_code = hapsequencer.run_hap_processing(ref_poller.name)
+            gc.collect()                             # the files drizzlepac left open, closed here
         seconds["drizzlepac"] = time.perf_counter() - start
         assert ref_code == 0
         assert len(server.queries) > served          # so did drizzlepac

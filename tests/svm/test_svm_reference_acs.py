@@ -21,39 +21,28 @@ CPU time on the development machine: about 15 s (hapgpu) + 37 s (drizzlepac) for
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.stats import sigma_clipped_stats
 
 from hapgpu.simulate import simulate_visit
 from hapgpu.simulate._io import poller_line
 from hapgpu.svm._pipeline import run_svm
 
 from ..conftest import data_file
-from .test_svm_reference import _copy_visit, _drizzlepac_shims
+from ._reference import (
+    DRIZZLEPAC_MARKS,
+    assert_footprint_keywords_match,
+    assert_products_match,
+    assert_renamed_inputs_match,
+    drizzled_products,
+    manifest,
+    run_runsinglehap,
+)
 
-pytestmark = [
-    pytest.mark.reference,
-    pytest.mark.slow,
-    # drizzlepac and stsci.tools leave files open and warn freely (third-party)
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    # drizzlepac 3.11 calls photutils 3's detect_sources with the deprecated ``npixels``
-    pytest.mark.filterwarnings("ignore::astropy.utils.exceptions.AstropyDeprecationWarning"),
-]
-
-FOOTPRINT_KEYWORDS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP", "MEANWHT", "MEDWHT")
+pytestmark = DRIZZLEPAC_MARKS
 
 #: The real ACS/HRC exposure (tests/data/README.md) and the name the poller gives its copy.
 HRC_CUTOUT = "j8bt06nyq_cutout_flt.fits.gz"
@@ -112,21 +101,6 @@ def real_hrc_visit(root: Path, *, mtflag: bool = True, source=None) -> Path:
     return poller
 
 
-def run_runsinglehap(poller: Path, dest: Path) -> tuple[int, Path]:
-    """drizzlepac's ``runsinglehap`` on a copy of the visit in ``dest`` (alignment unreachable)."""
-    from drizzlepac import hapsequencer
-
-    ref_poller = _copy_visit(poller, dest)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ASTROMETRIC_CATALOG_URL", "http://127.0.0.1:9")  # closed port: fails at once
-        for name in ("iref", "jref", "CRDS_PATH", "CRDS_SERVER_URL", "SVM_QUALITY_TESTING"):
-            mp.delenv(name, raising=False)
-        mp.chdir(ref_poller.parent)
-        with _drizzlepac_shims(mp), contextlib.redirect_stdout(io.StringIO()):
-            code = hapsequencer.run_hap_processing(ref_poller.name)
-    return code, ref_poller.parent
-
-
 @pytest.fixture(scope="module", params=tuple(VISITS))
 def runs(request, tmp_path_factory):
     """(our folder, drizzlepac's folder, manifest name, expected manifest) of one visit."""
@@ -139,63 +113,24 @@ def runs(request, tmp_path_factory):
     return (ours, ref, *VISITS[request.param])
 
 
-def _manifest(folder: Path, name: str) -> list[str]:
-    return (folder / name).read_text().splitlines()
-
-
-def _products(folder: Path, name: str) -> list[str]:
-    return [n for n in _manifest(folder, name) if n.endswith(("_drc.fits", "_drz.fits"))]
-
-
 def test_same_manifest(runs):
     ours, ref, name, expected = runs
-    assert _manifest(ours, name) == _manifest(ref, name) == expected
+    assert manifest(ours, name) == manifest(ref, name) == expected
 
 
 def test_drizzled_products_match(runs):
-    ours, ref, manifest, _ = runs
-    for name in _products(ref, manifest):
-        with fits.open(ours / name) as mine, fits.open(ref / name) as theirs:
-            sci_o, sci_r = mine["SCI"].data.astype(np.float64), theirs["SCI"].data.astype(np.float64)
-            wht_o, wht_r = mine["WHT"].data.astype(np.float64), theirs["WHT"].data.astype(np.float64)
-            assert sci_o.shape == sci_r.shape, name
-            ho, hr = mine["SCI"].header, theirs["SCI"].header
-            for key in ("CRPIX1", "CRPIX2"):
-                assert ho[key] == pytest.approx(hr[key], abs=1e-6), (name, key)
-            for key in ("CRVAL1", "CRVAL2"):
-                assert ho[key] == pytest.approx(hr[key], abs=1e-9), (name, key)
-            scale = abs(hr["CD1_1"])
-            for key in ("CD1_1", "CD1_2", "CD2_1", "CD2_2"):
-                assert abs(ho[key] - hr[key]) <= 1e-9 * scale, (name, key)
-            np.testing.assert_array_equal(np.isnan(sci_o), np.isnan(sci_r), err_msg=name)
-            covered = wht_r > 0
-            assert covered.any(), name
-            _, _, sigma = sigma_clipped_stats(sci_r[covered])
-            a, b = np.nan_to_num(sci_o), np.nan_to_num(sci_r)
-            good = np.abs(a - b) <= 1e-4 * np.abs(b) + 1e-3 * sigma
-            assert good.mean() >= 0.999, (name, good.mean())
-            np.testing.assert_allclose(wht_o, wht_r, rtol=1e-4, atol=1e-4 * wht_r.max(), err_msg=name)
+    ours, ref, name, _ = runs
+    assert_products_match(ours, ref, drizzled_products(manifest(ref, name)))
 
 
 def test_footprint_keywords_match(runs):
-    ours, ref, manifest, _ = runs
-    for name in _products(ref, manifest):
-        mine, theirs = fits.getheader(ours / name), fits.getheader(ref / name)
-        for key in FOOTPRINT_KEYWORDS:
-            assert (key in mine) == (key in theirs), (name, key)
-            if key in theirs:
-                assert mine[key] == pytest.approx(theirs[key], rel=1e-4), (name, key)
+    ours, ref, name, _ = runs
+    assert_footprint_keywords_match(ours, ref, drizzled_products(manifest(ref, name)))
 
 
 def test_renamed_inputs_keywords_match(runs):
-    ours, ref, manifest, _ = runs
-    for name in [n for n in _manifest(ref, manifest) if n.endswith(("_flc.fits", "_flt.fits"))]:
-        mine, theirs = fits.getheader(ours / name), fits.getheader(ref / name)
-        for key in ("HAPLEVEL", "IPPPSSOO", "FILENAME"):
-            assert mine[key] == theirs[key], (name, key)
-        sci_o, sci_r = fits.getheader(ours / name, ("SCI", 1)), fits.getheader(ref / name, ("SCI", 1))
-        assert sci_o["SKYCELL"] == sci_r["SKYCELL"], name
-        assert os.path.basename(name) == name
+    ours, ref, name, _ = runs
+    assert_renamed_inputs_match(ours, ref, manifest(ref, name))
 
 
 def test_real_hrc_without_mtflag_is_refused_by_both(tmp_path, caplog):
