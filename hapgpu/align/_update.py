@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 import astropy
 from astropy.io import fits
 
+from .._fitsupdate import update_in_copy
 from ..errors import InvalidInputError
 
 __all__ = [
@@ -288,22 +288,10 @@ def write_alignment(filename, solutions: list[ChipSolution], *, label: str, cata
         When the file cannot be opened or lacks a SCI extension.
     """
     filename = str(filename)
-    directory = os.path.dirname(os.path.abspath(filename))
-    fd, temp = tempfile.mkstemp(prefix=".hapgpu-align-", suffix=".fits", dir=directory)
-    os.close(fd)
-    try:
-        shutil.copy2(filename, temp)
-        with fits.open(temp, mode="update", memmap=False) as hdul:
-            result = _update_hdulist(hdul, filename, solutions, label=label, catalog=catalog,
-                                     relref=relref, headerlet_file=headerlet_file)
-            hdul.flush()
-        os.replace(temp, filename)
-    except OSError as exc:
-        raise InvalidInputError(f"{filename}: cannot update the file ({exc})") from exc
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return result
+    return update_in_copy(
+        filename, lambda hdul: _update_hdulist(hdul, filename, solutions, label=label, catalog=catalog,
+                                               relref=relref, headerlet_file=headerlet_file),
+        prefix=".hapgpu-align-")
 
 
 def _update_hdulist(hdul, filename, solutions, *, label, catalog, relref, headerlet_file):

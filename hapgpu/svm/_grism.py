@@ -61,8 +61,6 @@ import fnmatch
 import logging
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +68,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
+from .._fitsupdate import update_in_copy
 from ..errors import IncompatibleInputsError, InvalidInputError, InvalidParameterError
 
 __all__ = [
@@ -275,31 +274,11 @@ def _no_headerlet_log():
 
 
 def _update_copy(path: Path, work) -> object:
-    """Run ``work(hdul)`` on a temporary copy of ``path`` opened for update, then replace
-    ``path`` by it; ``work`` returning False (or raising) leaves ``path`` untouched."""
-    directory = path.parent
-    fd, temp = tempfile.mkstemp(prefix=".hapgpu-grism-", suffix=".fits", dir=directory)
-    os.close(fd)
-    try:
-        try:
-            shutil.copy2(path, temp)
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot copy the file for its update ({exc})") from None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with fits.open(temp, mode="update", memmap=False) as hdul:
-                    result = work(hdul)
-                    if result is not False:
-                        hdul.flush()
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot update the file ({exc})") from None
-        if result is not False:
-            os.replace(temp, path)
-        return result
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    """:func:`hapgpu._fitsupdate.update_in_copy` with the FITS and stwcs warnings of the
+    update silenced (they are about headers the pipeline is rewriting)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return update_in_copy(path, work, prefix=".hapgpu-grism-")
 
 
 def _verify_sci_hdrname(path: Path) -> None:
