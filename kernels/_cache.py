@@ -128,7 +128,14 @@ class KernelCacheLocator(caching._CacheLocator):
 
 
 def install() -> None:
-    """Put :class:`KernelCacheLocator` first in Numba's locator list (idempotent)."""
+    """Put :class:`KernelCacheLocator` first in Numba's locator list (idempotent).
+
+    The source key is computed here, when ``hapgpu.kernels`` is imported and before any kernel
+    module is: a key computed later (at the first compilation) could describe files edited or
+    upgraded after this process loaded the old ones, and file that old machine code under the
+    new sources' key.
+    """
+    source_key()
     locators = _CACHE_IMPL._locator_classes
     if KernelCacheLocator not in locators:
         locators.insert(0, KernelCacheLocator)

@@ -59,7 +59,13 @@ I_ONY = 2
 I_NX = 3
 I_NY = 4
 I_FLAGS = 5
-N_IPARAMS = 6
+# The output window the accumulators hold: full-frame columns [I_WX0, I_WX1) and rows
+# [I_WY0, I_WY1). Coordinates stay full-frame; the accumulator index is (jj - y0, ii - x0).
+I_WX0 = 6
+I_WX1 = 7
+I_WY0 = 8
+I_WY1 = 9
+N_IPARAMS = 10
 
 # Flags.
 F_COUNTS = 1  # divide the data by the exposure time
@@ -204,14 +210,20 @@ def boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, i0, m1, i1, m2, i2, m3, i3
     )
 
 
-def clamp_range(lo, hi, n):
-    """Clamp the rounded candidate range ``nint(lo)..nint(hi)`` to ``0..n-1``."""
+def clamp_range(lo, hi, start, stop):
+    """Clamp the rounded candidate range ``nint(lo)..nint(hi)`` to ``start..stop-1``.
+
+    ``start, stop`` are the accumulator window's bounds on this axis (``0, n`` for a window
+    covering the whole output frame). The window always contains every output pixel the
+    input can reach inside the frame, so clamping to it gives the same pixels as clamping to
+    the frame; it only guarantees that no write leaves the window's arrays.
+    """
     a = nint(lo)
     b = nint(hi)
-    if a < 0:
-        a = 0
-    if b > n - 1:
-        b = n - 1
+    if a < start:
+        a = start
+    if b > stop - 1:
+        b = stop - 1
     return a, b
 
 
@@ -280,8 +292,12 @@ def drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
     if jac == 0.0:
         return
     flags = ip[I_FLAGS]
-    i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)), ip[I_ONX])
-    j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)), ip[I_ONY])
+    i0, i1 = clamp_range(min(min(x0, x1), min(x2, x3)), max(max(x0, x1), max(x2, x3)),
+                         ip[I_WX0], ip[I_WX1])
+    j0, j1 = clamp_range(min(min(y0, y1), min(y2, y3)), max(max(y0, y1), max(y2, y3)),
+                         ip[I_WY0], ip[I_WY1])
+    wx0 = ip[I_WX0]
+    wy0 = ip[I_WY0]
     m0, n0 = edge_slope(x0, y0, x1, y1)
     m1, n1 = edge_slope(x1, y1, x2, y2)
     m2, n2 = edge_slope(x2, y2, x3, y3)
@@ -291,8 +307,8 @@ def drop_square(x0, y0, x1, y1, x2, y2, x3, y3, d, w32, e2, dqv, scan, ip,
             area = boxer(ii, jj, x0, y0, x1, y1, x2, y2, x3, y3, m0, n0, m1, n1, m2, n2, m3, n3)
             if area > 0.0:
                 drop_w = f32((area / jac) * w32)
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
-                        ctxbit, flags)
+                deposit(num, den, var, outdq, zidx, ctx, jj - wy0, ii - wx0, drop_w, d, e2,
+                        dqv, scan, ctxbit, flags)
 
 
 def square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -319,8 +335,8 @@ def drop_centre(i, j, fp, ip, tx, ty, ex, ey):
     if not (math.isfinite(xc) and math.isfinite(yc)):
         return False, 0.0, 0.0, 0, -1, 0, -1
     half = fp[P_HALF_WIDTH]
-    i0, i1 = clamp_range(xc - half, xc + half, ip[I_ONX])
-    j0, j1 = clamp_range(yc - half, yc + half, ip[I_ONY])
+    i0, i1 = clamp_range(xc - half, xc + half, ip[I_WX0], ip[I_WX1])
+    j0, j1 = clamp_range(yc - half, yc + half, ip[I_WY0], ip[I_WY1])
     return True, xc, yc, i0, i1, j0, j1
 
 
@@ -332,10 +348,10 @@ def point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         return
     ii = nint(xc)
     jj = nint(yc)
-    if ii >= 0 and ii < ip[I_ONX] and jj >= 0 and jj < ip[I_ONY]:
+    if ii >= ip[I_WX0] and ii < ip[I_WX1] and jj >= ip[I_WY0] and jj < ip[I_WY1]:
         d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
-        deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan, ctxbit,
-                ip[I_FLAGS])
+        deposit(num, den, var, outdq, zidx, ctx, jj - ip[I_WY0], ii - ip[I_WX0], w32, d, e2,
+                dqv, scan, ctxbit, ip[I_FLAGS])
 
 
 def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -347,6 +363,8 @@ def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         return
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
+    wx0 = ip[I_WX0]
+    wy0 = ip[I_WY0]
     half = fp[P_HALF_WIDTH]
     norm = fp[P_SCALE] * fp[P_SCALE] * fp[P_INV_PIXFRAC2]
     for jj in range(j0, j1 + 1):
@@ -357,8 +375,8 @@ def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
             dx = min(xc + half, ii + 0.5) - max(xc - half, ii - 0.5)
             if dx > 0.0:
                 drop_w = f32((dx * dy * norm) * w32)
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
-                        ctxbit, flags)
+                deposit(num, den, var, outdq, zidx, ctx, jj - wy0, ii - wx0, drop_w, d, e2, dqv,
+                        scan, ctxbit, flags)
 
 
 def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -370,6 +388,8 @@ def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         return
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
+    wx0 = ip[I_WX0]
+    wy0 = ip[I_WY0]
     k = fp[P_GAUSS_EXP]
     norm = fp[P_GAUSS_NORM]
     for jj in range(j0, j1 + 1):
@@ -378,8 +398,8 @@ def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
             rx = xc - ii
             profile = f32(norm * math.exp(-(rx * rx + ry * ry) * k))
             drop_w = f32(f64(profile) * w32)
-            deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
-                    ctxbit, flags)
+            deposit(num, den, var, outdq, zidx, ctx, jj - wy0, ii - wx0, drop_w, d, e2, dqv,
+                    scan, ctxbit, flags)
 
 
 def tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -390,14 +410,16 @@ def tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         return
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
+    wx0 = ip[I_WX0]
+    wy0 = ip[I_WY0]
     radius2 = fp[P_HALF_WIDTH] * fp[P_HALF_WIDTH]
     for jj in range(j0, j1 + 1):
         ry = yc - jj
         for ii in range(i0, i1 + 1):
             rx = xc - ii
             if rx * rx + ry * ry <= radius2:
-                deposit(num, den, var, outdq, zidx, ctx, jj, ii, w32, d, e2, dqv, scan,
-                        ctxbit, flags)
+                deposit(num, den, var, outdq, zidx, ctx, jj - wy0, ii - wx0, w32, d, e2, dqv,
+                        scan, ctxbit, flags)
 
 
 def lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -409,6 +431,8 @@ def lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
         return
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
+    wx0 = ip[I_WX0]
+    wy0 = ip[I_WY0]
     step = fp[P_LUT_STEP]
     n_lut = lut.shape[0]
     for jj in range(j0, j1 + 1):
@@ -422,8 +446,8 @@ def lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
             if kx < n_lut:
                 wx = lut[kx]
             drop_w = f32(f64(f32(wx * wy)) * w32)
-            deposit(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan,
-                    ctxbit, flags)
+            deposit(num, den, var, outdq, zidx, ctx, jj - wy0, ii - wx0, drop_w, d, e2, dqv,
+                    scan, ctxbit, flags)
 
 
 def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,

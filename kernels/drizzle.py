@@ -8,7 +8,9 @@ The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers:
   per kernel, compiled the first time that kernel is used (and cached on disk).
 * CUDA (real device or simulator): one thread per input pixel, atomics on the accumulators.
 
-Accumulators (all ``(ony, onx)``): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
+Accumulators (all the shape of the output *window* ``ip[I_WY0]:ip[I_WY1], ip[I_WX0]:ip[I_WX1]``
+of the full ``(ony, onx)`` frame; coordinates and clipping stay full-frame, only the
+accumulator index is window-relative): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
 ``var`` = sum(w**2 * err**2) (float64, optional), ``outdq`` (int32 OR, optional), ``ctx``
 (int32 bit plane), and ``zidx`` (int32): the largest flat input index that reached the pixel
 with zero weight, plus one (0: none), which reproduces drizzlepac's "last zero-weight value"
@@ -36,6 +38,7 @@ __all__ = [
     "pixmap_cpu",
     "cuda_drizzle_kernels",
     "tile_waves",
+    "footprint_boxes",
 ]
 
 KERNEL_IDS = {
@@ -248,14 +251,46 @@ def tile_waves(boxes: np.ndarray) -> list[np.ndarray]:
     return [idx[color == c] for c in range(color.max() + 1)] if len(idx) else []
 
 
-def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                num, den, var, outdq, zidx, ctx, ctxbit, *, tile: int = 96) -> None:
-    """Drizzle one input image onto the accumulators with the parallel CPU driver."""
-    ny, nx = data.shape
+def footprint_boxes(shape, fp, tx, ty, ex, ey, *, tile: int = 96):
+    """Input tiles and the output bounding box each can reach (host, CPU).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the input image.
+    fp : ndarray of float64
+        Kernel parameters (``_pixel_math.P_*``); ``P_FACTOR`` and ``P_HALF_WIDTH`` are used.
+    tx, ty, ex, ey : ndarray of float64
+        Coordinate table or exact coordinates, as the drizzle kernels take them (host arrays).
+    tile : int
+        Input tile side in pixels.
+
+    Returns
+    -------
+    tiles : ndarray of int64, shape (n, 4)
+        ``(j0, j1, i0, i1)`` input rows and columns of each tile (end exclusive).
+    boxes : ndarray of float64, shape (n, 4)
+        ``(x0, x1, y0, y1)`` 0-based output bounding box of each tile's mapped perimeter,
+        widened by the kernel half-width plus 2 pixels (so that it holds every output pixel a
+        drop of the tile can reach, rounding included); non-finite where the tile maps nowhere.
+    """
+    ny, nx = shape
     tile = max(8, min(tile, max(ny, nx)))
     tiles = _tiles(ny, nx, tile)
     margin = fp[pm.P_HALF_WIDTH] + 2.0
-    boxes = _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin)
+    ip = np.zeros(pm.N_IPARAMS, dtype=np.int64)
+    return tiles, _tile_bboxes_cpu(tiles, fp, ip, tx, ty, ex, ey, margin)
+
+
+def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit, *, tile: int = 96,
+                footprint=None) -> None:
+    """Drizzle one input image onto the accumulators with the parallel CPU driver.
+
+    ``footprint`` is :func:`footprint_boxes`' result when the caller already has it.
+    """
+    tiles, boxes = (footprint if footprint is not None
+                    else footprint_boxes(data.shape, fp, tx, ty, ex, ey, tile=tile))
     # one tile at a time per thread (dynamic scheduling): a wave ends when its slowest thread
     # does, so static blocks would stall whenever a core is shared with other work
     driver = _drizzle_tiles_cpu(fp, ip)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 
 import numpy as np
 
@@ -15,11 +16,13 @@ from ..kernels.drizzle import (
     cuda_drizzle_kernels,
     drizzle_cpu,
     finalize_cpu,
+    footprint_boxes,
     lanczos_lut,
     resolve_zero_weight_cpu,
 )
 from ._launch import launch_2d
 from ._pixmap import SQUARE_CORNERS, PixelMap, _normalise_shape
+from ._tiles import DEFAULT_TILE, Tile, TileGrid, TileSpill, parse_tile_shape
 
 __all__ = ["Drizzle", "KERNELS"]
 
@@ -89,6 +92,16 @@ def _kernel_parameters(kernel: str, pixfrac: float, scale: float) -> np.ndarray:
     return fp
 
 
+def _host_coordinates(pmap: PixelMap, offsets):
+    """``(tx, ty, ex, ey)`` of ``pmap`` as host arrays (what :meth:`PixelMap.kernel_inputs`
+    gives the CPU), for the footprint of an input drizzled on the GPU."""
+    dummy3 = np.zeros((1, 1, 1))
+    if pmap.stepsize > 0:
+        return pmap.table_x, pmap.table_y, dummy3, dummy3
+    ex, ey = pmap.exact_coordinates(offsets)
+    return np.zeros((2, 2)), np.zeros((2, 2)), ex, ey
+
+
 class Drizzle:
     """Drizzle images onto an output frame, as drizzlepac's ``cdriz.tdriz`` does.
 
@@ -110,16 +123,27 @@ class Drizzle:
     initial_value : float
         Value of output pixels before anything is drizzled (NaN by default; AstroDrizzle's
         separate drizzle starts from 0).
+    tile_shape : int or tuple of int, optional
+        Side(s) of the output tiles, in output pixels (default 1024; at least 16). Storage is
+        allocated per tile the first time an input reaches it, so memory follows the area
+        covered; a tile at least as large as the frame gives one full-frame tile. Results do
+        not depend on it.
 
     Notes
     -----
     Sums of ``w*d`` and ``w`` are kept in float64 and divided when results are read, which
     agrees with drizzlepac's float32 running mean to ~1e-7 relative. Non-finite input data or
     weights count as weight 0 and value 0 (drizzlepac would propagate the NaN).
+
+    Each input is drizzled into a window of the tiles it can reach (its footprint from the
+    pixel map, widened by the kernel's reach), and drizzlepac's zero-weight (INDEF) rule is
+    resolved on that window only; so the work per input follows its footprint. Tile storage
+    costs 24 bytes per pixel (float64 sums and weights, float32 last zero-weight value, int32
+    context per 32 inputs), plus 12 with errors and DQ.
     """
 
     def __init__(self, output_shape, kernel: str = "square", pixfrac: float = 1.0,
-                 fillval=None, backend=None, *, initial_value: float = np.nan):
+                 fillval=None, backend=None, *, initial_value: float = np.nan, tile_shape=None):
         self.output_shape = _normalise_shape(output_shape, "output")
         if kernel not in KERNEL_IDS:
             raise InvalidParameterError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
@@ -132,16 +156,19 @@ class Drizzle:
         self.fillval = _parse_fillval(fillval)
         self.initial_value = np.float32(initial_value)
         self.backend = resolve_backend(backend)
+        tile = parse_tile_shape(tile_shape) or (DEFAULT_TILE, DEFAULT_TILE)
+        self.grid = TileGrid(self.output_shape, tile)
+        self.tile_shape = self.grid.tile
+        self._tiles: dict[tuple[int, int], Tile] = {}
+        self._finished: set = set()  # keys of tiles moved to self._spill by finish_tiles
+        self._spill = None
+        self._reach_cache = weakref.WeakKeyDictionary()  # PixelMap -> {scale: tile keys}
+        self._n_planes = 1
+        self._has_var = False
+        self._has_dq = False
         xp = self.backend.xp
-        ny, nx = self.output_shape
-        self._num = xp.zeros((ny, nx), dtype=np.float64)
-        self._den = xp.zeros((ny, nx), dtype=np.float64)
-        self._zidx = xp.zeros((ny, nx), dtype=np.int32)
-        self._last_zero = xp.full((ny, nx), self.initial_value, dtype=np.float32)
-        self._ctx = xp.zeros((1, ny, nx), dtype=np.int32)
-        self._var = None
-        self._dq = None
         self._dummy2 = xp.zeros((1, 1), dtype=np.float32)
+        self._dummy_var = xp.zeros((1, 1), dtype=np.float64)
         self._dummy_dq = xp.zeros((1, 1), dtype=np.int32)
         self._lut = self.backend.asarray(
             lanczos_lut(int(kernel[-1])) if kernel.startswith("lanczos") else np.zeros(1, np.float32),
@@ -152,7 +179,23 @@ class Drizzle:
 
     def __repr__(self) -> str:
         return (f"Drizzle(output_shape={self.output_shape}, kernel={self.kernel!r}, "
-                f"pixfrac={self.pixfrac}, fillval={self.fillval}, backend={self.backend.name!r})")
+                f"pixfrac={self.pixfrac}, fillval={self.fillval}, backend={self.backend.name!r}, "
+                f"tile_shape={self.tile_shape})")
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of output tiles allocated so far."""
+        return len(self._tiles)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the allocated tiles' accumulators."""
+        total = 0
+        for tile in self._tiles.values():
+            for arr in (tile.num, tile.den, tile.last_zero, tile.ctx, tile.var, tile.dq):
+                if arr is not None:
+                    total += int(arr.nbytes)
+        return total
 
     # ---------------------------------------------------------------------------------------
     def add_image(self, data, pmap: PixelMap, weight=None, in_units: str = "cps",
@@ -209,8 +252,6 @@ class Drizzle:
         if error is not None:
             err_arr = self._as_image(error, pmap, "error", np.float32)
             flags |= pm.F_VARIANCE
-            if self._var is None:
-                self._var = backend.xp.zeros(self.output_shape, dtype=np.float64)
         dq_arr = self._dummy_dq
         if dq is not None:
             dq_arr = self._as_image(dq, pmap, "dq", None)
@@ -218,39 +259,143 @@ class Drizzle:
                 raise InvalidInputError(f"dq must be an integer array, got dtype {dq_arr.dtype}")
             dq_arr = backend.asarray(dq_arr, np.int32)
             flags |= pm.F_DQ
-            if self._dq is None:
-                self._dq = backend.xp.zeros(self.output_shape, dtype=np.int32)
 
         fp = _kernel_parameters(self.kernel, self.pixfrac, scale)
         fp[pm.P_INV_EXP] = float(np.float32(1.0) / np.float32(exptime)) if in_units == "counts" else 1.0
         fp[pm.P_SCALE2] = float(np.float32(scale * scale))
         fp[pm.P_WT_SCL] = float(np.float32(wt_scl))
-        ny, nx = pmap.input_shape
-        ip = np.array([KERNEL_IDS[self.kernel], self.output_shape[1], self.output_shape[0], nx, ny, flags],
-                      dtype=np.int64)
         offsets = [(ox * fp[pm.P_HALF], oy * fp[pm.P_HALF]) for ox, oy in SQUARE_CORNERS] \
             if self.kernel == "square" else [(0.0, 0.0)]
         factor, tx, ty, ex, ey = pmap.kernel_inputs(backend, offsets)
         fp[pm.P_FACTOR] = factor
-
-        ctx_plane = self._context_plane(context_id)
-        bit = (context_id - 1) % 32
-        ctxbit = np.int32(np.uint32(1 << bit).view(np.int32))
-        var = self._var if self._var is not None else self._dummy2.astype(np.float64)
-        outdq = self._dq if self._dq is not None else self._dummy_dq
-        fp_dev = backend.asarray(fp)
-        ip_dev = backend.asarray(ip)
-        args = (data, weight, err_arr, dq_arr, fp_dev, ip_dev, tx, ty, ex, ey, self._lut,
-                self._num, self._den, var, outdq, self._zidx, ctx_plane, ctxbit)
-        if backend.name == "cpu":
-            drizzle_cpu(*args)
-            resolve_zero_weight_cpu(self._zidx, self._last_zero, data, fp, ip)
-        else:
-            kernel, resolve, _ = self._cuda_kernels()
-            launch_2d(kernel, backend, (ny, nx), *args)
-            launch_2d(resolve, backend, self.output_shape, self._zidx, self._last_zero, data, fp_dev, ip_dev)
+        footprint = footprint_boxes(pmap.input_shape, fp, *(
+            (tx, ty, ex, ey) if backend.name != "gpu" else _host_coordinates(pmap, offsets)))
+        keys = self.grid.touched(footprint[1], pad=self._pad(scale))
+        finished = [key for key in keys if key in self._finished]
+        if finished:
+            raise InvalidParameterError(
+                f"this input reaches output tile(s) {finished[:4]} already finished by "
+                "finish_tiles(): pass its pixel map in 'remaining' until it is drizzled")
+        plane = (context_id - 1) // 32
+        self._n_planes = max(self._n_planes, plane + 1)
         self.n_inputs += 1
         self._max_context_id = max(self._max_context_id, context_id)
+        self._has_var = self._has_var or error is not None
+        self._has_dq = self._has_dq or dq is not None
+        if not keys:
+            return  # the input maps entirely outside the frame
+        wy0, wy1, wx0, wx1 = self.grid.window(keys)
+        window = self._open_window(keys, (wy0, wy1, wx0, wx1), plane)
+        ny, nx = pmap.input_shape
+        ip = np.zeros(pm.N_IPARAMS, dtype=np.int64)
+        ip[pm.I_KERNEL] = KERNEL_IDS[self.kernel]
+        ip[pm.I_ONX], ip[pm.I_ONY] = self.output_shape[1], self.output_shape[0]
+        ip[pm.I_NX], ip[pm.I_NY] = nx, ny
+        ip[pm.I_FLAGS] = flags
+        ip[pm.I_WX0], ip[pm.I_WX1], ip[pm.I_WY0], ip[pm.I_WY1] = wx0, wx1, wy0, wy1
+
+        bit = (context_id - 1) % 32
+        ctxbit = np.int32(np.uint32(1 << bit).view(np.int32))
+        var = window["var"] if window["var"] is not None else self._dummy_var
+        outdq = window["dq"] if window["dq"] is not None else self._dummy_dq
+        inputs = (data, weight, err_arr, dq_arr)
+        outputs = (tx, ty, ex, ey, self._lut, window["num"], window["den"], var, outdq,
+                   window["zidx"], window["ctx"][0], ctxbit)
+        if backend.name == "cpu":
+            drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
+            resolve_zero_weight_cpu(window["zidx"], window["last_zero"], data, fp, ip)
+        else:
+            fp_dev = backend.asarray(fp)
+            ip_dev = backend.asarray(ip)
+            kernel, resolve, _ = self._cuda_kernels()
+            launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
+            launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window["zidx"], window["last_zero"],
+                      data, fp_dev, ip_dev)
+        self._close_window(keys, window, plane)
+
+    def _open_window(self, keys, bounds, plane: int) -> dict:
+        """Contiguous accumulators over ``bounds`` holding the current values of ``keys``."""
+        xp = self.backend.xp
+        wy0, wy1, wx0, wx1 = bounds
+        shape = (wy1 - wy0, wx1 - wx0)
+        window = {
+            "bounds": bounds,
+            "num": xp.zeros(shape, dtype=np.float64),
+            "den": xp.zeros(shape, dtype=np.float64),
+            "zidx": xp.zeros(shape, dtype=np.int32),
+            # only the tiles' parts are set: the rest is never read nor written (and, on the
+            # host, never becomes resident memory)
+            "last_zero": xp.empty(shape, dtype=np.float32),
+            "ctx": xp.zeros((1,) + shape, dtype=np.int32),
+            "var": xp.zeros(shape, dtype=np.float64) if self._has_var else None,
+            "dq": xp.zeros(shape, dtype=np.int32) if self._has_dq else None,
+            "fresh": not any(key in self._tiles for key in keys),
+        }
+        for key in keys:
+            sl = self._window_slice(key, bounds)
+            tile = self._tiles.get(key)
+            if tile is None:
+                window["last_zero"][sl] = self.initial_value
+                continue
+            window["num"][sl] = tile.num
+            window["den"][sl] = tile.den
+            window["last_zero"][sl] = tile.last_zero
+            if plane < tile.ctx.shape[0]:
+                window["ctx"][0][sl] = tile.ctx[plane]
+            if tile.var is not None:
+                window["var"][sl] = tile.var
+            if tile.dq is not None:
+                window["dq"][sl] = tile.dq
+        return window
+
+    def _close_window(self, keys, window: dict, plane: int) -> None:
+        """Store the window's values back into its tiles, creating the missing ones."""
+        xp = self.backend.xp
+        bounds = window["bounds"]
+        # when no tile of the window existed, new tiles are views of the window (no copy; the
+        # parts of the window outside them were never written, so on the host they never
+        # became resident memory); otherwise copies, so that no window outlives its use
+        view = window["fresh"] and plane == 0
+        for key in keys:
+            sl = self._window_slice(key, bounds)
+            tile = self._tiles.get(key)
+            if tile is None:
+                def take(a, sl=sl):
+                    return a[sl] if view else xp.ascontiguousarray(a[sl])
+
+                if view:
+                    ctx = window["ctx"][(slice(None),) + sl]
+                else:
+                    ctx = xp.zeros((plane + 1,) + window["num"][sl].shape, dtype=np.int32)
+                    ctx[plane] = window["ctx"][0][sl]
+                self._tiles[key] = Tile(
+                    num=take(window["num"]), den=take(window["den"]),
+                    last_zero=take(window["last_zero"]), ctx=ctx,
+                    var=None if window["var"] is None else take(window["var"]),
+                    dq=None if window["dq"] is None else take(window["dq"]),
+                )
+                continue
+            tile.num[...] = window["num"][sl]
+            tile.den[...] = window["den"][sl]
+            tile.last_zero[...] = window["last_zero"][sl]
+            if plane >= tile.ctx.shape[0]:
+                grow = xp.zeros((plane + 1 - tile.ctx.shape[0],) + tile.ctx.shape[1:], dtype=np.int32)
+                tile.ctx = xp.concatenate([tile.ctx, grow], axis=0)
+            tile.ctx[plane] = window["ctx"][0][sl]
+            if window["var"] is not None:
+                if tile.var is None:
+                    tile.var = xp.ascontiguousarray(window["var"][sl])
+                else:
+                    tile.var[...] = window["var"][sl]
+            if window["dq"] is not None:
+                if tile.dq is None:
+                    tile.dq = xp.ascontiguousarray(window["dq"][sl])
+                else:
+                    tile.dq[...] = window["dq"][sl]
+
+    def _window_slice(self, key, bounds):
+        y0, y1, x0, x1 = self.grid.bounds(key)
+        return (slice(y0 - bounds[0], y1 - bounds[0]), slice(x0 - bounds[2], x1 - bounds[2]))
 
     def _cuda_kernels(self):
         return cuda_drizzle_kernels("cuda" if self.backend.name == "gpu" else "cudasim")
@@ -273,55 +418,240 @@ class Drizzle:
             return xp.ascontiguousarray(xp.asarray(array, dtype=dtype))
         return np.ascontiguousarray(array, dtype=dtype)
 
-    def _context_plane(self, context_id: int):
-        plane = (context_id - 1) // 32
-        if plane >= self._ctx.shape[0]:
-            xp = self.backend.xp
-            grow = xp.zeros((plane + 1 - self._ctx.shape[0],) + self.output_shape, dtype=np.int32)
-            self._ctx = xp.concatenate([self._ctx, grow], axis=0)
-        return self._ctx[plane]
-
     # ---------------------------------------------------------------------------------------
-    def device_arrays(self):
-        """``(sci, wht, ctx)`` on the backend's device (CuPy on ``gpu``), without a copy to host."""
-        xp = self.backend.xp
-        sci = xp.empty(self.output_shape, dtype=np.float32)
-        wht = xp.empty(self.output_shape, dtype=np.float32)
+    @property
+    def _empty_sci(self) -> np.float32:
+        """SCI of a pixel no input reached (fill value, else ``initial_value``)."""
+        return self.fillval if self.fillval is not None else self.initial_value
+
+    def _finalize(self, tile: Tile, rows: slice, out_sci, out_wht) -> None:
+        """Write SCI and WHT of ``tile``'s rows ``rows`` into ``out_sci``, ``out_wht``."""
         fill = np.float32(0.0 if self.fillval is None else self.fillval)
-        args = (self._num, self._den, self._last_zero, fill, self.fillval is not None, sci, wht)
+        args = (tile.num[rows], tile.den[rows], tile.last_zero[rows], fill, self.fillval is not None,
+                out_sci, out_wht)
         if self.backend.name == "cpu":
             finalize_cpu(*args)
         else:
-            launch_2d(self._cuda_kernels()[2], self.backend, self.output_shape, *args)
-        return sci, wht, self._ctx
+            launch_2d(self._cuda_kernels()[2], self.backend, out_sci.shape, *args)
+
+    def band(self, y0: int, y1: int, *, products=("sci", "wht", "ctx")) -> dict:
+        """Finished output rows ``y0:y1`` (full width) on the backend's device.
+
+        Parameters
+        ----------
+        y0, y1 : int
+            Row range, ``0 <= y0 < y1 <= ny``.
+        products : sequence of str
+            Any of ``"sci"`` (float32), ``"wht"`` (float32), ``"ctx"`` (int32, ``(planes,
+            rows, nx)``), ``"err"`` (float32, None without errors), ``"dq"`` (int32, None
+            without DQ).
+
+        Returns
+        -------
+        dict
+            The requested arrays by name. Pixels of tiles never reached hold the fill value
+            (else ``initial_value``) in SCI, 0 in WHT, CTX and DQ, NaN in ERR.
+        """
+        ny, nx = self.output_shape
+        if not (0 <= y0 < y1 <= ny):
+            raise InvalidParameterError(f"row range {y0}:{y1} is not inside the frame's {ny} rows")
+        xp = self.backend.xp
+        shape = (y1 - y0, nx)
+        out = {}
+        if "sci" in products or "wht" in products:
+            out["sci"] = xp.full(shape, self._empty_sci, dtype=np.float32)
+            out["wht"] = xp.zeros(shape, dtype=np.float32)
+        if "ctx" in products:
+            out["ctx"] = xp.zeros((self._n_planes,) + shape, dtype=np.int32)
+        if "err" in products:
+            out["err"] = xp.full(shape, np.nan, dtype=np.float32) if self._has_var else None
+        if "dq" in products:
+            out["dq"] = xp.zeros(shape, dtype=np.int32) if self._has_dq else None
+        r0 = y0 // self.grid.tile[0]
+        r1 = (y1 - 1) // self.grid.tile[0]
+        for key, tile in self._tiles.items():
+            if not r0 <= key[0] <= r1:
+                continue
+            ty0, ty1, tx0, tx1 = self.grid.bounds(key)
+            a, b = max(y0, ty0), min(y1, ty1)
+            rows = slice(a - ty0, b - ty0)
+            dst = (slice(a - y0, b - y0), slice(tx0, tx1))
+            wanted = [name for name in out if out[name] is not None]
+            for name, arr in self._tile_products(tile, rows, wanted).items():
+                if arr is None or name not in out:
+                    continue
+                if name == "ctx":
+                    out[name][(slice(0, arr.shape[0]),) + dst] = arr
+                else:
+                    out[name][dst] = arr
+        for key in self._finished:
+            if not r0 <= key[0] <= r1:
+                continue
+            ty0, ty1, tx0, tx1 = self.grid.bounds(key)
+            a, b = max(y0, ty0), min(y1, ty1)
+            rows = slice(a - ty0, b - ty0)
+            dst = (slice(a - y0, b - y0), slice(tx0, tx1))
+            for name in out:
+                if out[name] is None:
+                    continue
+                stored = self._spill.read(key, name, rows)
+                if stored is None:
+                    continue
+                stored = self.backend.asarray(stored)
+                if name == "ctx":
+                    out[name][(slice(0, stored.shape[0]),) + dst] = stored
+                else:
+                    out[name][dst] = stored
+        return {name: out[name] for name in products}
+
+    def finish_tiles(self, remaining=(), *, scale: float = 1.0) -> int:
+        """Finish the tiles no remaining input can reach and move them out of memory.
+
+        A finished tile's SCI, WHT and CTX (and ERR, DQ) are computed once and kept in an
+        anonymous temporary file; its accumulators are freed. Readers and :meth:`write_fits`
+        read finished tiles back, so results are unchanged; an input that reaches a finished
+        tile is refused. This bounds memory by the tiles in flight when inputs are added in
+        an order that sweeps the frame (e.g. sorted by position).
+
+        Parameters
+        ----------
+        remaining : sequence of PixelMap
+            Pixel maps of every input still to be drizzled.
+        scale : float
+            The smallest ``scale`` those inputs will be drizzled with (it sets how far a
+            kernel reaches, in output pixels).
+
+        Returns
+        -------
+        int
+            Number of tiles finished by this call.
+        """
+        scale = _positive_finite(scale, "scale")
+        reach = set()
+        for pmap in remaining:
+            if not isinstance(pmap, PixelMap):
+                raise InvalidInputError(f"remaining must hold PixelMaps, got {type(pmap).__name__}")
+            reach.update(self._reach(pmap, scale))
+        done = [key for key in self._tiles if key not in reach]
+        if not done:
+            return 0
+        if self._spill is None:
+            self._spill = TileSpill()
+            weakref.finalize(self, self._spill.close)  # the file goes with this Drizzle
+        wanted = ("sci", "wht", "ctx", "err", "dq")
+        for key in sorted(done):
+            ty0, ty1, _, _ = self.grid.bounds(key)
+            tile = self._tiles[key]
+            products = self._tile_products(tile, slice(0, ty1 - ty0), wanted)
+            self._spill.write(key, {name: None if arr is None else self.backend.to_host(arr)
+                                    for name, arr in products.items()})
+            del self._tiles[key]
+            self._finished.add(key)
+        return len(done)
+
+    def _tile_products(self, tile: Tile, rows: slice, products) -> dict:
+        """Finished products of ``tile``'s rows ``rows`` on the device."""
+        xp = self.backend.xp
+        shape = (rows.stop - rows.start, tile.num.shape[1])
+        out = {}
+        if "sci" in products or "wht" in products:
+            out["sci"] = xp.empty(shape, dtype=np.float32)
+            out["wht"] = xp.empty(shape, dtype=np.float32)
+            self._finalize(tile, rows, out["sci"], out["wht"])
+        if "ctx" in products:
+            out["ctx"] = tile.ctx[:, rows]
+        if "err" in products:
+            out["err"] = None
+            if self._has_var:  # a tile no input with errors reached has variance 0
+                den = tile.den[rows]
+                covered = den != 0.0
+                var = tile.var[rows] if tile.var is not None else xp.zeros_like(den)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    err = xp.where(covered, xp.sqrt(var) / xp.abs(xp.where(covered, den, 1.0)), xp.nan)
+                out["err"] = err.astype(np.float32)
+        if "dq" in products:
+            out["dq"] = None if tile.dq is None else tile.dq[rows]
+        return out
+
+    def _reach(self, pmap: PixelMap, scale: float) -> list:
+        """Tiles an input with this pixel map and ``scale`` can reach (cached per map)."""
+        cached = self._reach_cache.setdefault(pmap, {})
+        if scale not in cached:
+            cached[scale] = self._compute_reach(pmap, scale)
+        return cached[scale]
+
+    def _compute_reach(self, pmap: PixelMap, scale: float) -> list:
+        fp = _kernel_parameters(self.kernel, self.pixfrac, scale)
+        offsets = [(ox * fp[pm.P_HALF], oy * fp[pm.P_HALF]) for ox, oy in SQUARE_CORNERS] \
+            if self.kernel == "square" else [(0.0, 0.0)]
+        coords = _host_coordinates(pmap, offsets)
+        fp[pm.P_FACTOR] = float(pmap.stepsize)
+        footprint = footprint_boxes(pmap.input_shape, fp, *coords)
+        return self.grid.touched(footprint[1], pad=self._pad(scale))
+
+    def _pad(self, scale: float) -> float:
+        # the perimeter sampling of footprint_boxes can miss half an input pixel (more for
+        # square drops wider than a pixel): boxes are padded by that before choosing tiles
+        return (0.5 + max(0.0, self.pixfrac / 2.0 - 0.5)) / scale + 1.0
+
+    def device_arrays(self):
+        """``(sci, wht, ctx)`` of the whole frame on the backend's device (CuPy on ``gpu``)."""
+        result = self.band(0, self.output_shape[0])
+        return result["sci"], result["wht"], result["ctx"]
 
     @property
     def sci(self) -> np.ndarray:
         """Drizzled image, float32 ``(ny, nx)`` on the host (count rate for counts input)."""
-        return self.backend.to_host(self.device_arrays()[0])
+        return self.backend.to_host(self.band(0, self.output_shape[0], products=("sci",))["sci"])
 
     @property
     def wht(self) -> np.ndarray:
         """Output weight image, float32 ``(ny, nx)`` on the host."""
-        return self.backend.to_host(self._den.astype(np.float32))
+        return self.backend.to_host(self.band(0, self.output_shape[0], products=("wht",))["wht"])
 
     @property
     def ctx(self) -> np.ndarray:
         """Context image, int32 ``(planes, ny, nx)``; bit ``(id-1) % 32`` of plane ``(id-1)//32``."""
-        return self.backend.to_host(self._ctx)
+        return self.backend.to_host(self.band(0, self.output_shape[0], products=("ctx",))["ctx"])
 
     @property
     def err(self) -> np.ndarray | None:
         """Propagated error ``sqrt(sum(w**2 err**2)) / sum(w)`` (None unless errors were given)."""
-        if self._var is None:
-            return None
-        xp = self.backend.xp
-        covered = self._den != 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            err = xp.where(covered, xp.sqrt(self._var) / xp.abs(xp.where(covered, self._den, 1.0)), xp.nan)
-        return self.backend.to_host(err.astype(np.float32))
+        err = self.band(0, self.output_shape[0], products=("err",))["err"]
+        return None if err is None else self.backend.to_host(err)
+
+    def write_fits(self, path, header=None, *, overwrite: bool = False):
+        """Write SCI, WHT and CTX image extensions to a FITS file, one band of rows at a time.
+
+        The full frame is never held in memory: each band of rows is finished from the tiles
+        and written; pixels no input reached get the fill value (else ``initial_value``) in
+        SCI and 0 in WHT and CTX. The file is written under a temporary name in the same
+        directory and renamed on success (the temporary file is removed on failure).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file.
+        header : astropy.io.fits.Header, optional
+            Cards copied into each image extension's header (e.g. the output WCS).
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        OutputWriteError
+            If the file exists and ``overwrite`` is False, or it cannot be written.
+        """
+        from ._fitsout import write_drizzle_fits
+
+        return write_drizzle_fits(self, path, header, overwrite=overwrite)
 
     @property
     def dq(self) -> np.ndarray | None:
         """OR of the DQ flags of every contributing input pixel (None unless DQ was given)."""
-        return None if self._dq is None else self.backend.to_host(self._dq)
+        dq = self.band(0, self.output_shape[0], products=("dq",))["dq"]
+        return None if dq is None else self.backend.to_host(dq)

@@ -90,7 +90,9 @@ def test_tiling_does_not_change_the_result():
         fp[pm.P_SCALE2] = 1.0
         fp[pm.P_WT_SCL] = 1.0
         fp[pm.P_FACTOR] = 10.0
-        ip = np.array([pm.K_SQUARE, out_shape[1], out_shape[0], in_shape[1], in_shape[0], 0], np.int64)
+        # the accumulators cover the whole frame: window columns 0..onx, rows 0..ony
+        ip = np.array([pm.K_SQUARE, out_shape[1], out_shape[0], in_shape[1], in_shape[0], 0,
+                       0, out_shape[1], 0, out_shape[0]], np.int64)
         d3 = np.zeros((1, 1, 1))
         drizzle_cpu(data, wht, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.int32), fp, ip,
                     pmap.table_x, pmap.table_y, d3, d3, np.zeros(1, np.float32), num, den,
