@@ -680,9 +680,12 @@ class VisitCache:
     A cached reading is used only while the file is in the state it was read in (same device,
     inode, size and modification time); any other change reads the file again. When a call
     writes cosmic-ray flags and MDRIZSKY into an input (``update_inputs_dq=True``),
-    :meth:`updated` re-reads that file's headers and DQ arrays (not SCI or ERR, which the
-    update leaves alone) so that the next call sees the new flags and sky, exactly as a fresh
-    reading would; chip WCSs are rebuilt unless the headers are unchanged apart from MDRIZSKY.
+    :meth:`updated` takes the DQ arrays and MDRIZSKY values it wrote (or, when the cache did
+    not hold the file as it was just before the write, re-reads that file's headers and DQ
+    arrays; SCI and ERR, which the update leaves alone, are kept) so that the next call sees
+    the new flags and sky, exactly as a fresh reading would; chip WCSs are rebuilt only when
+    the headers changed apart from MDRIZSKY. Counters: ``n_header_reads``, ``n_pixel_reads``
+    and ``n_memory_updates`` (updates taken from the values written).
 
     Parameters
     ----------
@@ -703,6 +706,7 @@ class VisitCache:
         self._lock = threading.Lock()
         self.n_header_reads = 0
         self.n_pixel_reads = 0
+        self.n_memory_updates = 0
 
     def __repr__(self) -> str:
         return (f"VisitCache({len(self._entries)} files, {self.nbytes} bytes of pixels, "
@@ -757,17 +761,44 @@ class VisitCache:
         _check_loaded(exposure, backend, usable_bits, check_usable)
         return exposure
 
-    def updated(self, path) -> None:
+    def current(self, path) -> bool:
+        """Whether the cached reading of ``path`` is of the file as it is now (same device,
+        inode, size and modification time)."""
+        entry = self._entries.get(self._key(path))
+        try:
+            return entry is not None and entry.signature == _signature(Path(path))
+        except OSError:
+            return False
+
+    def updated(self, path, dq_arrays=None, skies=None) -> None:
         """Take in an update of ``path``'s DQ arrays and SCI headers written by the pipeline.
 
-        Re-reads the headers and the DQ arrays; keeps SCI, ERR and the non-finite masks.
-        A file that cannot be read again is forgotten (the next call reads it afresh).
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The updated input.
+        dq_arrays : list of numpy.ndarray, optional
+            The DQ array written into each chip (chip order, any integer dtype whose values
+            are stored as 16-bit flags), with ``skies`` the MDRIZSKY written into each SCI
+            header (None: not written). Give them only when the cached reading was
+            :meth:`current` just before the write and the write changed nothing else: the
+            cache then updates itself from them (the MDRIZSKY card goes through FITS text, as
+            a reading of the file gives it) instead of reading the file again.
+
+        Notes
+        -----
+        Without ``dq_arrays``, re-reads the headers and the DQ arrays. Either way SCI, ERR and
+        the non-finite masks are kept. A file that cannot be read again is forgotten (the next
+        call reads it afresh).
         """
         key = self._key(path)
         entry = self._entries.get(key)
         if entry is None:
             return
         path = Path(path)
+        if dq_arrays is not None:
+            self._updated_from(key, entry, path, dq_arrays, skies)
+            return
         try:
             signature = _signature(path)
             fresh = _inspect(path, entry.params, previous=entry.exposure)
@@ -787,6 +818,44 @@ class VisitCache:
         with self._lock:
             self.n_header_reads += 1
             self._entries[key] = replace(entry, signature=signature, exposure=fresh, pixels=pixels)
+
+    def _updated_from(self, key, entry: _CachedExposure, path: Path, dq_arrays, skies) -> None:
+        """:meth:`updated` from the values written (no reading of the file)."""
+        from astropy.io import fits
+
+        chips = entry.exposure.chips
+        skies = [None] * len(chips) if skies is None else list(skies)
+        if len(dq_arrays) != len(chips) or len(skies) != len(chips):
+            with self._lock:
+                self._entries.pop(key, None)
+            return
+        try:
+            signature = _signature(path)
+        except OSError:
+            with self._lock:
+                self._entries.pop(key, None)
+            return
+        new_chips = []
+        for chip, sky in zip(chips, skies):
+            header = chip.header.copy()
+            if sky is not None:
+                card = fits.Card("MDRIZSKY", sky, "Sky value computed by AstroDrizzle")
+                header["MDRIZSKY"] = (fits.Card.fromstring(card.image).value, card.comment)
+                value = float(header["MDRIZSKY"])
+                if math.isfinite(value):
+                    chip = replace(chip, computed_sky=value, subtracted_sky=value)
+                else:
+                    chip = replace(chip, computed_sky=None, subtracted_sky=0.0)
+            new_chips.append(replace(chip, header=header))
+        exposure = replace(entry.exposure, chips=new_chips)
+        pixels = entry.pixels
+        if pixels is not None:
+            # as _read_dq gives the file's int16 DQ back: the same 16 bits, as uint16
+            pixels = [replace(p, dq=entry.backend.asarray(np.asarray(dq).astype(np.uint16)))
+                      for p, dq in zip(pixels, dq_arrays)]
+        with self._lock:
+            self.n_memory_updates += 1
+            self._entries[key] = replace(entry, signature=signature, exposure=exposure, pixels=pixels)
 
 
 def read_exposure(path, backend, params, *, want_err: bool = False) -> Exposure:

@@ -79,6 +79,9 @@ class AstroDrizzleResult:
         Step name -> seconds.
     files : list of pathlib.Path
         Every file written (product, intermediates, updated inputs or their copies).
+    sci, wht : numpy.ndarray or None
+        With ``keep_arrays=True``: the product's SCI and WHT arrays as written into it
+        (float32 ``(ny, nx)``, host memory); otherwise None.
     """
 
     product: Path | None
@@ -87,6 +90,8 @@ class AstroDrizzleResult:
     cosmic_rays: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    sci: object = field(default=None, repr=False)
+    wht: object = field(default=None, repr=False)
 
     def __fspath__(self) -> str:
         if self.product is None:
@@ -432,7 +437,7 @@ def _check_steps(params, n_images: int) -> AstroDrizzleParameters:
 def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | None = None,
                  update_inputs_dq: bool = True, save_intermediates: bool = False,
                  progress: bool | None = None, visit: VisitCache | None = None,
-                 **parameters) -> AstroDrizzleResult:
+                 keep_arrays: bool = False, **parameters) -> AstroDrizzleResult:
     """Combine HST exposures with AstroDrizzle's chain, on the GPU when there is one.
 
     Parameters
@@ -460,6 +465,9 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         Inputs already read by earlier calls of the same visit (headers, WCSs and pixel arrays
         on the device), reused while the files are unchanged and updated with the DQ flags and
         MDRIZSKY this call writes; the products are the same as without it.
+    keep_arrays : bool
+        Return the product's SCI and WHT arrays in the result (``result.sci``/``result.wht``,
+        host memory) for a caller that uses them next, instead of reading the file again.
     **parameters
         AstroDrizzle parameters by name (e.g. ``final_kernel="square"``, ``skymethod="match"``).
 
@@ -520,14 +528,14 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     timer = StepTimer(backend, progress)
     timer.start(9)
     try:
-        return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates, timer,
-                    visit)
+        return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates,
+                    timer, visit, keep_arrays)
     finally:
         timer.stop()
 
 
 _CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress",
-                  "visit")
+                  "visit", "keep_arrays")
 
 
 def _check_keywords(parameters: dict) -> None:
@@ -651,9 +659,14 @@ def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name
         result.sky[exposure.name] = [c.computed_sky for c in exposure.chips]
         result.cosmic_rays[exposure.name] = [0 if m is None else int((~m).sum()) for m in masks]
     for exposure, dqs, skies in in_place:  # last: everything else is staged by now
+        # the cache takes the update from memory when it held the file as it was just before
+        current = visit is not None and visit.current(exposure.path)
         result.files.append(update_inputs(exposure, dqs, skies))
         if visit is not None:
-            visit.updated(exposure.path)
+            if current:
+                visit.updated(exposure.path, dqs, skies)
+            else:
+                visit.updated(exposure.path)
 
 
 def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_intermediates: bool,
@@ -687,10 +700,12 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
 
 
 def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
-         timer: StepTimer, visit: VisitCache | None = None) -> AstroDrizzleResult:
+         timer: StepTimer, visit: VisitCache | None = None, keep_arrays: bool = False) -> AstroDrizzleResult:
     chain = _prepare(files, params, backend, band_rows, timer, visit)
     _combine(chain, backend, timer, keep=save_intermediates)
     result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit)
+    if keep_arrays and chain.final is not None:
+        result.sci, result.wht = chain.final[0], chain.final[1]
     result.timings = dict(timer.steps)
     log.info("astrodrizzle timing: %s", timer.table())
     return result

@@ -247,7 +247,7 @@ def _single_products(path: Path) -> list[Path]:
 
 
 def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
-                         single_products=None) -> CatalogProduct:
+                         single_products=None, sci=None, wht=None) -> CatalogProduct:
     """Read a drizzled product for the catalog step.
 
     Parameters
@@ -263,6 +263,10 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
         Default: the ``D###DATA`` keywords (PRIMARY, else SCI), looked up beside the product.
     single_products : list of path-like, optional
         Default: drizzlepac's glob rule (see the module docstring).
+    sci, wht : numpy.ndarray, optional
+        The product's SCI and WHT arrays as written into the file, ``(ny, nx)`` float32 (a
+        pipeline that has just drizzled the product holds them): both or neither. Given, the
+        file's pixels are not read (its headers are), and the product is the same as read.
 
     Returns
     -------
@@ -278,6 +282,9 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such product file")
+    if (sci is None) != (wht is None):
+        raise InvalidInputError(f"{path}: give both the SCI and the WHT array, or neither")
+    in_memory = sci is not None
     try:
         with fits.open(path) as hdul:
             names = {h.name for h in hdul}
@@ -286,8 +293,16 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
                 raise InvalidInputError(f"{path}: not a drizzled product: no {' or '.join(missing)} extension")
             primary = hdul[0].header.copy()
             sci_header = hdul["SCI"].header.copy()
-            data = np.asarray(hdul["SCI"].data, dtype=np.float32)
-            wht = np.asarray(hdul["WHT"].data, dtype=np.float32)
+            if in_memory:
+                shape = tuple(sci_header.get(f"NAXIS{k}", 0) for k in (2, 1))
+                data = np.asarray(sci, dtype=np.float32)
+                wht = np.asarray(wht, dtype=np.float32)
+                if data.shape != shape or wht.shape != shape:
+                    raise InvalidInputError(f"{path}: SCI/WHT arrays of shape {data.shape}/{wht.shape} "
+                                            f"given for a product of shape {shape}")
+            else:
+                data = np.asarray(hdul["SCI"].data, dtype=np.float32)
+                wht = np.asarray(hdul["WHT"].data, dtype=np.float32)
             wcs = _sci_wcs(hdul, path)
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc

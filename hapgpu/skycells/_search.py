@@ -152,10 +152,13 @@ def _sky_cells_in(projection_cell: ProjectionCell, ra: np.ndarray, dec: np.ndarr
 
 def _exposure_outline(name: str, frame) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions (deg) of the outline of one exposure's footprint on the visit frame."""
-    from ..svm._footprint import footprint_mask
+    from ..svm._footprint import chip_fills
 
-    total_mask, _ = footprint_mask([name], frame.wcs, frame.shape)
-    x, y = footprint_edges(total_mask)
+    # the footprint's chip count (hap-pipeline.md §1.11); its exposure-time map is not needed
+    covered = np.zeros(frame.shape, dtype=np.int16)
+    for fill in chip_fills(name, frame.wcs, frame.shape):
+        covered[fill.box] += fill.blank
+    x, y = footprint_edges(covered)
     if x.size == 0:
         return x.astype(np.float64), y.astype(np.float64)
     ra, dec = frame.wcs.pixel_to_world_values(x, y)

@@ -24,13 +24,14 @@ comments. Host code: one WCS transform per chip border and one polygon fill per 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, WCSError
 
-__all__ = ["footprint_mask", "mask_keywords", "weight_keywords", "MASK_KEYWORD_COMMENTS",
+__all__ = ["footprint_mask", "chip_fills", "accumulate_footprint", "ChipFill", "mask_keywords", "weight_keywords", "MASK_KEYWORD_COMMENTS",
            "WEIGHT_KEYWORD_COMMENTS"]
 
 #: Comments of the footprint keywords (drizzlepac ``product.MASK_KWS``).
@@ -90,6 +91,137 @@ def _chip_box(chip_wcs, meta_wcs, shape):
     return np.clip(meta_x, 0, shape[1] - 1), np.clip(meta_y, 0, shape[0] - 1)
 
 
+@dataclass(frozen=True)
+class ChipFill:
+    """One chip's filled border polygon on a product frame (:func:`chip_fills`).
+
+    Attributes
+    ----------
+    exptime : float or int
+        The exposure's primary-header ``EXPTIME`` as read (seconds).
+    box : tuple of slice
+        ``(rows, columns)`` of the frame holding the polygon's sub-box.
+    blank : numpy.ndarray
+        bool, the sub-box's shape: True where the chip lands.
+    """
+
+    exptime: object
+    box: tuple
+    blank: np.ndarray
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    try:
+        ny, nx = (int(n) for n in shape)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"shape must be (ny, nx), got {shape!r}") from exc
+    if ny < 1 or nx < 1:
+        raise InvalidParameterError(f"shape must be positive, got {shape!r}")
+    return ny, nx
+
+
+def chip_fills(exposure_path, meta_wcs, shape) -> list[ChipFill]:
+    """Filled border polygons of every chip of one exposure on a product frame.
+
+    Steps 1-3 of the module docstring; :func:`accumulate_footprint` does step 4.
+
+    Parameters
+    ----------
+    exposure_path : str or pathlib.Path
+        FLT/FLC file (headers only are read).
+    meta_wcs : astropy.wcs.WCS or stwcs.wcsutil.HSTWCS
+        Product frame.
+    shape : (int, int)
+        Product shape ``(ny, nx)``.
+
+    Returns
+    -------
+    list of ChipFill
+        The chips landing on the frame, in file order.
+
+    Raises
+    ------
+    InvalidParameterError, InvalidInputError, WCSError
+        As :func:`footprint_mask`.
+    """
+    from astropy.io import fits
+    from stwcs.wcsutil import HSTWCS
+
+    shape = _check_shape(shape)
+    path = Path(exposure_path)
+    fills = []
+    try:
+        with fits.open(path) as hdul:  # headers only: the pixels are never read
+            if "EXPTIME" not in hdul[0].header:
+                raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
+            exptime = hdul[0].header["EXPTIME"]
+            for index in _science_extensions(hdul, path):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        chip_wcs = HSTWCS(hdul, ext=index)
+                except Exception as exc:  # stwcs raises many types for broken headers
+                    raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
+                border = _chip_box(chip_wcs, meta_wcs, shape)
+                if border is None:
+                    continue
+                meta_x, meta_y = border
+                x0, y0 = int(meta_x.min()), int(meta_y.min())
+                # the upper bounds excluded, as the reference slices the sub-box
+                x1, y1 = min(int(meta_x.max()), shape[1]), min(int(meta_y.max()), shape[0])
+                if x1 <= x0 or y1 <= y0:
+                    continue
+                blank = _fill(meta_x - x0, meta_y - y0, x1 - x0, y1 - y0)
+                fills.append(ChipFill(exptime, (slice(y0, y1), slice(x0, x1)), blank))
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
+    return fills
+
+
+def accumulate_footprint(fills, shape, *, start=None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4 of the module docstring: add chip polygons into the two masks, in order.
+
+    Parameters
+    ----------
+    fills : iterable of ChipFill
+        Chips in the product's exposure order (file order within an exposure).
+    shape : (int, int)
+        Product shape ``(ny, nx)``.
+    start : (numpy.ndarray, numpy.ndarray), optional
+        Masks of the chips that come before ``fills`` (from an earlier call with the same
+        shape); copied, never changed. Default: zeros.
+
+    Returns
+    -------
+    total_mask : numpy.ndarray
+        int16 ``shape``.
+    scaled_mask : numpy.ndarray
+        float32 ``shape``.
+
+    Notes
+    -----
+    The reference adds ``blank * exptime`` (blank int16 0/1) chip after chip: EXPTIME in the
+    dtype of that product (float64 for a float EXPTIME, rounded to float32 on adding) where
+    the chip lands, nothing elsewhere, so the masks of a prefix of the chips continue exactly.
+    """
+    shape = _check_shape(shape)
+    if start is None:
+        total_mask = np.zeros(shape, dtype=np.int16)
+        scaled_mask = np.zeros(shape, dtype=np.float32)
+    else:
+        total_mask = np.array(start[0], dtype=np.int16)
+        scaled_mask = np.array(start[1], dtype=np.float32)
+        if total_mask.shape != shape or scaled_mask.shape != shape:
+            raise InvalidInputError(f"footprint masks of shape {total_mask.shape} to continue on a "
+                                    f"frame of shape {shape}")
+    for fill in fills:
+        box, blank = fill.box, fill.blank
+        np.add(scaled_mask[box], np.ones(1, np.int16) * fill.exptime, out=scaled_mask[box],
+               where=blank, casting="same_kind")
+        total_mask[box] += blank  # +1 where the chip lands (int16 + bool: int16)
+    return total_mask, scaled_mask
+
+
 def footprint_mask(exposure_paths, meta_wcs, shape) -> tuple[np.ndarray, np.ndarray]:
     """Chips per pixel and exposure time per pixel of ``exposure_paths`` on the metawcs.
 
@@ -125,53 +257,14 @@ def footprint_mask(exposure_paths, meta_wcs, shape) -> tuple[np.ndarray, np.ndar
     Notes
     -----
     drizzlepac ``cell_utils.SkyFootprint.build(scale=True)`` (hap-pipeline.md §1.11); Pillow's
-    ``ImageDraw.polygon`` does the fill, as in the reference.
+    ``ImageDraw.polygon`` does the fill, as in the reference. :func:`chip_fills` of each
+    exposure, then :func:`accumulate_footprint`.
     """
-    from astropy.io import fits
-    from stwcs.wcsutil import HSTWCS
-
-    try:
-        ny, nx = (int(n) for n in shape)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"shape must be (ny, nx), got {shape!r}") from exc
-    if ny < 1 or nx < 1:
-        raise InvalidParameterError(f"shape must be positive, got {shape!r}")
-    shape = (ny, nx)
+    shape = _check_shape(shape)
     if isinstance(exposure_paths, (str, Path)):
         exposure_paths = [exposure_paths]
-    total_mask = np.zeros(shape, dtype=np.int16)
-    scaled_mask = np.zeros(shape, dtype=np.float32)
-    for path in map(Path, exposure_paths):
-        try:
-            with fits.open(path) as hdul:  # headers only: the pixels are never read
-                if "EXPTIME" not in hdul[0].header:
-                    raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
-                exptime = hdul[0].header["EXPTIME"]
-                for index in _science_extensions(hdul, path):
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            chip_wcs = HSTWCS(hdul, ext=index)
-                    except Exception as exc:  # stwcs raises many types for broken headers
-                        raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
-                    border = _chip_box(chip_wcs, meta_wcs, shape)
-                    if border is None:
-                        continue
-                    meta_x, meta_y = border
-                    x0, y0 = int(meta_x.min()), int(meta_y.min())
-                    box = (slice(y0, int(meta_y.max())), slice(x0, int(meta_x.max())))
-                    box_ny, box_nx = total_mask[box].shape
-                    if box_nx == 0 or box_ny == 0:
-                        continue
-                    blank = _fill(meta_x - x0, meta_y - y0, box_nx, box_ny)
-                    # the reference adds ``blank * exptime`` (blank int16 0/1): EXPTIME in the
-                    # dtype of that product where the chip lands, nothing elsewhere
-                    np.add(scaled_mask[box], np.ones(1, np.int16) * exptime, out=scaled_mask[box],
-                           where=blank, casting="same_kind")
-                    np.add(total_mask[box], np.int16(1), out=total_mask[box], where=blank)
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
-    return total_mask, scaled_mask
+    fills = [fill for path in exposure_paths for fill in chip_fills(path, meta_wcs, shape)]
+    return accumulate_footprint(fills, shape)
 
 
 def mask_keywords(total_mask: np.ndarray, scaled_mask: np.ndarray) -> dict:
@@ -207,14 +300,47 @@ def mask_keywords(total_mask: np.ndarray, scaled_mask: np.ndarray) -> dict:
     good = total_mask > 0
     if not good.any():
         raise WCSError("no pixel of the product frame is covered by its exposures")
+    exposure_times = scaled_mask[good]
+    n_good, mean_count, median_count = _count_statistics(total_mask)
     values = {
-        "NPIXFRAC": good.sum() / total_mask.size,
-        "MEANEXPT": np.mean(scaled_mask[good]),
-        "MEDEXPT": np.median(scaled_mask[good]),
-        "MEANNEXP": np.mean(total_mask[good]),
-        "MEDNEXP": np.median(total_mask[good]),
+        "NPIXFRAC": n_good / total_mask.size,
+        "MEANEXPT": np.mean(exposure_times),
+        "MEDEXPT": np.median(exposure_times),
+        "MEANNEXP": mean_count,
+        "MEDNEXP": median_count,
     }
     return {key: (value, MASK_KEYWORD_COMMENTS[key]) for key, value in values.items()}
+
+
+#: Most chips per pixel counted by comparisons rather than a histogram of the selection.
+_FEW_COUNTS = 32
+
+
+def _count_statistics(total_mask: np.ndarray):
+    """Number, mean and median of the positive values of an integer mask, from its histogram.
+
+    The same numbers as ``n = count_nonzero(m > 0)``, ``np.mean(m[m > 0])`` and
+    ``np.median(m[m > 0])``: the mean of integers is their exact sum (float64 holds it)
+    divided by their number, and the median is ``np.median`` of the one or two middle values
+    of the sorted selection, read off the cumulative histogram.
+    """
+    top = int(total_mask.max())
+    if top <= _FEW_COUNTS:  # a few chips per pixel: one comparison pass per value
+        counts = np.array([0] + [np.count_nonzero(total_mask == k) for k in range(1, top + 1)],
+                          dtype=np.int64)
+    else:
+        positive = total_mask[total_mask > 0]
+        counts = np.bincount(np.asarray(positive, dtype=np.int64).ravel(), minlength=top + 1)
+        counts[0] = 0
+    n = int(counts.sum())
+    values = np.arange(counts.size, dtype=np.int64)
+    mean = np.float64(float(np.dot(values, counts))) / n
+    cumulative = np.cumsum(counts)
+    middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    # rank r (0-based) of the positive values lies in the first bin whose cumulative count
+    # exceeds r (the zeros are not counted)
+    middle_values = np.searchsorted(cumulative, np.asarray(middle) + 1).astype(total_mask.dtype)
+    return np.int64(n), mean, np.median(middle_values)
 
 
 def weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:

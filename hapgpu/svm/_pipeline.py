@@ -401,6 +401,8 @@ def _run_visit(run: _Run, poller: Path, timer: VisitTimer, backend, *, refcat, a
     # 8. previews (made by the archive for drizzlepac; not in the manifest)
     if previews:
         _make_previews(totals, run, timer)
+    for item in run.products:  # the product arrays kept for the catalogs and previews
+        item.sci = item.wht = None
 
     # 9. manifest, trailers, move into place
     _finish(run, totals, timer, diagnostic, started)
@@ -528,12 +530,22 @@ def _make_catalogs(total, run: _Run, timer: VisitTimer, backend, configs, switch
         log.info("catalogs of %s switched off (%s)", total.drizzle_filename, CATALOG_SWITCHES[detector])
         return
     folder = run.staging
+    drizzled = {item.product: item for item in run.products}
+
+    def arrays(product) -> dict:
+        """The SCI and WHT arrays the drizzle step kept (the files' headers are still read)."""
+        item = drizzled.get(product)
+        if item is None or item.sci is None or item.wht is None:
+            return {}
+        return {"sci": item.sci, "wht": item.wht}
+
     with timer.step("catalogs", total.drizzle_filename):
         total_product = read_catalog_product(
             folder / total.drizzle_filename, kind="total", mask=total.mask,
-            exposures=[folder / e.full_filename for e in total_inputs(total)])
+            exposures=[folder / e.full_filename for e in total_inputs(total)], **arrays(total))
         filters = [read_catalog_product(folder / f.drizzle_filename, kind="filter", mask=f.mask,
-                                        exposures=[folder / e.full_filename for e in f.edp_list])
+                                        exposures=[folder / e.full_filename for e in f.edp_list],
+                                        **arrays(f))
                    for f in total.fdp_list]
         catalogs = make_hap_catalogs(total_product, filters, config=configs[total].catalog,
                                      backend=backend, diagnostic=diagnostic)
@@ -554,19 +566,26 @@ def _make_previews(totals, run: _Run, timer: VisitTimer) -> None:
         if not total.edp_list:
             continue
         with timer.step("previews", total.drizzle_filename):
-            for item in run.products:
-                if item.product is total or item.product in total.fdp_list or item.product in total.edp_list:
-                    try:
-                        write_previews(item.path, interval=PREVIEW_INTERVAL)
-                    except HapGpuError as exc:
-                        log.warning("%s: no preview (%s)", item.path.name, exc)
+            items = [item for item in run.products
+                     if item.product is total or item.product in total.fdp_list or item.product in total.edp_list]
+            planes: dict = {}  # the filters' limits and binned images, for the colour preview
+            for item in items:  # the SCI arrays kept by the drizzle step, else the files
+                try:
+                    write_previews(item.path, sci=item.sci, interval=PREVIEW_INTERVAL, planes=planes)
+                except HapGpuError as exc:
+                    log.warning("%s: no preview (%s)", item.path.name, exc)
             if len(total.fdp_list) >= 2:
+                kept = {item.product: item.sci for item in items}
+                scis = [kept.get(f) for f in total.fdp_list]
                 try:
                     write_color_preview(run.staging / total.drizzle_filename,
                                         [run.staging / f.drizzle_filename for f in total.fdp_list],
-                                        interval=PREVIEW_INTERVAL)
+                                        scis=None if any(a is None for a in scis) else scis,
+                                        interval=PREVIEW_INTERVAL, planes=planes)
                 except HapGpuError as exc:
                     log.warning("%s: no colour preview (%s)", total.drizzle_filename, exc)
+            for item in items:  # release the product arrays
+                item.sci = item.wht = None
 
 
 def _finish(run: _Run, totals, timer: VisitTimer, diagnostic: bool, started: float) -> None:

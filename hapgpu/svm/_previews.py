@@ -755,7 +755,8 @@ def write_previews(product_path: str | os.PathLike, *, sci: np.ndarray | None = 
                    thumbnail_size: int | None = DEFAULT_THUMBNAIL_SIZE,
                    quality: int = DEFAULT_QUALITY,
                    asinh_a: float = DEFAULT_ASINH_A,
-                   interval: str = DEFAULT_INTERVAL) -> list[Path]:
+                   interval: str = DEFAULT_INTERVAL,
+                   planes: dict | None = None) -> list[Path]:
     """Write ``<product>_dr[cz].jpg`` and ``<product>_dr[cz]_thumb.jpg`` for a drizzled product.
 
     Parameters
@@ -777,6 +778,10 @@ def write_previews(product_path: str | os.PathLike, *, sci: np.ndarray | None = 
         Asinh softening, in (0, 1].
     interval : {"zscale", "zmax"}
         How display limits are chosen (:func:`display_limits`); default zscale.
+    planes : dict, optional
+        A dict to record the display limits and binned images in, for a
+        :func:`write_color_preview` of the same products (which then does not compute them
+        again); changed in place.
 
     Returns
     -------
@@ -808,12 +813,20 @@ def write_previews(product_path: str | os.PathLike, *, sci: np.ndarray | None = 
     step = _thumbnail_step(data.shape, factor, thumbnail_size)
     limits = display_limits(data, interval)
     binned, thumb = _binned_pair(data, factor, step)
+    if planes is not None:
+        planes[_planes_key(product_path, data.shape, max_size, thumbnail_size, interval)] = \
+            (limits, (binned, thumb))
     written = [save_jpeg(_grey(binned, limits, asinh_a), folder / names[0], quality=quality)]
     if thumb is not None:
         written.append(save_jpeg(_grey(thumb, limits, asinh_a), folder / names[1],
                                  quality=quality))
     log.info("previews of %s: %s", product_path.name, ", ".join(p.name for p in written))
     return written
+
+
+def _planes_key(path: Path, shape, max_size, thumbnail_size, interval) -> tuple:
+    """What the display limits and binned images of a product depend on."""
+    return (Path(path).name, tuple(shape), max_size, thumbnail_size, interval)
 
 
 def write_color_preview(total_path: str | os.PathLike,
@@ -824,7 +837,8 @@ def write_color_preview(total_path: str | os.PathLike,
                         thumbnail_size: int | None = DEFAULT_THUMBNAIL_SIZE,
                         quality: int = DEFAULT_QUALITY,
                         asinh_a: float = DEFAULT_ASINH_A,
-                        interval: str = DEFAULT_INTERVAL) -> list[Path]:
+                        interval: str = DEFAULT_INTERVAL,
+                        planes: dict | None = None) -> list[Path]:
     """Write a total's colour preview ``<total>_<filters>_dr[cz].jpg`` (and its thumbnail).
 
     Parameters
@@ -848,6 +862,9 @@ def write_color_preview(total_path: str | os.PathLike,
         Asinh softening, in (0, 1].
     interval : {"zscale", "zmax"}
         How display limits are chosen (:func:`display_limits`); default zscale.
+    planes : dict, optional
+        Filled by :func:`write_previews` of the filter products (same sizes and interval):
+        their display limits and binned images are taken from it instead of computed again.
 
     Returns
     -------
@@ -893,8 +910,10 @@ def write_color_preview(total_path: str | os.PathLike,
                                 f"{[(paths[i].name, a.shape) for a, i in zip(arrays, order)]}")
     factor = _binning_factor(arrays[0].shape, max_size)
     step = _thumbnail_step(arrays[0].shape, factor, thumbnail_size)
-    limits = [display_limits(a, interval) for a in arrays]
-    pairs = [_binned_pair(a, factor, step) for a in arrays]
+    known = [(planes or {}).get(_planes_key(paths[i], a.shape, max_size, thumbnail_size, interval))
+             for a, i in zip(arrays, order)]
+    limits = [display_limits(a, interval) if k is None else k[0] for a, k in zip(arrays, known)]
+    pairs = [_binned_pair(a, factor, step) if k is None else k[1] for a, k in zip(arrays, known)]
     written = [save_jpeg(_rgb([p[0] for p in pairs], limits, asinh_a), folder / names[0],
                          quality=quality)]
     if step is not None:

@@ -21,8 +21,11 @@ written into the run's staging folder. :func:`refine_headers` then applies
 Speed without changing a bit of the products: one
 :class:`~hapgpu.astrodrizzle._exposure.VisitCache` per detector, so every input is read (and its
 WCS built) once and stays on the device for all its products, the cosmic-ray flags and MDRIZSKY
-that a filter writes into it re-read from the file; and each finished product's ``S_REGION``
-is traced on a worker thread while the next products are drizzled.
+that a filter writes into it taken over from the values written; each exposure's chip polygons
+filled once for all the footprint masks, the total's masks continuing its first filter's; each
+finished product's ``S_REGION`` traced on a worker thread while the next products are
+drizzled; and the SCI and WHT arrays of the filter and total products kept in memory for the
+catalogs and previews (:attr:`DrizzledProduct.sci`), which then read only the headers.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class DrizzledProduct:
     s_region : concurrent.futures.Future or None
         The product's :class:`~hapgpu.svm._headers.SRegionValues`, traced on a worker thread
         while the next products are drizzled (None: traced by :func:`refine_headers`).
+    sci, wht : numpy.ndarray or None
+        Filter and total products: the SCI and WHT arrays written into the file (float32
+        ``(ny, nx)``, host memory), for the catalogs and previews; None once released.
     """
 
     product: object
@@ -69,6 +75,8 @@ class DrizzledProduct:
     inputs: list = field(default_factory=list)
     mask: object = None
     s_region: object = None
+    sci: object = field(default=None, repr=False)
+    wht: object = field(default=None, repr=False)
 
 
 def total_inputs(total) -> list:
@@ -115,8 +123,10 @@ def _frame_parameters(frame, config_pars: dict, *, own_rot_scale: bool) -> dict:
     return out
 
 
-def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int, visit=None):
-    """Run AstroDrizzle for one product with its trailer; return the product path.
+def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int, visit=None,
+             keep_arrays: bool = False):
+    """Run AstroDrizzle for one product with its trailer; return its result (the product
+    path is ``result.product``; with ``keep_arrays`` its SCI and WHT arrays come along).
 
     ``visit`` (:class:`hapgpu.astrodrizzle._exposure.VisitCache`) holds the inputs read by the
     earlier products of the detector.
@@ -133,12 +143,13 @@ def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend,
         for key in sorted(pars):
             log.info("    %s = %r", key, pars[key])
         result = astrodrizzle([str(p) for p in inputs], folder / product.product_basename,
-                              backend=backend, pars=pars, progress=False, visit=visit)
+                              backend=backend, pars=pars, progress=False, visit=visit,
+                              keep_arrays=keep_arrays)
     if result.product is None or result.product.name != product.drizzle_filename:
         raise InvalidInputError(
             f"{product.drizzle_filename}: AstroDrizzle wrote {result.product}; the inputs' "
             "FLT/FLC type does not match the product type")
-    return result.product
+    return result
 
 
 def _write_footprint_keywords(path: Path, mask_kws: dict, mask) -> None:
@@ -169,11 +180,43 @@ def _trace_s_region(path: Path):
         raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
 
 
-def _footprint(product, paths, frame):
-    """Footprint count mask and keywords of a filter or total product (§1.11)."""
-    from ._footprint import footprint_mask, mask_keywords
+class _Footprints:
+    """Footprint masks of a detector's products on its metawcs (§1.11), sharing the work.
 
-    total_mask, scaled_mask = footprint_mask(paths, frame.wcs, frame.shape)
+    Each exposure's chip polygons are filled once (:func:`~hapgpu.svm._footprint.chip_fills`);
+    a product whose exposure list starts with an earlier product's (the total after its first
+    filter) continues that product's masks (:func:`~hapgpu.svm._footprint.accumulate_footprint`
+    adds the chips in the same order, so the masks are those of a fresh build).
+    """
+
+    def __init__(self, frame):
+        self.frame = frame
+        self._fills: dict = {}
+        self._done: list = []  # (exposure paths, (total_mask, scaled_mask))
+
+    def masks(self, paths) -> tuple:
+        from ._footprint import accumulate_footprint, chip_fills
+
+        paths = tuple(Path(p) for p in paths)
+        start, n_done = None, 0
+        for done, masks in self._done:
+            if len(done) > n_done and paths[:len(done)] == done:
+                start, n_done = masks, len(done)
+        fills = []
+        for path in paths[n_done:]:
+            if path not in self._fills:
+                self._fills[path] = chip_fills(path, self.frame.wcs, self.frame.shape)
+            fills += self._fills[path]
+        masks = accumulate_footprint(fills, self.frame.shape, start=start)
+        self._done.append((paths, masks))
+        return masks
+
+
+def _footprint(product, paths, footprints: _Footprints):
+    """Footprint count mask and keywords of a filter or total product (§1.11)."""
+    from ._footprint import mask_keywords
+
+    total_mask, scaled_mask = footprints.masks(paths)
     keywords = mask_keywords(total_mask, scaled_mask)
     log.info("%s footprint: NPIXFRAC %.4g, MEANNEXP %.4g, MEDNEXP %.4g", product.drizzle_filename,
              keywords["NPIXFRAC"][0], keywords["MEANNEXP"][0], keywords["MEDNEXP"][0])
@@ -237,6 +280,7 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
                                 rot=total_pars.get("final_rot"), scale=total_pars.get("final_scale"))
     total.meta_wcs = frame
     visit = VisitCache()  # every input is read once for all the products of the detector
+    footprints = _Footprints(frame)
     ny, nx = frame.shape
     log.info("metawcs of %s: %d x %d pixels, %.5f arcsec/pixel, CRVAL (%.7f, %.7f)",
              total.drizzle_filename, nx, ny, frame.pscale, *frame.wcs.wcs.crval)
@@ -245,16 +289,18 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
         paths = [folder / e.full_filename for e in filter_product.edp_list]
         config = configs[filter_product]
         with step("footprint", filter_product.drizzle_filename):
-            mask, keywords = _footprint(filter_product, paths, frame)
+            mask, keywords = _footprint(filter_product, paths, footprints)
         filter_product.meta_wcs, filter_product.mask = frame, mask
         overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=False)
         if len(paths) == 1:
             overrides["resetbits"] = 0  # use the pixels already flagged as cosmic rays
         with step("drizzle filter", filter_product.drizzle_filename):
-            path = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level,
-                            visit=visit)
+            result = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level,
+                              visit=visit, keep_arrays=True)
+            path = result.product
             _write_footprint_keywords(path, keywords, mask)
-        made.append(DrizzledProduct(filter_product, path, 2, paths, mask, tracer.submit(_trace_s_region, path)))
+        made.append(DrizzledProduct(filter_product, path, 2, paths, mask, tracer.submit(_trace_s_region, path),
+                                    sci=result.sci, wht=result.wht))
         names += [filter_product.drizzle_filename, filter_product.trl_filename]
         for exposure in filter_product.edp_list:
             config = configs[exposure]
@@ -262,22 +308,26 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
             overrides["resetbits"] = 0
             with step("drizzle exposure", exposure.drizzle_filename):
                 path = _drizzle(exposure, [folder / exposure.full_filename], config, overrides,
-                                folder, backend=backend, level=level, visit=visit)
+                                folder, backend=backend, level=level, visit=visit).product
             made.append(DrizzledProduct(exposure, path, 1, [folder / exposure.full_filename],
                                         s_region=tracer.submit(_trace_s_region, path)))
             names += [exposure.drizzle_filename, exposure.full_filename, exposure.trl_filename]
 
     config = configs[total]
     with step("footprint", total.drizzle_filename):
-        mask, keywords = _footprint(total, [folder / e.full_filename for e in total.edp_list], frame)
+        mask, keywords = _footprint(total, [folder / e.full_filename for e in total.edp_list], footprints)
+    del footprints  # the masks of the filters are kept by their products
     total.mask = mask
     inputs = [folder / e.full_filename for e in total_inputs(total)]
     overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
     overrides["resetbits"] = 0
     with step("drizzle total", total.drizzle_filename):
-        path = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level, visit=visit)
+        result = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level, visit=visit,
+                          keep_arrays=True)
+        path = result.product
         _write_footprint_keywords(path, keywords, mask)
-    made.append(DrizzledProduct(total, path, 2, inputs, mask, tracer.submit(_trace_s_region, path)))
+    made.append(DrizzledProduct(total, path, 2, inputs, mask, tracer.submit(_trace_s_region, path),
+                                sci=result.sci, wht=result.wht))
     names += [total.drizzle_filename, total.trl_filename]
 
 
