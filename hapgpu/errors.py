@@ -15,6 +15,7 @@ __all__ = [
     "OutputTooLargeError",
     "OutputWriteError",
     "CatalogUnavailableError",
+    "DistributedUnavailableError",
 ]
 
 
@@ -80,3 +81,10 @@ class OutputTooLargeError(WCSError):
 class OutputWriteError(HapGpuError, OSError):
     """An output file or folder cannot be written (disk full, permissions, a file where a
     folder should be); the message names the path and keeps the operating system's reason."""
+
+
+class DistributedUnavailableError(HapGpuError, RuntimeError):
+    """Dask distributed cannot be used for a scale-out run (``--workers``, ``--scheduler``):
+    the ``distributed`` extra is not installed (``pip install 'hapgpu[distributed]'``), the
+    local cluster cannot start, or no scheduler answers at the given address; the message
+    says which."""
