@@ -11,6 +11,7 @@ error; :func:`true_wcs` gives back the true WCS of any chip. Stars are drawn wit
 (:mod:`hapgpu.simulate._optics`) as a Gaussian mixture.
 """
 
+from ._association import AssociationFiles, write_association
 from ._instruments import DQ, INSTRUMENTS, DetectorModel, FilterModel, get_detector
 from ._optics_psf import optics_psf
 from ._profiles import PsfModel, make_psf
@@ -24,6 +25,8 @@ __all__ = [
     "simulate_visit",
     "VisitResult",
     "ExposureRecord",
+    "AssociationFiles",
+    "write_association",
     "WCSPerturbation",
     "true_wcs",
     "read_pointings",

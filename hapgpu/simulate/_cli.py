@@ -69,10 +69,14 @@ def _run_visit(args: argparse.Namespace) -> int:
         exptime=args.exptime,
         shape=args.shape,
         wcs_error=_wcs_error(args),
+        association=args.association,
         progress=not args.no_progress,
     )
     log.info("wrote %d exposures, %s, %s and truth/ in %s", len(result.exposures),
              result.poller.name, result.refcat.name, result.outdir)
+    for asn in result.associations:
+        log.info("wrote association %s (%s) and %d RAW files", asn.asn.name,
+                 ", ".join(asn.members), len(asn.raws))
     return 0
 
 
@@ -117,5 +121,10 @@ def register(subparsers) -> None:
                        help="fractional scale error: exact or amplitude, as --wcs-rotation")
     visit.add_argument("--wcs-per-exposure", action="store_true",
                        help="draw the error per exposure, EAST,NORTH/DEG/S being amplitudes")
+    visit.add_argument("--association", action="store_true",
+                       help="also write what the calibration pipeline's drizzle step "
+                            "(hapgpu runastrodriz) reads: per filter an association table "
+                            "<ipppss><nn>0_asn.fits and each member's <rootname>_raw.fits "
+                            "primary header (DRIZCORR = PERFORM)")
     visit.add_argument("--no-progress", action="store_true", help="no progress bar")
     visit.set_defaults(func=_run_visit)

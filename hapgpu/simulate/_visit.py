@@ -15,6 +15,8 @@ from astropy.table import Table
 
 from ..errors import InvalidParameterError
 from ._apriori import keeps_headerlet, perturb_exposure_headers, wcs_base_name
+from ._association import (AssociationFiles, association_ids, association_keywords,
+                           write_association)
 from ._detector import ChipWindow, expose_chip, make_cosmic_rays, make_defects
 from ._headers import (
     ExposureHeaders,
@@ -110,6 +112,9 @@ class VisitResult:
     psfs : dict of str to PsfModel
         The PSF each filter's stars were drawn with (filter name, e.g. ``"F555W"``; sigmas in
         detector pixels): :func:`~hapgpu.simulate.optics_psf` of the visit's detector.
+    associations : tuple of AssociationFiles
+        With ``association=True``: one association table (and the members' RAW files) per
+        filter, in filter order; empty otherwise.
     """
 
     outdir: Path
@@ -123,6 +128,7 @@ class VisitResult:
     input_list: Path
     wcs_error: WCSPerturbation | None = None
     psfs: dict[str, PsfModel] = field(default_factory=dict)
+    associations: tuple[AssociationFiles, ...] = ()
 
     @property
     def files(self) -> list[Path]:
@@ -543,6 +549,7 @@ def simulate_visit(
     target_name: str = "HAPGPU-SIM",
     start_mjd: float | None = None,
     wcs_error: WCSPerturbation | float | dict | None = None,
+    association: bool = False,
     progress: bool = False,
 ) -> VisitResult:
     """Simulate a visit of calibrated HST exposures with truth catalogues.
@@ -620,6 +627,12 @@ def simulate_visit(
         removed (see :mod:`hapgpu.simulate._apriori`). Without one (None), every file carries
         its template's solutions moved to the pointing, and the active a posteriori one
         (``<base>-FIT_REL_GAIAeDR3`` or ``-FIT_IMG_``) is the truth.
+    association : bool
+        Also write what the calibration pipeline's drizzle step reads
+        (:mod:`hapgpu.simulate._association`): per filter an association table
+        ``<ipppss><nn>0_asn.fits`` (members ``EXP-DTH``, product ``PROD-DTH``) and for each
+        exposure a ``<rootname>_raw.fits`` whose primary header has ``DRIZCORR = PERFORM``
+        (no raw pixels); the exposures get ``ASN_ID``/``ASN_TAB``/``ASN_MTYP``.
     progress : bool
         Show a progress bar (rich).
 
@@ -645,6 +658,8 @@ def simulate_visit(
         np.random.SeedSequence(plan.seed).spawn(5)
 
     specs = _exposure_specs(plan)
+    asn_ids = (association_ids([s.rootname for s in specs], [s.filter.name for s in specs])
+               if association else {})
     keep = None
     if plan.wcs_error is not None:  # only the a priori headerlets survive: build only those
         base = wcs_base_name(plan.template.chips[0].sci.get("WCSNAME", ""))
@@ -677,6 +692,8 @@ def simulate_visit(
             chips, hits = _render_exposure(plan, spec, true_headers, sky, defects, rngs, bar)
             path = plan.outdir / f"{spec.rootname}_{plan.det.suffix}.fits"
             crmask = truth / f"{spec.rootname}_crmask.fits"
+            if asn_ids:
+                association_keywords(file_headers.primary, asn_ids[spec.rootname])
             write_exposure(path, file_headers, chips, spec.exptime)
             write_crmask(crmask, file_headers.primary, chips, hits)
             log.info("wrote %s (%s, %.1f s)", path.name, spec.filter.name, spec.exptime)
@@ -696,6 +713,11 @@ def simulate_visit(
     write_text(poller, [poller_line(r.path, h.primary) for r, h in zip(records, written)])
     input_list = plan.outdir / "input.lst"
     write_text(input_list, [r.path.name for r in records])
+    associations = tuple(
+        write_association(plan.outdir, asn_id,
+                          [r.path for r in records if asn_ids[r.rootname] == asn_id])
+        for asn_id in dict.fromkeys(asn_ids.values()))
     return VisitResult(plan.outdir, plan.det.key, plan.seed, tuple(records), refcat, sky_catalog,
                        pointings, poller, input_list, plan.wcs_error,
-                       {f.name: optics_psf(plan.det.key, f.name) for f in plan.filters})
+                       {f.name: optics_psf(plan.det.key, f.name) for f in plan.filters},
+                       associations)

@@ -79,9 +79,11 @@ def _log_level(args: argparse.Namespace):
 def _staging_folders(output_dir: Path, pollers) -> set[Path]:
     """The staging folders of these pollers' visits in ``output_dir`` (``run_svm`` writes each
     visit in ``.hapgpu-svm-<poller stem>-<pid>-<random>`` and moves the products out)."""
+    from ._pipeline import staging_prefix
+
     found = set()
     for poller in pollers:
-        found.update(p for p in output_dir.glob(f".hapgpu-svm-{glob.escape(poller.stem)}-*") if p.is_dir())
+        found.update(p for p in output_dir.glob(glob.escape(staging_prefix(poller)) + "*") if p.is_dir())
     return found
 
 

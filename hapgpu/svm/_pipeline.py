@@ -171,12 +171,18 @@ class VisitTimer:
 
 
 # --------------------------------------------------------------------------- the run
+def staging_prefix(poller) -> str:
+    """Start of the name of a visit's staging folder in the output folder:
+    ``.hapgpu-svm-<poller stem>-`` (then ``<pid>-<random>``)."""
+    return f".hapgpu-svm-{Path(poller).stem}-"
+
+
 class _Run:
     """State of one visit: the staging folder, the manifest and what goes into the trailers."""
 
     def __init__(self, output_dir: Path, poller: Path, level: int):
         self.output_dir = output_dir
-        self.staging = output_dir / f".hapgpu-svm-{poller.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.staging = output_dir / f"{staging_prefix(poller)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.master_log = self.staging / (poller.stem + ".log")  # drizzlepac's build_logname
         self.level = level
         self.handler: logging.Handler | None = None
@@ -192,8 +198,11 @@ class _Run:
 
         try:
             if not self.output_dir.exists():
-                self.output_dir.mkdir(parents=True)
-                self.created_output_dir = True
+                try:  # visits run side by side may create the same folder
+                    self.output_dir.mkdir(parents=True)
+                    self.created_output_dir = True
+                except FileExistsError:
+                    pass
             self.staging.mkdir()
             self.handler = logging.FileHandler(self.master_log, encoding="utf-8")
         except OSError as exc:
