@@ -21,6 +21,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..astrodrizzle import VisitCache
 from ..errors import HapGpuError, InvalidInputError
 from ._init import (
     RunInputs,
@@ -226,13 +227,13 @@ def _active_wcsname(path) -> str:
 
 
 def _align_stages(run: RunInputs, switches: Switches, pars: dict, focus, *, force_alignment: bool,
-                  refcat, backend):
+                  refcat, backend, visit):
     """§3.4-§3.8: the verified stages; returns the verification whose WCS the files keep."""
     from ._apriori import apply_apriori, restore_pipeline_default
     from ._verify import verify_alignment
 
     common = {"root": run.root, "workdir": run.workdir, "drizzle_pars": pars,
-              "focus_sigma": focus.sigma, "backend": backend}
+              "focus_sigma": focus.sigma, "backend": backend, "visit": visit}
     best = None
     if switches.apply_apriori or force_alignment or switches.compute_aposteriori:
         log.info("Starting alignment with bad-pixel identification")
@@ -356,13 +357,18 @@ def _drizzle(run: RunInputs, inst: str, det: str, switches: Switches, *, idctab,
     focus = focus_parameters(inst, det)
     pars = verification_parameters(good, run.calfiles, num_cores=num_cores,
                                    exptimes=exposure_times(run.calfiles))
+    # every drizzle of the run reads its inputs through one cache: a file drizzled again
+    # unchanged (the CR-flagging and verification drizzles of a stage, the final drizzle) is
+    # not read again, and the DQ flags and sky each drizzle writes update the cached copy
+    visit = VisitCache()
     best = _align_stages(run, switches, pars, focus, force_alignment=force_alignment,
-                         refcat=refcat, backend=backend)
+                         refcat=refcat, backend=backend, visit=visit)
     log.info("Creating final combined, corrected product based on best alignment (%s)",
              _active_wcsname(run.calfiles[0]))
     log.info(_MARKER)
     if best is not None:
         log.info("best verified alignment: quality %d", best.quality)
-    products = final_drizzle(run, in_memory=inmemory, num_cores=num_cores, backend=backend)
+    products = final_drizzle(run, in_memory=inmemory, num_cores=num_cores, backend=backend,
+                             visit=visit)
     set_drizcorr(run.input_product)
     return products

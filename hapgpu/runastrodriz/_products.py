@@ -46,7 +46,8 @@ def _quiet_update(path: Path, work):
         return update_in_copy(path, work, prefix=".hapgpu-rad-")
 
 
-def final_drizzle(run: RunInputs, *, in_memory: bool = True, num_cores=None, backend=None) -> list:
+def final_drizzle(run: RunInputs, *, in_memory: bool = True, num_cores=None, backend=None,
+                  visit=None) -> list:
     """Drizzle every product of the run with the final settings (§3.10 step 1, §3.3).
 
     Parameters
@@ -56,6 +57,8 @@ def final_drizzle(run: RunInputs, *, in_memory: bool = True, num_cores=None, bac
         The CLI's ``-i`` (no effect on hapgpu's drizzle, recorded in the parameters).
     num_cores : int, optional
     backend : str or hapgpu.backend.Backend, optional
+    visit : hapgpu.astrodrizzle.VisitCache, optional
+        Inputs already read by the verification drizzles (reused while a file is unchanged).
 
     Returns
     -------
@@ -70,7 +73,8 @@ def final_drizzle(run: RunInputs, *, in_memory: bool = True, num_cores=None, bac
         pars = final_parameters(item.files, in_memory=in_memory, num_cores=num_cores)
         log.info("final drizzle of %s into %s", ", ".join(Path(f).name for f in item.files),
                  item.product.name)
-        result = astrodrizzle(list(item.files), item.output, pars=pars, backend=backend)
+        result = astrodrizzle(list(item.files), item.output, pars=pars, backend=backend,
+                              visit=visit)
         products.append(finish_product(result.product, run.trailer.name))
     return products
 

@@ -248,11 +248,11 @@ def _single_names(files) -> list[Path]:
     return out
 
 
-def _astrodrizzle(files, output: Path, pars: dict, backend, *, singles: bool):
+def _astrodrizzle(files, output: Path, pars: dict, backend, *, singles: bool, visit=None):
     from ..astrodrizzle import astrodrizzle
 
     result = astrodrizzle([str(f) for f in files], output, backend=backend, pars=dict(pars),
-                          save_intermediates=singles, progress=False)
+                          save_intermediates=singles, progress=False, visit=visit)
     return result
 
 
@@ -315,7 +315,7 @@ def _measure(files, product: Path, focus_sigma: float, backend):
 
 
 def run_driz(inlist, calfiles, workdir, root: str, drizzle_pars: dict, *, verify: bool,
-             good_bits: int, focus_sigma: float, backend=None):
+             good_bits: int, focus_sigma: float, backend=None, visit=None):
     """Drizzle every ``inlist`` entry and measure the products (drizzlepac ``run_driz``).
 
     Parameters
@@ -340,6 +340,8 @@ def run_driz(inlist, calfiles, workdir, root: str, drizzle_pars: dict, *, verify
     focus_sigma : float, keyword-only
         LoG scale of the focus index.
     backend : keyword-only
+    visit : hapgpu.astrodrizzle.VisitCache, optional
+        Inputs already read by earlier drizzles of the run (reused while a file is unchanged).
 
     Returns
     -------
@@ -354,7 +356,7 @@ def run_driz(inlist, calfiles, workdir, root: str, drizzle_pars: dict, *, verify
     for item in inlist:
         files, output = _drizzle_inputs(item, workdir, root)
         pars = dict(drizzle_pars)
-        result = _astrodrizzle(files, output, pars, backend, singles=verify)
+        result = _astrodrizzle(files, output, pars, backend, singles=verify, visit=visit)
         product = Path(result.product)
         _set_drizpars(product, f"{root}.tra")
         products.append(product)
@@ -365,7 +367,7 @@ def run_driz(inlist, calfiles, workdir, root: str, drizzle_pars: dict, *, verify
             log.info("no single-exposure drizzles for %s; rerunning without CR "
                      "identification to make them", product.name)
             result = _astrodrizzle(files, output, nocr_parameters(pars, good_bits),
-                                   backend, singles=True)
+                                   backend, singles=True, visit=visit)
         focus, distances, records = _measure(files, product, focus_sigma, backend)
         focus_dicts.append(focus)
         diffs.append((distances, records))
@@ -388,7 +390,7 @@ def _copy_into(files, folder: Path) -> list[Path]:
 
 def verify_alignment(inlist, calfiles, calfiles_flc, *, mode, root, find_crs, good_bits,
                      drizzle_pars: dict, focus_sigma: float, refcat=None, backend=None,
-                     workdir=None) -> Verification | None:
+                     workdir=None, visit=None) -> Verification | None:
     """Drizzle with the WCS now in the files and verify it (drizzlepac ``verify_alignment``,
     hap-pipeline.md §3.4).
 
@@ -420,6 +422,9 @@ def verify_alignment(inlist, calfiles, calfiles_flc, *, mode, root, find_crs, go
         Compute backend.
     workdir : str or os.PathLike, optional, keyword-only
         The parent folder (default: the current directory).
+    visit : hapgpu.astrodrizzle.VisitCache, optional, keyword-only
+        Inputs already read by earlier drizzles of the run, reused while a file is unchanged
+        (the stage folders hold copies: those are read once per stage).
 
     Returns
     -------
@@ -489,7 +494,8 @@ def verify_alignment(inlist, calfiles, calfiles_flc, *, mode, root, find_crs, go
         headerlets = [Path(h) for h in outcome.headerlet_files]
         n_matched, fraction = outcome.n_matched, outcome.fraction_matched
 
-    common = {"good_bits": good_bits, "focus_sigma": focus_sigma, "backend": backend}
+    common = {"good_bits": good_bits, "focus_sigma": focus_sigma, "backend": backend,
+              "visit": visit}
     if find_crs:
         run_driz(inlist, calfiles, where, root, pars, verify=False, **common)
     products, focus_dicts, diffs = run_driz(inlist, calfiles, where, root, pars, verify=True,
