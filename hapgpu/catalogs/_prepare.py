@@ -454,12 +454,66 @@ def _wht_masks_cpu(wht, inv_footprint, *, scale, sensitivity, size) -> list[Weig
     return regions
 
 
-def region_rms(rms, region: WeightRegion, xp):
-    """``rms * sqrt(mask / max rel_weight)`` of one region and its median over positive pixels."""
+def region_rms(rms, region: WeightRegion, xp, *, image: bool = True):
+    """``rms * sqrt(mask / max rel_weight)`` of one region and its median over positive pixels.
+
+    Parameters
+    ----------
+    rms : array, (ny, nx)
+        Background rms.
+    region : WeightRegion
+    xp : module
+        The array module of ``rms`` (NumPy or CuPy).
+    image : bool, keyword-only
+        False: only the median is wanted (the first result is then None).
+
+    Returns
+    -------
+    reg_rms : array or None
+        (ny, nx), the promoted dtype of the operands (float32 for HAP's float32 rms).
+    median : float
+        NaN when no value is positive.
+
+    Notes
+    -----
+    On the host, float32 rms with the uint16 mask and float32 weights of
+    :func:`make_wht_masks` go through one compiled pass
+    (:func:`hapgpu.kernels.detection.morphology.region_rms_pass`, the same float32 roundings
+    as the NumPy expression); when the positive values are all equal (a constant rms: the
+    sigma-clipped and zero backgrounds) their median is that value, with no sort.
+    """
+    fast = _region_rms_host(rms, region, xp, image)
+    if fast is not None:
+        return fast
     reg_rms = rms * xp.sqrt(region.mask / region.rel_weight.max())
     positive = reg_rms[reg_rms > 0]
     median = float(xp.nanmedian(positive)) if positive.size else math.nan
-    return reg_rms, median
+    return (reg_rms if image else None), median
+
+
+def _region_rms_host(rms, region: WeightRegion, xp, image: bool):
+    """:func:`region_rms` in compiled passes, or None when the operands are not the usual
+    host float32 / uint16 / float32 arrays of one shape."""
+    mask, weight = region.mask, region.rel_weight
+    if not (xp is np and isinstance(rms, np.ndarray) and isinstance(mask, np.ndarray)
+            and isinstance(weight, np.ndarray) and rms.ndim == 2
+            and rms.dtype == np.float32 and mask.dtype == np.uint16
+            and weight.dtype == np.float32 and rms.shape == mask.shape == weight.shape
+            and rms.dtype.isnative and weight.dtype.isnative and mask.dtype.isnative):
+        return None
+    max_rel = weight.max()
+    out = np.empty(rms.shape if image else (1, 1), dtype=np.float32)
+    n, lo, hi = kmorph.region_rms_pass(rms, mask, max_rel, out, image)
+    reg_rms = out if image else None
+    if n == 0:
+        return reg_rms, math.nan
+    if lo == hi and 2.0 * hi <= float(np.finfo(np.float32).max):
+        return reg_rms, float(hi)   # NumPy's median of equal values: (v + v) / 2 == v
+    if not image:
+        out = np.empty(rms.shape, dtype=np.float32)
+        kmorph.region_rms_pass(rms, mask, max_rel, out, True)
+    positive = out[out > 0]
+    return reg_rms, float(np.nanmedian(positive))
 
 
 def region_threshold(nsigma, rms, regions, *, backend=None):
@@ -486,7 +540,7 @@ def region_threshold(nsigma, rms, regions, *, backend=None):
         return nsigma * rms
     threshold = xp.zeros_like(regions[0].rel_weight)
     for region in regions:
-        _, median = region_rms(rms, region, xp)
+        _, median = region_rms(rms, region, xp, image=False)
         item = threshold.dtype.type(nsigma * threshold.dtype.type(median))
         threshold += item * region.mask
     return threshold

@@ -241,8 +241,11 @@ def _circular_footprint(radius):
 
 def _peak_map(bk, img, thr, scalar_thr, mask, border, footprint, offset, zero_rule, insc_half):
     """Boolean peak map on the backend's device."""
-    nan_mask = bk.xp.isnan(img)
-    nan_value = float(bk.xp.nanmin(img)) if bool(nan_mask.any()) else 0.0
+    if bk.name == "cpu" and img.ndim == 2 and img.dtype.kind == "f" and img.size:
+        has_nan = bool(kstar.any_nan(img))        # one early-exit sweep, no temporary
+    else:
+        has_nan = bool(bk.xp.isnan(img).any())
+    nan_value = float(bk.xp.nanmin(img)) if has_nan else 0.0
     use_mask = mask is not None
     by, bx = border
     fp = np.ascontiguousarray(footprint, dtype=np.bool_)
@@ -319,7 +322,11 @@ def find_peaks(data, threshold, *, box_size=3, footprint=None, mask=None, border
     if min_separation is not None and min_separation < 0:
         raise InvalidParameterError(
             f"min_separation must not be negative, got {min_separation!r}")
-    if bool((img == img.ravel()[0]).all()):
+    if bk.name == "cpu" and img.ndim == 2 and img.size and img.dtype.kind in "fiub":
+        constant = bool(kstar.all_equal_first(img))   # stops at the first differing value
+    else:
+        constant = bool((img == img.ravel()[0]).all())
+    if constant:
         warnings.warn("find_peaks: data is constant, so it has no local maximum",
                       NoDetectionsWarning, stacklevel=2)
         return None

@@ -7,6 +7,15 @@ parallel, accumulating in float64 and rounding every pass to the output dtype as
 
 :func:`median_filter_cpu` is SciPy's ``median_filter`` for odd square windows (``reflect``):
 each row slides a sorted window, rows in parallel.
+
+:func:`separable_convolve_zero_cpu` is ``convolve1d(convolve1d(a, column, axis=0), row,
+axis=1)`` with a zero (``constant``, ``cval=0``) border in float64, as
+:func:`hapgpu.detection.convolve` runs a rank-1 kernel through SciPy, in two parallel sweeps
+(columns pass, then rows pass writing the output dtype). Each output value is summed in
+SciPy's order (``NI_Correlate1D``): a correlation with the reversed weights; for weights
+symmetric to ``DBL_EPSILON`` the centre term first, then ``(left + right) * weight`` pairs from
+the outermost inwards; otherwise the last term first, then the others from the first on. The
+results are bit-identical to SciPy's.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["gaussian_kernels", "reflect_index", "gaussian_laplace_cpu", "median_filter_cpu"]
+__all__ = ["gaussian_kernels", "reflect_index", "gaussian_laplace_cpu", "median_filter_cpu",
+           "is_symmetric_weights", "separable_convolve_zero_cpu"]
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -165,4 +175,98 @@ def gaussian_laplace_cpu(img, sigma, truncate=4.0, radius=None):
     out = np.empty(img.shape, dtype=img.dtype)
     _vertical(img, w0y, w2y, a, c)
     _horizontal(a, c, w0x, w2x, out)
+    return out
+
+
+def is_symmetric_weights(weights) -> bool:
+    """SciPy's symmetry test of 1-D correlation weights (odd length, ``|w[c+i] - w[c-i]| <=
+    DBL_EPSILON``), which selects the order of its sums."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape[0] % 2 == 0:
+        return False
+    c = w.shape[0] // 2
+    eps = np.finfo(np.float64).eps
+    return all(abs(w[c + i] - w[c - i]) <= eps for i in range(1, c + 1))
+
+
+@numba.njit(parallel=True, **_JIT)
+def _columns_zero(img, w, symmetric, tmp):
+    """``tmp = correlate1d(img, w, axis=0)`` (float64, zero border), SciPy's sum order."""
+    ny, nx = img.shape
+    r = (w.shape[0] - 1) // 2
+    for j in prange(ny):
+        jj0 = np.int64(j)
+        acc = np.empty(nx)
+        if symmetric:
+            for i in range(nx):
+                acc[i] = np.float64(img[jj0, i]) * w[r]
+            for k in range(-r, 0):
+                a = jj0 + k
+                b = jj0 - k
+                f = w[r + k]
+                for i in range(nx):
+                    va = np.float64(img[a, i]) if a >= 0 else 0.0
+                    vb = np.float64(img[b, i]) if b < ny else 0.0
+                    acc[i] += (va + vb) * f
+        else:
+            b = jj0 + r
+            for i in range(nx):
+                acc[i] = (np.float64(img[b, i]) if b < ny else 0.0) * w[2 * r]
+            for k in range(-r, r):
+                a = jj0 + k
+                f = w[r + k]
+                for i in range(nx):
+                    va = np.float64(img[a, i]) if (a >= 0 and a < ny) else 0.0
+                    acc[i] += va * f
+        for i in range(nx):
+            tmp[jj0, i] = acc[i]
+
+
+@numba.njit(parallel=True, **_JIT)
+def _rows_zero(tmp, w, symmetric, divisor, out):
+    """``out = cast(correlate1d(tmp, w, axis=1) / divisor)`` (zero border), SciPy's order."""
+    ny, nx = tmp.shape
+    r = (w.shape[0] - 1) // 2
+    for j in prange(ny):
+        line = np.zeros(nx + 2 * r)
+        for i in range(nx):
+            line[i + r] = tmp[j, i]
+        for i in range(nx):
+            c = i + r
+            if symmetric:
+                acc = line[c] * w[r]
+                for k in range(-r, 0):
+                    acc += (line[c + k] + line[c - k]) * w[r + k]
+            else:
+                acc = line[c + r] * w[2 * r]
+                for k in range(-r, r):
+                    acc += line[c + k] * w[r + k]
+            out[j, i] = acc / divisor
+
+
+def separable_convolve_zero_cpu(img, column, row, divisor=1.0, out_dtype=np.float64):
+    """``scipy.ndimage.convolve1d`` along axis 0 with ``column``, then along axis 1 with
+    ``row``, zero border, in float64; divided by ``divisor`` and cast to ``out_dtype``.
+
+    Parameters
+    ----------
+    img : ndarray, shape (ny, nx)
+        Float image, native byte order (read as float64).
+    column, row : ndarray, float64, odd length
+        The 1-D convolution weights (flipped here into correlation weights, as SciPy does).
+    divisor : float
+        1.0 leaves the sums unchanged.
+    out_dtype : dtype
+        float32 or float64.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), ``out_dtype``
+    """
+    wc = np.ascontiguousarray(np.asarray(column, dtype=np.float64)[::-1])
+    wr = np.ascontiguousarray(np.asarray(row, dtype=np.float64)[::-1])
+    tmp = np.empty(img.shape, dtype=np.float64)
+    _columns_zero(img, wc, is_symmetric_weights(wc), tmp)
+    out = np.empty(img.shape, dtype=out_dtype)
+    _rows_zero(tmp, wr, is_symmetric_weights(wr), float(divisor), out)
     return out

@@ -6,7 +6,8 @@ result of the SciPy / NumPy expression it replaces (named in each docstring):
 * :func:`taxicab_erosion`: ``scipy.ndimage.binary_erosion`` with the 3x3 cross, ``iterations``
   times, ``border_value=0`` -- a pixel survives when every pixel within city-block distance
   ``iterations`` is set and inside the image (the composition of the crosses is that diamond),
-  found with the exact two-sweep city-block distance transform (Rosenfeld & Pfaltz 1966);
+  found with the exact city-block distance transform (Rosenfeld & Pfaltz 1966), computed
+  separably (rows, then columns) so that rows and column blocks run in parallel;
 * :func:`box_dilate_erode`: ``minimum_filter(maximum_filter(pad(valid), d), e)`` of a binary
   image (constant 0 borders), as sliding-window counts;
 * :func:`sliding_max_reflect`: ``scipy.ndimage.maximum_filter(a, size=(s, s))`` (``reflect``
@@ -20,7 +21,12 @@ result of the SciPy / NumPy expression it replaces (named in each docstring):
   buffers read as raw 32-bit words (no byte-swapped copy);
 * :func:`gather_open_interval`: the footprint pixels with ``0 < v < upper`` in raster order;
 * :func:`band_counts` / :func:`band_labels`: counts and labels of weight bands (``rel`` above a
-  decreasing list of float32 limits).
+  decreasing list of float32 limits);
+* :func:`region_rms_pass`: ``rms * sqrt(mask / max_rel)`` of one weight region (HAP's
+  per-region rms) with the count and range of its positive values.
+
+The element-wise passes run rows in parallel (``prange``); each pixel's arithmetic, and every
+reduction (integer counts, first extreme in raster order), is the serial sweep's.
 
 Nothing here imports astropy or logs.
 """
@@ -31,18 +37,26 @@ import math
 
 import numba
 import numpy as np
+from numba import prange
 
 __all__ = ["taxicab_erosion", "box_dilate_erode", "sliding_max_reflect",
            "relative_max_filter", "quadrature_error", "finite_copy",
            "add_valid_count", "add_valid_count_be32", "gather_open_interval", "band_counts",
-           "band_labels", "region_planes", "all_finite"]
+           "band_labels", "region_planes", "all_finite", "region_rms_pass"]
 
 _JIT = dict(nogil=True, cache=True)
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def taxicab_erosion(image, iterations):
     """Erosion of ``image != 0`` by the 3x3 cross ``iterations`` times, zero border.
+
+    A pixel survives when its city-block distance to the nearest unset pixel (the pixels
+    beyond the edges are unset) exceeds ``iterations``. That distance is separable: the
+    distance along the row to the nearest unset pixel (two sweeps per row, rows in
+    parallel), then ``min_k(row distance at k + |j - k|)`` down each column (two sweeps over
+    the rows, blocks of columns in parallel). Distances are capped at ``iterations + 1``,
+    which keeps them in uint8 and leaves every decision unchanged.
 
     Parameters
     ----------
@@ -56,35 +70,52 @@ def taxicab_erosion(image, iterations):
     ndarray of bool, shape (ny, nx)
     """
     ny, nx = image.shape
-    cap = iterations + 1
+    cap = np.int64(iterations + 1)
     dist = np.empty((ny, nx), dtype=np.uint8)
-    for j in range(ny):
+    for j in prange(ny):
+        d = np.int64(0)
         for i in range(nx):
             if image[j, i] == 0:
-                dist[j, i] = 0
+                d = 0
             else:
-                up = dist[j - 1, i] if j > 0 else 0
-                left = dist[j, i - 1] if i > 0 else 0
-                d = min(up, left) + 1
-                dist[j, i] = min(d, cap)
-    out = np.empty((ny, nx), dtype=np.bool_)
-    for j in range(ny - 1, -1, -1):
+                d = min(d + 1, cap)
+            dist[j, i] = d
+        d = 0
         for i in range(nx - 1, -1, -1):
-            d = np.int64(dist[j, i])
-            if d:
-                down = np.int64(dist[j + 1, i]) if j < ny - 1 else 0
-                right = np.int64(dist[j, i + 1]) if i < nx - 1 else 0
-                d = min(d, down + 1, right + 1)
-                dist[j, i] = d
-            out[j, i] = d > iterations
+            if image[j, i] == 0:
+                d = 0
+            else:
+                d = min(d + 1, cap)
+                if d < dist[j, i]:
+                    dist[j, i] = d
+    out = np.empty((ny, nx), dtype=np.bool_)
+    width = 256
+    nblocks = (nx + width - 1) // width
+    for b in prange(nblocks):
+        i0 = b * width
+        i1 = min(nx, i0 + width)
+        for j in range(ny):                # down: the nearest unset pixel at or above
+            for i in range(i0, i1):
+                above = np.int64(dist[j - 1, i]) if j > 0 else 0
+                if above + 1 < dist[j, i]:
+                    dist[j, i] = above + 1
+        for j in range(ny - 1, -1, -1):    # up: at or below
+            for i in range(i0, i1):
+                d = np.int64(dist[j, i])
+                below = np.int64(dist[j + 1, i]) if j < ny - 1 else 0
+                if below + 1 < d:
+                    d = below + 1
+                    dist[j, i] = d
+                out[j, i] = d > iterations
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def _row_counts(src, half, out):
-    """``out[j, i]`` = number of set ``src[j, i-half .. i+half]`` (outside counts 0)."""
+    """``out[j, i]`` = number of set ``src[j, i-half .. i+half]`` (outside counts 0); rows
+    in parallel."""
     ny, nx = src.shape
-    for j in range(ny):
+    for j in prange(ny):
         c = 0
         for i in range(min(half, nx)):
             c += src[j, i] != 0
@@ -98,25 +129,31 @@ def _row_counts(src, half, out):
             out[j, i] = c
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def _col_counts_threshold(src, half, minimum, out):
-    """``out[j, i]`` = (number of set ``src[j-half .. j+half, i]``) >= ``minimum``."""
+    """``out[j, i]`` = (number of set ``src[j-half .. j+half, i]``) >= ``minimum``; blocks of
+    columns in parallel (``out`` must not be ``src``)."""
     ny, nx = src.shape
-    count = np.zeros(nx, dtype=np.int32)
-    for j in range(min(half, ny)):
-        for i in range(nx):
-            count[i] += src[j, i] != 0
-    for j in range(ny):
-        k = j + half
-        if k < ny:
-            for i in range(nx):
-                count[i] += src[k, i] != 0
-        k = j - half - 1
-        if k >= 0:
-            for i in range(nx):
-                count[i] -= src[k, i] != 0
-        for i in range(nx):
-            out[j, i] = count[i] >= minimum
+    width = 256
+    nblocks = (nx + width - 1) // width
+    for b in prange(nblocks):
+        i0 = b * width
+        i1 = min(nx, i0 + width)
+        count = np.zeros(i1 - i0, dtype=np.int32)
+        for j in range(min(half, ny)):
+            for i in range(i0, i1):
+                count[i - i0] += src[j, i] != 0
+        for j in range(ny):
+            k = j + half
+            if k < ny:
+                for i in range(i0, i1):
+                    count[i - i0] += src[k, i] != 0
+            k = j - half - 1
+            if k >= 0:
+                for i in range(i0, i1):
+                    count[i - i0] -= src[k, i] != 0
+            for i in range(i0, i1):
+                out[j, i] = count[i - i0] >= minimum
 
 
 @numba.njit(**_JIT)
@@ -257,14 +294,30 @@ def _row_max_doubling(src, lo, hi, ext, tmp, out):
 
 
 @numba.njit(**_JIT)
+def _window_rows(j, lo, hi, ny):
+    """First and last input row of output row ``j``'s reflected window (a contiguous run)."""
+    first = ny
+    last = -1
+    for k in range(j - lo, j + hi + 1):
+        r = _reflect(k, ny)
+        if r < first:
+            first = r
+        if r > last:
+            last = r
+    return first, last
+
+
+@numba.njit(parallel=True, **_JIT)
 def relative_max_filter(image, size, top):
     """``scipy.ndimage.maximum_filter(image, size=(size, size)) / top`` (``reflect`` borders)
     of a finite float image, in one sweep.
 
     Each output row is the maximum of the row maxima (:func:`_row_max_doubling`) of the input
     rows its window covers, reflected at the edges; those row maxima live in a ring of
-    ``size`` rows. Maxima are exact and the division is one rounding in the image dtype, so
-    the result equals the NumPy/SciPy expression (``top`` of that dtype).
+    ``size`` rows. Bands of output rows run in parallel, each with its own ring (a band
+    recomputes at most ``size - 1`` row maxima of the band before it). Maxima are exact and
+    the division is one rounding in the image dtype, so the result equals the NumPy/SciPy
+    expression (``top`` of that dtype) whatever the number of threads.
 
     Parameters
     ----------
@@ -282,40 +335,40 @@ def relative_max_filter(image, size, top):
     ny, nx = image.shape
     lo = size // 2
     hi = (size - 1) // 2
-    ring = np.empty((size, nx), dtype=image.dtype)
-    ext = np.empty(nx + lo + hi, dtype=image.dtype)
-    tmp = np.empty(nx + lo + hi, dtype=image.dtype)
     out = np.empty_like(image)
-    done = -1                              # input rows 0..done have their row maxima in ring
-    for j in range(ny):
-        first = ny
-        last = -1
-        for k in range(j - lo, j + hi + 1):
-            r = _reflect(k, ny)
-            if r < first:
-                first = r
-            if r > last:
-                last = r
-        # the reflected window is the contiguous run first..last (at most size rows)
-        while done < last:
-            done += 1
-            _row_max_doubling(image[done], lo, hi, ext, tmp, ring[done % size])
-        o = out[j]
-        src = ring[first % size]
-        for i in range(nx):
-            o[i] = src[i]
-        for r in range(first + 1, last + 1):
-            src = ring[r % size]
+    nbands = min(16, max(1, ny // 64))
+    band = (ny + nbands - 1) // nbands
+    for b in prange(nbands):
+        j0 = min(ny, b * band)
+        j1 = min(ny, j0 + band)
+        ring = np.empty((size, nx), dtype=image.dtype)
+        ext = np.empty(nx + lo + hi, dtype=image.dtype)
+        tmp = np.empty(nx + lo + hi, dtype=image.dtype)
+        done = -1                          # input rows first..done have their maxima in ring
+        if j0 < j1:
+            done = _window_rows(j0, lo, hi, ny)[0] - 1
+        for j in range(j0, j1):
+            first, last = _window_rows(j, lo, hi, ny)
+            # the reflected window is the contiguous run first..last (at most size rows)
+            while done < last:
+                done += 1
+                _row_max_doubling(image[done], lo, hi, ext, tmp, ring[done % size])
+            o = out[j]
+            src = ring[first % size]
             for i in range(nx):
-                v = src[i]
-                w = o[i]
-                o[i] = v if v > w else w
-        for i in range(nx):
-            o[i] = o[i] / top
+                o[i] = src[i]
+            for r in range(first + 1, last + 1):
+                src = ring[r % size]
+                for i in range(nx):
+                    v = src[i]
+                    w = o[i]
+                    o[i] = v if v > w else w
+            for i in range(nx):
+                o[i] = o[i] / top
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def quadrature_error(data, rms, gain):
     """``sqrt(rms * rms + maximum(data / gain, 0))`` element by element, in the dtype of
     ``data`` and ``rms`` (both float32 or both float64; ``gain`` of that dtype, non-zero).
@@ -331,7 +384,7 @@ def quadrature_error(data, rms, gain):
     ny, nx = data.shape
     out = np.empty((ny, nx), dtype=data.dtype)
     zero = gain - gain                     # +0 in the dtype (gain is finite)
-    for j in range(ny):
+    for j in prange(ny):
         for i in range(nx):
             s = data[j, i] / gain
             if s <= zero:                  # maximum(s, 0): NaN passes, -0.0 becomes +0
@@ -341,7 +394,7 @@ def quadrature_error(data, rms, gain):
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def finite_copy(image, big):
     """``numpy.nan_to_num(image, nan=0)`` as a new array, with its minimum and maximum.
 
@@ -355,9 +408,11 @@ def finite_copy(image, big):
     """
     ny, nx = image.shape
     out = np.empty((ny, nx), dtype=image.dtype)
-    lo = np.inf
-    hi = -np.inf
-    for j in range(ny):
+    row_lo = np.empty(ny)
+    row_hi = np.empty(ny)
+    for j in prange(ny):                   # rows in parallel, extremes per row
+        lo = np.inf
+        hi = -np.inf
         for i in range(nx):
             v = image[j, i]
             if math.isnan(v):
@@ -369,21 +424,30 @@ def finite_copy(image, big):
                 lo = v
             if v > hi:
                 hi = v
+        row_lo[j] = lo
+        row_hi[j] = hi
+    lo = np.inf
+    hi = -np.inf
+    for j in range(ny):                    # first extreme in raster order, as one sweep
+        if row_lo[j] < lo:
+            lo = row_lo[j]
+        if row_hi[j] > hi:
+            hi = row_hi[j]
     return out, lo, hi
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def add_valid_count(count, image):
     """``count += isfinite(image) & (image != 0)`` (``image`` native float, same shape)."""
     ny, nx = count.shape
-    for j in range(ny):
+    for j in prange(ny):
         for i in range(nx):
             v = image[j, i]
             if v != 0 and math.isfinite(v):
                 count[j, i] += 1
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def add_valid_count_be32(count, words):
     """As :func:`add_valid_count` for big-endian float32 data read as native uint32 words.
 
@@ -392,14 +456,14 @@ def add_valid_count_be32(count, words):
     (``word & 0x807F == 0x807F``) and zero when every bit but the sign is clear.
     """
     ny, nx = count.shape
-    for j in range(ny):
+    for j in prange(ny):
         for i in range(nx):
             w = words[j, i]
             if (w & 0x807F) != 0x807F and (w & 0xFFFFFF7F) != 0:
                 count[j, i] += 1
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def gather_open_interval(image, footprint, upper):
     """Raster-order values ``v`` of ``image`` with ``footprint`` set and ``0 < v < upper``.
 
@@ -407,15 +471,19 @@ def gather_open_interval(image, footprint, upper):
     ``image`` (comparisons in the image dtype; ``upper`` is of that dtype).
     """
     ny, nx = image.shape
-    n = 0
-    for j in range(ny):
+    starts = np.zeros(ny + 1, dtype=np.int64)
+    for j in prange(ny):
+        m = 0
         for i in range(nx):
             v = image[j, i]
             if footprint[j, i] and v > 0 and v < upper:
-                n += 1
-    out = np.empty(n, dtype=image.dtype)
-    k = 0
+                m += 1
+        starts[j + 1] = m
     for j in range(ny):
+        starts[j + 1] += starts[j]
+    out = np.empty(starts[ny], dtype=image.dtype)
+    for j in prange(ny):                   # each row fills its own raster-order slice
+        k = starts[j]
         for i in range(nx):
             v = image[j, i]
             if footprint[j, i] and v > 0 and v < upper:
@@ -451,43 +519,99 @@ def all_finite(image):
     return True
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def band_counts(rel, footprint, limits):
     """Histogram over footprint pixels with ``rel > 0`` of the first ``b`` with
     ``rel > limits[b]`` (``limits`` float32, decreasing); the last bin counts the rest."""
     nb = limits.shape[0]
-    counts = np.zeros(nb + 1, dtype=np.int64)
     ny, nx = rel.shape
-    for j in range(ny):
+    per_row = np.zeros((ny, nb + 1), dtype=np.int64)
+    for j in prange(ny):
         for i in range(nx):
             v = rel[j, i]
             if footprint[j, i] and v > 0:
-                counts[_band(v, limits)] += 1
+                per_row[j, _band(v, limits)] += 1
+    counts = np.zeros(nb + 1, dtype=np.int64)
+    for j in range(ny):
+        for b in range(nb + 1):
+            counts[b] += per_row[j, b]
     return counts
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def band_labels(rel, footprint, limits, band_region):
     """Region index (0-based, -1 outside) of every pixel: ``band_region[band]``."""
     ny, nx = rel.shape
-    out = np.full((ny, nx), -1, dtype=np.int8)
-    for j in range(ny):
+    out = np.empty((ny, nx), dtype=np.int8)
+    for j in prange(ny):
         for i in range(nx):
             v = rel[j, i]
             if footprint[j, i] and v > 0:
                 out[j, i] = band_region[_band(v, limits)]
+            else:
+                out[j, i] = -1
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def region_planes(labels, rel, region):
     """``(labels == region)`` as uint16 and ``rel * (labels == region)`` (``rel``'s dtype)."""
     ny, nx = labels.shape
     mask = np.empty((ny, nx), dtype=np.uint16)
     weight = np.empty((ny, nx), dtype=rel.dtype)
-    for j in range(ny):
+    for j in prange(ny):
         for i in range(nx):
             inside = labels[j, i] == region
             mask[j, i] = 1 if inside else 0
             weight[j, i] = rel[j, i] * (1 if inside else 0)
     return mask, weight
+
+
+@numba.njit(parallel=True, **_JIT)
+def region_rms_pass(rms, mask, max_rel, out, write):
+    """``out = rms * sqrt(mask / max_rel)`` in float32 (NumPy's ``float32 * sqrt(uint16 /
+    float32)``, every step rounded to float32), and the count, minimum and maximum of the
+    values > 0 (NaN is not > 0).
+
+    Parameters
+    ----------
+    rms : ndarray, float32, shape (ny, nx)
+        Background rms (any strides, a broadcast view too).
+    mask : ndarray, uint16, shape (ny, nx)
+        The region's mask.
+    max_rel : float32
+        The region's largest relative weight.
+    out : ndarray, float32, shape (ny, nx)
+        Written only when ``write``.
+    write : bool
+
+    Returns
+    -------
+    n : int
+    lo, hi : float
+        +inf and -inf when ``n`` is 0.
+    """
+    ny, nx = rms.shape
+    counts = np.zeros(ny, dtype=np.int64)
+    row_lo = np.full(ny, np.inf)
+    row_hi = np.full(ny, -np.inf)
+    for j in prange(ny):
+        m = 0
+        lo = np.inf
+        hi = -np.inf
+        for i in range(nx):
+            scale = np.float32(np.sqrt(np.float32(np.float32(mask[j, i]) / max_rel)))
+            v = np.float32(rms[j, i] * scale)
+            if write:
+                out[j, i] = v
+            if v > 0:
+                m += 1
+                x = np.float64(v)
+                if x < lo:
+                    lo = x
+                if x > hi:
+                    hi = x
+        counts[j] = m
+        row_lo[j] = lo
+        row_hi[j] = hi
+    return counts.sum(), row_lo.min(), row_hi.max()

@@ -17,7 +17,7 @@ from . import _star_math as sm
 from ..targets import compile_namespace, cuda_module_for, rebind
 
 __all__ = ["peak_mask_cpu", "dao_measure_cpu", "iraf_measure_cpu", "cuda_star_kernels",
-           "cuda_iraf_kernel", "N_STAR", "N_IRAF"]
+           "cuda_iraf_kernel", "N_STAR", "N_IRAF", "all_equal_first", "any_nan"]
 
 N_STAR = sm.N_STAR
 N_IRAF = sm.N_IRAF
@@ -27,6 +27,30 @@ _dao_measure_one = _cpu.dao_measure_one
 _iraf_measure_one = _cpu.iraf_measure_one
 
 _JIT = dict(nogil=True, cache=True)
+
+
+@numba.njit(**_JIT)
+def all_equal_first(img):
+    """``bool((img == img.ravel()[0]).all())`` of a non-empty 2-D image, stopping at the first
+    value that differs (a NaN first value differs from everything, itself included)."""
+    ny, nx = img.shape
+    first = img[0, 0]
+    for j in range(ny):
+        for i in range(nx):
+            if not img[j, i] == first:
+                return False
+    return True
+
+
+@numba.njit(**_JIT)
+def any_nan(img):
+    """``bool(numpy.isnan(img).any())`` of a 2-D float image, stopping at the first NaN."""
+    ny, nx = img.shape
+    for j in range(ny):
+        for i in range(nx):
+            if img[j, i] != img[j, i]:
+                return True
+    return False
 
 
 @numba.njit(parallel=True, **_JIT)

@@ -193,32 +193,35 @@ def _valid(v, k, mask, use_mask):
     return (not math.isnan(v)) and (not math.isinf(v)) and not (use_mask and mask[k])
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def _compact_valid(flat, mask, use_mask, nchunks):
-    """The finite, unmasked values of ``flat`` in order, the chunk boundaries among them and
-    their range.
+    """The finite, unmasked values of ``flat`` in order, chunk by chunk, and their range.
 
     Chunk ``c`` of the image is ``flat[c * size:(c + 1) * size]`` with
-    ``size = ceil(n / nchunks)``; its valid values are ``vec[bounds[c]:bounds[c + 1]]``.
+    ``size = ceil(n / nchunks)``; its valid values are compacted in place to the start of its
+    own slice of ``vec``: ``vec[bounds[c, 0]:bounds[c, 1]]``. Chunks run in parallel.
 
     Returns
     -------
     vec : ndarray, the dtype of ``flat``, shape (n,)
-        The first ``bounds[-1]`` entries are the valid values (the rest is unused).
-    bounds : ndarray, int64, shape (nchunks + 1,)
+        Entries outside the chunks' ranges are unused.
+    bounds : ndarray, int64, shape (nchunks, 2)
+        Start and end of each chunk's valid values.
     lo, hi : float
         Minimum and maximum valid value (+inf and -inf when there is none).
     """
     n = flat.shape[0]
     size = (n + nchunks - 1) // nchunks
     vec = np.empty(n, dtype=flat.dtype)
-    bounds = np.zeros(nchunks + 1, dtype=np.int64)
-    lo = np.inf
-    hi = -np.inf
-    m = 0
-    for c in range(nchunks):
-        a = c * size
+    bounds = np.zeros((nchunks, 2), dtype=np.int64)
+    los = np.full(nchunks, np.inf)
+    his = np.full(nchunks, -np.inf)
+    for c in prange(nchunks):
+        a = min(n, c * size)
         b = min(n, a + size)
+        m = a
+        lo = np.inf
+        hi = -np.inf
         for k in range(a, b):
             v = flat[k]
             if _valid(v, k, mask, use_mask):
@@ -229,7 +232,17 @@ def _compact_valid(flat, mask, use_mask, nchunks):
                     lo = x
                 if x > hi:
                     hi = x
-        bounds[c + 1] = m
+        bounds[c, 0] = a
+        bounds[c, 1] = m
+        los[c] = lo
+        his[c] = hi
+    lo = np.inf
+    hi = -np.inf
+    for c in range(nchunks):               # the first extreme in order, as one sweep finds
+        if los[c] < lo:
+            lo = los[c]
+        if his[c] > hi:
+            hi = his[c]
     return vec, bounds, lo, hi
 
 
@@ -243,11 +256,12 @@ def _bin_of(x, a, scale, nbins):
     return b
 
 
-@numba.njit(**_JIT)
+@numba.njit(parallel=True, **_JIT)
 def _hist_pass(vec, bounds, lower, upper, centre, absolute, nbins, as_f32):
     """Per-chunk histograms of ``x`` (or ``|x - centre|``) for the values in ``[lower, upper]``,
-    which are compacted in place (order kept; ``bounds`` updated)."""
-    nchunks = bounds.shape[0] - 1
+    which are compacted in place within each chunk (order kept; ``bounds`` updated). Chunks
+    run in parallel."""
+    nchunks = bounds.shape[0]
     hist = np.zeros((nchunks, nbins), dtype=np.int64)
     if absolute:
         a = 0.0
@@ -256,11 +270,9 @@ def _hist_pass(vec, bounds, lower, upper, centre, absolute, nbins, as_f32):
         a = lower
         top = upper - lower
     scale = nbins / top if top > 0 else 0.0
-    w = 0
-    start = bounds[0]
-    for c in range(nchunks):
-        stop = bounds[c + 1]
-        for k in range(start, stop):
+    for c in prange(nchunks):
+        w = bounds[c, 0]
+        for k in range(bounds[c, 0], bounds[c, 1]):
             v = vec[k]
             x = np.float64(v)
             if x >= lower and x <= upper:
@@ -271,8 +283,7 @@ def _hist_pass(vec, bounds, lower, upper, centre, absolute, nbins, as_f32):
                     if as_f32:
                         x = np.float64(np.float32(x))
                 hist[c, _bin_of(x, a, scale, nbins)] += 1
-        start = stop
-        bounds[c + 1] = w
+        bounds[c, 1] = w
     return hist, a, scale
 
 
@@ -293,10 +304,21 @@ def _rank_bins(total, r1, r2):
 
 
 @numba.njit(**_JIT)
+def _serial_sum(a):
+    """``a.sum()`` as a serial compiled function sums: from 0.0, in order."""
+    total = 0.0
+    for k in range(a.shape[0]):
+        total += a[k]
+    return total
+
+
+@numba.njit(parallel=True, **_JIT)
 def _gather_pass(vec, bounds, centre, absolute, hist, a, scale, b1, b2, shift, as_f32):
     """Gather the values whose bin is ``b1`` or ``b2`` and accumulate shifted sums of all
-    values (the survivors compacted by :func:`_hist_pass`), chunk by chunk."""
-    nchunks = bounds.shape[0] - 1
+    values (the survivors compacted by :func:`_hist_pass`), chunks in parallel: each chunk
+    sums its own values in order and writes its gathered values to its own slice (the
+    offsets come from the per-chunk histograms), so the result is the serial sweep's."""
+    nchunks = bounds.shape[0]
     nbins = hist.shape[1]
     offsets = np.zeros(nchunks + 1, dtype=np.int64)
     below = 0
@@ -311,11 +333,11 @@ def _gather_pass(vec, bounds, centre, absolute, hist, a, scale, b1, b2, shift, a
     out = np.empty(offsets[nchunks], dtype=np.float64)
     s1 = np.zeros(nchunks)
     s2 = np.zeros(nchunks)
-    for c in range(nchunks):
+    for c in prange(nchunks):
         k_out = offsets[c]
         t1 = 0.0
         t2 = 0.0
-        for k in range(bounds[c], bounds[c + 1]):
+        for k in range(bounds[c, 0], bounds[c, 1]):
             x = np.float64(vec[k])
             if absolute:
                 x = abs(x - centre)
@@ -330,7 +352,9 @@ def _gather_pass(vec, bounds, centre, absolute, hist, a, scale, b1, b2, shift, a
                 k_out += 1
         s1[c] = t1
         s2[c] = t2
-    return out, below, s1.sum(), s2.sum()
+    # the chunk sums added in order: an array ``.sum()`` in a parallel function would become
+    # a threaded reduction whose order follows the thread count
+    return out, below, _serial_sum(s1), _serial_sum(s2)
 
 
 def _image_stats(vec, bounds, lower, upper, centre, absolute, as_f32):
@@ -373,12 +397,12 @@ def sigma_clip_image(flat, mask, use_mask, sigma_lower, sigma_upper, maxiters, c
 
     Same results as :func:`sigma_clip_flat` followed by :func:`clipped_stats_flat`: after
     ``t`` iterations the survivors are the values inside the intersection of all bounds.
-    This driver runs on the host and calls one compiled pass per step. The passes are
-    serial: they are memory-bound, and on a shared machine a parallel region can wait a
-    whole scheduler slice for a descheduled thread.
+    This driver runs on the host and calls one compiled pass per step; each pass runs the
+    ``nchunks`` chunks in parallel, and its sums are combined chunk by chunk in order, so the
+    result depends on ``nchunks`` but not on the number of threads.
     """
     vec, bounds, lower, upper = _compact_valid(flat, mask, use_mask, nchunks)
-    n, lower, upper = int(bounds[-1]), float(lower), float(upper)
+    n, lower, upper = int((bounds[:, 1] - bounds[:, 0]).sum()), float(lower), float(upper)
     if n == 0:
         return math.nan, math.nan, math.nan, 0
     iteration = 0

@@ -2,7 +2,8 @@
 
 * ``relative_max_filter`` (one sweep, ring of row maxima) == ``maximum_filter(a, s) / top``;
 * ``quadrature_error`` == ``sqrt(rms * rms + maximum(data / gain, 0))`` in the array dtype;
-* ``sigma_clip_image`` (compacted survivors) == the direct in-place clip of the valid values.
+* ``sigma_clip_image`` (compacted survivors) == the direct in-place clip of the valid values;
+* the row-parallel passes (``finite_copy``, valid counts, gathers, weight bands, region rms).
 """
 
 import math
@@ -33,6 +34,16 @@ def test_relative_max_filter_equals_scipy(shape, size):
     assert _bits_equal(kmorph.relative_max_filter(image, size, top), expected)
     assert _bits_equal(kmorph.sliding_max_reflect(image, size),
                        ndimage.maximum_filter(image, size=(size, size)))
+
+
+@pytest.mark.parametrize("size", [1, 11, 64])
+def test_relative_max_filter_in_bands_equals_scipy(size):
+    """Tall images run in bands of rows (one ring each): the same result."""
+    rng = np.random.default_rng(size)
+    image = (rng.random((1100, 23)) * rng.integers(0, 3, (1100, 23))).astype(np.float32)
+    top = np.float32(image.max())
+    expected = ndimage.maximum_filter(image, size=(size, size)) / top
+    assert _bits_equal(kmorph.relative_max_filter(image, size, top), expected)
 
 
 def test_relative_max_filter_float64():
@@ -101,6 +112,17 @@ def test_sigma_clip_image_equals_direct_clip(dtype, cen, std, iters, nchunks):
     np.testing.assert_allclose([mean, median, spread], expected[:3], rtol=1e-12)
     if as_f32:
         assert (mean, median, spread) == expected[:3]
+    # the chunks run in parallel: one thread gives the same bits
+    import numba
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = kstats.sigma_clip_image(flat, mask.ravel(), True, 3.0, 3.0, iters, cen, std, 0,
+                                         as_f32, nchunks)
+    finally:
+        numba.set_num_threads(threads)
+    assert _bits_equal(serial, (mean, median, spread, n))
 
 
 def test_sigma_clip_image_leaves_its_input_unchanged():
@@ -117,3 +139,96 @@ def test_sigma_clip_image_leaves_its_input_unchanged():
     assert first == kstats.sigma_clip_image(flat, no_mask, False, 3.0, 3.0, 5,
                                             kstats.CEN_MEDIAN, kstats.STD_STD, 1, True, 4)
     assert first[3] < np.isfinite(flat).sum()  # the outlier was clipped
+
+
+def test_parallel_pixel_passes_equal_numpy():
+    """The row-parallel passes: copies, counts, gathers and labels of their NumPy expressions."""
+    rng = np.random.default_rng(21)
+    image = (rng.normal(size=(83, 61)) * 3).astype(np.float32)
+    image[3, :5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    big = np.finfo(np.float32).max
+    copy, lo, hi = kmorph.finite_copy(image, big)
+    expected = np.nan_to_num(image, nan=0.0)
+    assert _bits_equal(copy, expected) and lo == expected.min() and hi == expected.max()
+
+    count = np.zeros(image.shape, np.int32)
+    kmorph.add_valid_count(count, image)
+    if np.little_endian:  # the FITS (big-endian) words, as _flags reads them
+        kmorph.add_valid_count_be32(count, image.astype(">f4").view(np.uint32))
+    else:
+        kmorph.add_valid_count(count, image)
+    assert np.array_equal(count, 2 * (np.isfinite(image) & (image != 0)))
+
+    finite = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
+    footprint = rng.random(image.shape) > 0.2
+    upper = np.float32(2.5)
+    p = finite * footprint
+    p = p[p > 0]
+    assert _bits_equal(kmorph.gather_open_interval(finite, footprint, upper), p[p < upper])
+
+    rel = (rng.random(image.shape) * (rng.random(image.shape) > 0.1)).astype(np.float32)
+    limits = np.float32(1 / 1.5) ** np.arange(1, 9, dtype=np.float32)
+    band = np.where(rel[..., None] > limits, np.arange(limits.size), limits.size).min(axis=-1)
+    inside = footprint & (rel > 0)
+    counts = kmorph.band_counts(rel, footprint, limits)
+    assert np.array_equal(counts, np.bincount(band[inside], minlength=limits.size + 1))
+    band_region = (np.arange(limits.size + 1) // 3).astype(np.int8)
+    labels = kmorph.band_labels(rel, footprint, limits, band_region)
+    assert np.array_equal(labels, np.where(inside, band_region[band], -1))
+    mask, weight = kmorph.region_planes(labels, rel, 1)
+    assert _bits_equal(mask, (labels == 1).astype(np.uint16))
+    assert _bits_equal(weight, rel * (labels == 1))
+
+
+@pytest.mark.parametrize("constant", [True, False])
+def test_region_rms_equals_numpy(constant):
+    from hapgpu.catalogs._prepare import WeightRegion, region_rms
+
+    rng = np.random.default_rng(22)
+    shape = (70, 90)
+    rms = (np.full(shape, np.float32(0.0123)) if constant
+           else rng.random(shape).astype(np.float32))
+    mask = (rng.random(shape) > 0.3).astype(np.uint16)
+    weight = ((rng.random(shape) * 0.7 + 0.1) * mask).astype(np.float32)
+    region = WeightRegion(mask=mask, rel_weight=weight, wht_limit=1.0, scale=1.0)
+    expected = rms * np.sqrt(mask / weight.max())
+    median = float(np.nanmedian(expected[expected > 0]))
+    image, value = region_rms(rms, region, np)
+    assert _bits_equal(image, expected) and value == median
+    assert region_rms(rms, region, np, image=False) == (None, median)
+    # a broadcast (constant) rms view and the generic expression (big-endian rms) agree
+    view = np.broadcast_to(np.float32(0.0123), shape)
+    assert region_rms(view, region, np)[1] == region_rms(rms.astype(">f4") if constant
+                                                         else view.copy(), region, np)[1]
+    empty = WeightRegion(mask=np.zeros(shape, np.uint16), rel_weight=weight, wht_limit=1.0,
+                         scale=1.0)
+    assert math.isnan(region_rms(rms, empty, np)[1])
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 7, 11, 254])
+def test_taxicab_erosion_equals_scipy(iterations):
+    """Separable city-block distances (rows, then column blocks in parallel) == SciPy's
+    repeated cross erosion with a zero border."""
+    rng = np.random.default_rng(iterations)
+    image = ndimage.binary_dilation(rng.random((300, 530)) > 0.97, iterations=9)
+    image[40:260, 30:500] |= rng.random((220, 470)) > 0.001   # a large footprint with holes
+    image[:, 0] = True                                         # set along an edge
+    expected = ndimage.binary_erosion(image, iterations=iterations)
+    assert np.array_equal(kmorph.taxicab_erosion(image, iterations), expected)
+    assert np.array_equal(kmorph.taxicab_erosion(image.astype(np.float32), iterations), expected)
+
+
+def test_box_dilate_erode_equals_scipy():
+    """drizzlepac's make_mask_array recipe (pad, 25x25 dilation, 31x31 erosion) with rows and
+    blocks of columns in parallel == the SciPy filters."""
+    rng = np.random.default_rng(31)
+    data = np.zeros((260, 700), np.float32)
+    data[30:230, 40:650] = rng.normal(size=(200, 610)).astype(np.float32)
+    data[rng.random(data.shape) < 0.01] = 0.0
+    data[100:110, 300:302] = np.nan
+    valid = (np.isfinite(data) & (data != 0)).astype(np.uint8)
+    big = np.pad(valid, 13)
+    grown = ndimage.maximum_filter(big, size=25, mode="constant", cval=0)
+    shrunk = ndimage.minimum_filter(grown, size=31, mode="constant", cval=0)
+    expected = (shrunk[13:-13, 13:-13] != 0).astype(np.int32)
+    assert _bits_equal(kmorph.box_dilate_erode(data, 13, 25, 31), expected)
