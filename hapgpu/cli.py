@@ -41,7 +41,10 @@ _SUBCOMMAND_MODULES = (
     "hapgpu.align._cli",
     "hapgpu.catalogs._cli",
     "hapgpu.skycells._cli",
+    "hapgpu.mvm._poller_cli",
+    "hapgpu.mvm._cli",
     "hapgpu.svm._cli",
+    "hapgpu.runastrodriz._cli",
     "hapgpu._compilation",
 )
 

@@ -7,7 +7,12 @@ one column per keyword named in the instrument's header rules without a combinin
 of a keyword is read from the exposure's PRIMARY header, else from the chip's SCI header (the
 two headers concatenated, the first occurrence winning).
 
-The column lists per instrument are data, ``hapgpu/data/hdrtab_columns.json``. Column types
+The column lists per instrument are data: ``hapgpu/data/hdrtab_columns.json`` (fitsblender's own
+rules, what AstroDrizzle uses without a rules file: the ``"default"`` rules) and
+``hapgpu/data/header_rules_mvm.json`` (drizzlepac's ``<instrument>_mvm_header_hap.rules``, which
+``runmultihap`` gives AstroDrizzle for every sky-cell layer: the ``"mvm"`` rules, selected by the
+AstroDrizzle parameter ``header_rules``). The MVM rules also drop keywords from the product's
+primary header (:func:`apply_primary_rules`). Column types
 follow the values, as numpy types a list of header values: all logical -> ``L``; integers (and
 logicals) -> ``K`` (int64); any real number, or a logical or integer column with a missing value
 -> ``D`` (float64, NaN where missing); any string -> ``nA``, ``n`` the longest text, where a number in a string
@@ -26,7 +31,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["HDRTAB_EXTNAME", "hdrtab_columns", "build_hdrtab"]
+__all__ = ["HDRTAB_EXTNAME", "HEADER_RULES", "hdrtab_columns", "build_hdrtab", "apply_primary_rules"]
 
 #: EXTNAME of the table (AstroDrizzle writes no EXTVER card for it).
 HDRTAB_EXTNAME = "HDRTAB"
@@ -35,19 +40,38 @@ HDRTAB_EXTNAME = "HDRTAB"
 _FORMATS = {"b": "L", "i": "K", "f": "D", "c": "M"}
 
 
-@lru_cache(maxsize=1)
-def _column_sets() -> dict:
-    text = resources.files("hapgpu").joinpath("data", "hdrtab_columns.json").read_text("utf-8")
+#: Names of the header rule sets (AstroDrizzle parameter ``header_rules``) -> data file.
+HEADER_RULES = {"default": "hdrtab_columns.json", "mvm": "header_rules_mvm.json"}
+
+
+@lru_cache(maxsize=None)
+def _column_sets(rules: str = "default") -> dict:
+    if rules not in HEADER_RULES:
+        raise InvalidInputError(f"header rules {rules!r}: must be one of {', '.join(HEADER_RULES)}")
+    text = resources.files("hapgpu").joinpath("data", HEADER_RULES[rules]).read_text("utf-8")
     return json.loads(text)
 
 
-def hdrtab_columns(instruments: Sequence[str]) -> list[str]:
+def _rule_set(instrument: str, rules: str) -> dict:
+    """The rule set of one instrument: its own in ``rules``, else the default rules' (or HST's)."""
+    own = _column_sets(rules)["instruments"].get(instrument)
+    if own is not None:
+        return own
+    default = _column_sets("default")
+    return default["instruments"].get(instrument) or default["instruments"][default["fallback"]]
+
+
+def hdrtab_columns(instruments: Sequence[str], rules: str = "default") -> list[str]:
     """HDRTAB column names for inputs of the given instruments, in column order.
 
     Parameters
     ----------
     instruments : sequence of str
         ``INSTRUME`` values of the inputs (any case), in input order.
+    rules : {"default", "mvm"}
+        The rule set (:data:`HEADER_RULES`): fitsblender's instrument rules, or drizzlepac's
+        MVM layer rules (``<instrument>_mvm_header_hap.rules``; WFC3, ACS and WFPC2, which
+        record ``WCSTYPE`` where the default rules record ``SKYCELL``).
 
     Returns
     -------
@@ -67,16 +91,14 @@ def hdrtab_columns(instruments: Sequence[str]) -> list[str]:
     Raises
     ------
     InvalidInputError
-        ``instruments`` is empty.
+        ``instruments`` is empty; ``rules`` is not a known rule set.
     """
     if not instruments:
         raise InvalidInputError("HDRTAB: no input instrument given")
-    sets = _column_sets()
     columns: list[str] = []
     seen: set[str] = set()
     for instrument in dict.fromkeys(str(i).strip().upper() for i in instruments):
-        entry = sets["instruments"].get(instrument) or sets["instruments"][sets["fallback"]]
-        for name in entry["columns"]:
+        for name in _rule_set(instrument, rules)["columns"]:
             if name not in seen:
                 seen.add(name)
                 columns.append(name)
@@ -109,7 +131,7 @@ def _column(keyword: str, values: list, sources: Sequence[str]):
     return fits.Column(name=keyword, format=_FORMATS[kind], array=array)
 
 
-def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = None):
+def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = None, rules: str = "default"):
     """The ``HDRTAB`` binary table of a drizzled product.
 
     Parameters
@@ -120,6 +142,8 @@ def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = No
         (MDRIZSKY from the sky step included). One row each.
     sources : sequence of str, optional
         A label per row for error messages, e.g. ``"a_flc.fits[sci,1]"``.
+    rules : {"default", "mvm"}
+        The rule set of the columns (:func:`hdrtab_columns`).
 
     Returns
     -------
@@ -147,7 +171,83 @@ def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = No
             raise InvalidInputError(f"{source}: primary header has no INSTRUME keyword")
         instruments.append(primary["INSTRUME"])
     columns = [_column(keyword, [_cell(p, s, keyword) for p, s in headers], sources)
-               for keyword in hdrtab_columns(instruments)]
+               for keyword in hdrtab_columns(instruments, rules)]
     table = fits.BinTableHDU.from_columns(columns)
     table.header["EXTNAME"] = HDRTAB_EXTNAME
     return table
+
+
+def _section_keywords(header, title: str) -> list[str]:
+    """The keywords fitsblender drops with a primary-header section (``<delete> / TITLE``).
+
+    The title card is the first card whose value holds ``title``; the section runs to the next
+    card whose value holds a ``/`` (other than ``'N/A'``) and, as fitsblender
+    (``find_keywords_in_section``), the card just before that one is kept (the blank card
+    closing a section). A section with no such end (fitsblender then fails) runs to the first
+    HISTORY or COMMENT card after it, else to the end; HISTORY and COMMENT cards are never
+    dropped.
+    """
+    cards = header.cards
+    values = [str(card.value) for card in cards]
+    start = next((i for i, v in enumerate(values) if title in v), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start + 1, len(values))
+                if "/" in values[i] and values[i] not in ("N/A", " ", "")), None)
+    if end is None:
+        end = 1 + next((i for i in range(start + 1, len(values))
+                        if cards[i].keyword in ("HISTORY", "COMMENT")), len(values))
+    return [card.keyword for card in cards[start + 1:end - 1]
+            if card.keyword and card.keyword not in ("HISTORY", "COMMENT")]
+
+
+def apply_primary_rules(header, instruments: Sequence[str], rules: str = "default"):
+    """The first input's primary header as a product's primary header template under ``rules``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Primary header of the first input (not modified).
+    instruments : sequence of str
+        ``INSTRUME`` values of the inputs (any case).
+    rules : {"default", "mvm"}
+        ``"default"``: the header as it is (a copy). ``"mvm"``: drizzlepac's MVM layer rules
+        (fitsblender ``KeywordRules.apply`` on the primary header): the sections of
+        ``primary_delete_sections`` lose their title card and their keywords (calibration
+        switches and reference files), the keywords of ``primary_delete`` are removed
+        (``<delete>`` rules and the HDRTAB-only keywords), and those of ``primary_values`` present
+        are set to their constant (``PA_V3 = 0``, ...).
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        A new header.
+
+    Raises
+    ------
+    InvalidInputError
+        ``rules`` is not a known rule set.
+    """
+    out = header.copy()
+    if rules == "default":
+        return out
+    _column_sets(rules)  # an unknown name is refused here
+    sets = [_rule_set(i, rules) for i in dict.fromkeys(str(i).strip().upper() for i in instruments)]
+    titles = list(dict.fromkeys(t for s in sets for t in s.get("primary_delete_sections", ())))
+    doomed = []
+    for title in titles:
+        doomed += _section_keywords(out, title)
+    # the title cards, last first (the indices of earlier cards do not move)
+    for index in sorted((i for i, card in enumerate(out.cards)
+                         if str(card.value).strip().startswith("/")
+                         and any(t in str(card.value) for t in titles)), reverse=True):
+        del out[index]
+    doomed += [k for s in sets for k in s.get("primary_delete", ())]
+    for keyword in dict.fromkeys(doomed):
+        while keyword in out:
+            del out[keyword]
+    for s in sets:
+        for keyword, value in s.get("primary_values", {}).items():
+            if keyword in out:
+                out[keyword] = value
+    return out

@@ -68,7 +68,7 @@ SKY_CELL_PIXELS = (18000 + 2 * 256) ** 2
 
 
 #: Parameters of hapgpu's own, which AstroDrizzle does not have.
-HAPGPU_ONLY_PARAMETERS = ("max_output_pixels",)
+HAPGPU_ONLY_PARAMETERS = ("max_output_pixels", "header_rules")
 
 
 def _p(default, kind, choices=None, doc=""):
@@ -181,6 +181,12 @@ class AstroDrizzleParameters:
         doc="largest output frame (pixels) the chain allocates; default four HAP sky cells "
             "(4 x 18512**2 = 1.37e9 pixels), far above any real HST visit. Larger frames are "
             "refused before anything is allocated, naming the inputs that do not overlap")
+    # hapgpu: header rules of the product (AstroDrizzle's rules_file, as named sets)
+    header_rules: str = _p(
+        "default", "str", ("default", "mvm"),
+        doc="product header rules: 'default' (fitsblender's instrument rules, AstroDrizzle "
+            "without a rules_file) or 'mvm' (drizzlepac's <instrument>_mvm_header_hap.rules of "
+            "HAP sky-cell layers: HDRTAB columns, primary keywords dropped)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, OutputWriteError
-from ._hdrtab import build_hdrtab
+from ._hdrtab import apply_primary_rules, build_hdrtab
 
 __all__ = [
     "product_path",
     "build_product",
+    "fit_comments",
     "hdrtab_hdu",
     "write_atomic",
     "StagedOutputs",
@@ -70,6 +71,29 @@ def product_path(output, exposures) -> Path:
             text = text[: -len(ending)]
     suffix = "drc" if any(e.suffix == "flc" for e in exposures) else "drz"
     return Path(f"{text}_{suffix}.fits")
+
+
+def fit_comments(header) -> None:
+    """Shorten, in place, every comment that would not fit on its 80-character card.
+
+    A card holds ``KEYWORD = value / comment`` in 80 characters, the value field at least 20
+    wide (FITS standard §4.2); products carrying long names (``Dnnn*`` cards of MVM layers)
+    would leave astropy to cut the comment and warn. Here the comment is cut to the room left,
+    or dropped when there is none. Long string values continued on ``CONTINUE`` cards keep
+    their comment (astropy places it on the last card).
+    """
+    from astropy.io import fits
+
+    for index, card in enumerate(header.cards):
+        comment = card.comment
+        if not comment or card.keyword in ("COMMENT", "HISTORY", "", "CONTINUE"):
+            continue
+        bare = str(fits.Card(card.keyword, card.value))
+        if len(bare) > 80:  # a long string on CONTINUE cards
+            continue
+        room = 80 - max(len(bare.rstrip()), 30) - 3
+        if len(comment) > room:
+            header.comments[index] = comment[:room].rstrip() if room > 0 else ""
 
 
 def _wcs_cards(frame) -> list[tuple]:
@@ -194,7 +218,8 @@ def _final_mdrizsky(chip, params):
 def hdrtab_hdu(exposures, params):
     """The product's HDRTAB: one row per drizzled chip, from the inputs' PRIMARY and SCI headers.
 
-    The SCI headers carry MDRIZSKY as the sky step leaves them (:func:`_final_mdrizsky`).
+    The SCI headers carry MDRIZSKY as the sky step leaves them (:func:`_final_mdrizsky`); the
+    columns are those of the ``header_rules`` parameter's rule set.
     """
     rows, sources = [], []
     for exposure in exposures:
@@ -203,11 +228,14 @@ def hdrtab_hdu(exposures, params):
             sci["MDRIZSKY"] = (_final_mdrizsky(chip, params), "Sky value computed by AstroDrizzle")
             rows.append((exposure.primary_header, sci))
             sources.append(f"{exposure.name}[sci,{chip.extver}]")
-    return build_hdrtab(rows, sources=sources)
+    return build_hdrtab(rows, sources=sources, rules=params.header_rules)
 
 
 def build_product(sci, wht, ctx, frame, exposures, params, product: Path, version: str):
     """The DRZ/DRC HDU list: PRIMARY, SCI, WHT, CTX, HDRTAB with AstroDrizzle's keywords.
+
+    The primary header starts from the first input's, under the ``header_rules`` parameter's
+    rule set (:func:`hapgpu.astrodrizzle._hdrtab.apply_primary_rules`).
 
     Parameters
     ----------
@@ -233,7 +261,10 @@ def build_product(sci, wht, ctx, frame, exposures, params, product: Path, versio
     from astropy.io import fits
 
     primary = fits.PrimaryHDU()
-    for card in _primary_cards(exposures[0].primary_header):
+    template = apply_primary_rules(exposures[0].primary_header,
+                                   [e.primary_header.get("INSTRUME", "") for e in exposures],
+                                   params.header_rules)
+    for card in _primary_cards(template):
         primary.header.append(card, end=True)
     header = primary.header
     header["EXTEND"] = True
@@ -273,6 +304,8 @@ def build_product(sci, wht, ctx, frame, exposures, params, product: Path, versio
         hdu.header["EXTVER"] = 1
     hdus.append(hdrtab_hdu(exposures, params))
     header["NEXTEND"] = (len(hdus) - 1, "Number of standard extensions")
+    for hdu in hdus:
+        fit_comments(hdu.header)
     return fits.HDUList(hdus)
 
 
@@ -303,6 +336,7 @@ def _intermediate_hdulist(data, cards: list, file_type: str, name: str):
             header.append(card, end=True)
     header["FILENAME"] = (name, "name of file")
     header["FILETYPE"] = (file_type, "type of data in array")
+    fit_comments(header)
     return fits.HDUList([hdu])
 
 

@@ -10,14 +10,19 @@ import pytest
 from astropy.io import fits
 
 import hapgpu
-from hapgpu.astrodrizzle._hdrtab import build_hdrtab, hdrtab_columns
-from hapgpu.errors import InvalidInputError
+from hapgpu.astrodrizzle._hdrtab import apply_primary_rules, build_hdrtab, hdrtab_columns
+from hapgpu.astrodrizzle._parameters import resolve_parameters
+from hapgpu.errors import InvalidInputError, InvalidParameterError
 
 QUICK = dict(static=False, driz_separate=False, median=False, blot=False, driz_cr=False)
 
 
 def _shipped() -> dict:
     return json.loads(resources.files("hapgpu").joinpath("data", "hdrtab_columns.json").read_text("utf-8"))
+
+
+def _shipped_mvm() -> dict:
+    return json.loads(resources.files("hapgpu").joinpath("data", "header_rules_mvm.json").read_text("utf-8"))
 
 
 def _headers(instrument="WFC3", rootname="iaaa01a0q", extver=1, **sci_values):
@@ -168,3 +173,129 @@ def test_product_without_sky_subtraction_records_the_input_sky_or_zero(small_inp
 
 # The product's HDRTAB against drizzlepac's AstroDrizzle: tests/astrodrizzle/test_reference.py
 # (test_hdrtab_equals_drizzlepac, on the chain comparison's products).
+
+
+# ----------------------------------------------------------------------------- MVM header rules
+def test_mvm_rule_sets_record_wcstype_and_keep_the_default():
+    mvm = _shipped_mvm()["instruments"]
+    assert set(mvm) == {"WFC3", "ACS", "WFPC2"}
+    for name, entry in mvm.items():
+        assert entry["columns"][:3] == ["ROOTNAME", "EXTNAME", "EXTVER"], name
+        assert len(set(entry["columns"])) == len(entry["columns"]), name
+        assert len(set(entry["primary_delete"])) == len(entry["primary_delete"]), name
+    assert {"IPPPSSOO", "ASN_ID", "QUALCOM1"} <= set(mvm["WFC3"]["primary_delete"])
+    assert "CALIBRATION REFERENCE FILES" in mvm["WFC3"]["primary_delete_sections"]
+    wfc3 = hdrtab_columns(["WFC3"], "mvm")
+    assert "WCSTYPE" in wfc3 and "SKYCELL" not in wfc3
+    assert "SKYCELL" in hdrtab_columns(["WFC3"]) and "WCSTYPE" not in hdrtab_columns(["WFC3"])
+    assert hdrtab_columns(["WFC3"], "default") == _shipped()["instruments"]["WFC3"]["columns"]
+    assert hdrtab_columns(["COS"], "mvm") == _shipped()["instruments"]["HST"]["columns"]  # no MVM set
+    assert build_hdrtab([_headers()], rules="mvm").columns.names == wfc3
+    with pytest.raises(InvalidInputError, match="header rules 'svm2'"):
+        hdrtab_columns(["WFC3"], "svm2")
+    with pytest.raises(InvalidParameterError, match="header_rules"):
+        resolve_parameters(header_rules="svm2")
+    assert resolve_parameters().header_rules == "default"
+
+
+def _sectioned_primary():
+    """A primary header with HST-style section titles (blank-keyword cards)."""
+    header = fits.Header()
+    header["INSTRUME"] = "WFC3"
+    header["ROOTNAME"] = "iaaa01a0q"
+    header["PA_V3"] = (123.4, "position angle of V3-axis of HST (deg)")
+    header["IPPPSSOO"] = "iaaa01a0"
+    header.append(fits.Card("", "", ""), end=True)
+    header.append(fits.Card("", "/ CALIBRATION SWITCHES: PERFORM, OMIT, COMPLETE, SKIPPED"), end=True)
+    header.append(fits.Card("", "", ""), end=True)
+    header["DQICORR"] = "COMPLETE"
+    header["FLATCORR"] = "COMPLETE"
+    header.append(fits.Card("", "", ""), end=True)
+    header.append(fits.Card("", "/ PATTERN KEYWORDS"), end=True)
+    header["PATTERN1"] = "NONE"
+    header.append(fits.Card("", "", ""), end=True)
+    header.append(fits.Card("", "/ ENGINEERING PARAMETERS"), end=True)
+    header["CCDAMP"] = "ABCD"
+    header.add_history("calibrated")
+    return header
+
+
+def test_mvm_primary_rules_drop_sections_deleted_and_table_keywords():
+    header = _sectioned_primary()
+    before = header.tostring()
+    out = apply_primary_rules(header, ["WFC3"], "mvm")
+    assert header.tostring() == before  # the input header is untouched
+    assert "DQICORR" not in out and "FLATCORR" not in out and "IPPPSSOO" not in out
+    assert not any("CALIBRATION SWITCHES" in str(card.value) for card in out.cards)
+    assert out["PA_V3"] == 0 and out["INSTRUME"] == "WFC3" and out["ROOTNAME"] == "iaaa01a0q"
+    assert out["PATTERN1"] == "NONE" and "HISTORY" in out  # not an MVM section of WFC3
+    acs = apply_primary_rules(header, ["ACS"], "mvm")  # ACS also drops its pattern section
+    assert "PATTERN1" not in acs and "DQICORR" not in acs
+    assert apply_primary_rules(header, ["WFC3"]).tostring() == before  # default: as it is
+
+
+def test_product_comments_are_cut_to_fit_without_warning():
+    from hapgpu.astrodrizzle._product import fit_comments
+
+    header = fits.Header()
+    name = "hst_skycell-p0121x12y16_wfc3_uvis_f555w_all-isim01a0_flc.fits[sci,1]"
+    header["D001DATA"] = (name, "Drizzle, input data image")  # no room left for a comment
+    header["D001OUWE"] = ("hst_skycell-p0121x12y16_wfc3_uvis_f555w_all_drc_wht.fits",
+                          "Drizzle, output weighting image")
+    header["D001PIXF"] = (1.0, "Drizzle, linear size of drop")
+    header["LONGTEXT"] = ("x" * 100, "continued")
+    fit_comments(header)
+    text = header.tostring()  # filterwarnings=error: a truncation warning fails here
+    assert header.comments["D001DATA"] == "" and header["D001DATA"] == name
+    cut = header.comments["D001OUWE"]
+    assert "Drizzle, output weighting image".startswith(cut) and 0 < len(cut) < 31
+    assert len(str(header.cards["D001OUWE"]).rstrip()) >= 79
+    assert header.comments["D001PIXF"] == "Drizzle, linear size of drop"
+    assert header.comments["LONGTEXT"] == "continued" and "continued" in text
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.parametrize("instrument", ["WFC3", "ACS"])
+def test_mvm_rules_equal_fitsblender_with_drizzlepac_mvm_rules(tmp_path, monkeypatch, instrument):
+    """fitsblender with drizzlepac's <instrument>_mvm_header_hap.rules (runmultihap's layers):
+    the same HDRTAB columns, and the primary header keeps the same keywords of the input."""
+    blendheaders = pytest.importorskip("fitsblender.blendheaders")
+    drizzlepac = pytest.importorskip("drizzlepac")
+    from pathlib import Path
+
+    rules = Path(drizzlepac.__file__).parent / "pars" / f"{instrument.lower()}_mvm_header_hap.rules"
+    monkeypatch.chdir(tmp_path)  # fitsblender prefers *.rules files of the working folder
+    names, rows = [], []
+    for root in ("a", "b"):
+        primary = _sectioned_primary()
+        primary["INSTRUME"] = instrument
+        primary["TELESCOP"] = "HST"
+        primary["ROOTNAME"] = f"{root}000000q"
+        primary["PR_INV_L"] = "Hubble"
+        primary["ASN_ID"] = "NONE"
+        hdus = [fits.PrimaryHDU(header=primary)]
+        for extver in (1, 2):
+            _, sci = _headers(instrument, rootname=f"{root}000000q", extver=extver, WCSTYPE="a priori",
+                              MDRIZSKY=1.5)
+            hdus.append(fits.ImageHDU(np.zeros((2, 2), np.float32), sci, name="SCI"))
+            names.append(f"{tmp_path / root}_flc.fits[sci,{extver}]")
+        fits.HDUList(hdus).writeto(tmp_path / f"{root}_flc.fits")
+        with fits.open(tmp_path / f"{root}_flc.fits") as hdul:
+            rows += [(hdul[0].header.copy(), hdul[i].header.copy()) for i in (1, 2)]
+    blended, table = blendheaders.get_blended_headers(names, rules_file=str(rules))
+    ours = build_hdrtab(rows, rules="mvm")
+    assert ours.columns.names == table.columns.names
+    for name in ("ROOTNAME", "WCSTYPE", "MDRIZSKY"):
+        np.testing.assert_array_equal(ours.data[name], table.data[name], err_msg=name)
+    template = apply_primary_rules(rows[0][0], [instrument] * 2, "mvm")
+    theirs = {k for k in blended[0] if k not in ("", "COMMENT", "HISTORY")}
+    mine = {k for k in template if k not in ("", "COMMENT", "HISTORY")}
+    assert mine <= theirs
+    added = theirs - mine  # keywords fitsblender writes from combining rules over the inputs
+    assert {"DQICORR", "FLATCORR", "IPPPSSOO", "ASN_ID"}.isdisjoint(theirs)
+    assert "PR_INV_L" in mine and "PA_V3" in mine
+    assert all(blended[0][k] == template[k] for k in mine if k not in ("DATE",)), \
+        [k for k in mine if blended[0][k] != template[k]]
+    assert not added & {"DQICORR", "FLATCORR"}

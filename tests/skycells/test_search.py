@@ -140,7 +140,7 @@ def test_cli_report(split_visit, capsys):
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["skycells", *split_visit])
+    args = parser.parse_args(["skycells", "--which-skycell", *split_visit])
     assert args.func(args) == 0
     first, second = split_visit
     assert capsys.readouterr().out == (

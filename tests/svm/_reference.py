@@ -168,3 +168,15 @@ def assert_renamed_inputs_match(ours: Path, ref: Path, names) -> None:
         sci_o, sci_r = fits.getheader(ours / name, ("SCI", 1)), fits.getheader(ref / name, ("SCI", 1))
         assert sci_o["SKYCELL"] == sci_r["SKYCELL"], name
         assert os.path.basename(name) == name
+
+
+def run_runmultihap(poller: Path, dest: Path) -> tuple[int, Path]:
+    """drizzlepac's ``runmultihap`` (``hapmultisequencer.run_mvm_processing``, alignment skipped
+    as its CLI always does) on a copy of an MVM poller's files (NEW and OLD) in ``dest``:
+    (exit code, folder)."""
+    from drizzlepac import hapmultisequencer
+
+    ref_poller = copy_visit(poller, dest)
+    with drizzlepac_environment(ref_poller.parent), contextlib.redirect_stdout(io.StringIO()):
+        code = hapmultisequencer.run_mvm_processing(ref_poller.name, skip_gaia_alignment=True)
+    return code, ref_poller.parent

@@ -1,0 +1,183 @@
+"""The MVM bad-guiding check (hap-pipeline.md §1.3, "MVM only"; drizzlepac ``analyze.verify_guiding``).
+
+An exposure taken while the telescope drifted shows every source trailed along one direction:
+the science array is then dominated by parallel straight edges. :func:`verify_guiding` looks
+for them as drizzlepac does:
+
+1. the primary ``QUALITY`` keyword contains ``gsfail`` or ``tdf-down``: bad guiding;
+2. otherwise SCI,1 (times ``EXPTIME`` when ``BUNIT`` ends in ``/S``; NaN -> 0) minus
+   (median + standard deviation) of 2-iteration sigma-clipped statistics, clipped at 0; pixels
+   with DQ bits other than 256, 512, 1024, 2048, 4096 set to 0;
+3. segments above 0 with at least 17 pixels; fewer than 2: good guiding. Segments classified as
+   cosmic rays (:func:`hapgpu.align._sources.classify_sources`, FWHM 1.5) are removed; none
+   left: good guiding;
+4. on the image trimmed by 2 pixels on each side, Canny edges (sigma 2.5, thresholds 0 and 25)
+   and probabilistic Hough lines (threshold 0, no gap, at least 33 pixels long);
+5. bad guiding when there are at least max(4, n_sources / 10) lines and, leaving out lines
+   within 2 degrees of +-90 (CTE trails and bleeding along columns), the most populated 4-degree
+   bin of the angle histogram over [-180, 180] holds more than max(n_lines / 10,
+   n_column_lines) lines.
+
+The edge detector and the line transform are scikit-image's ``feature.canny`` and
+``transform.probabilistic_hough_line``, the implementations drizzlepac calls. The Hough
+transform samples edge pixels at random; hapgpu seeds it (``rng=0``) so that a run is
+repeatable (drizzlepac leaves it unseeded).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import InvalidInputError
+
+__all__ = ["ACCEPTED_DQ_FLAGS", "MIN_LINES", "lines_in_image", "verify_guiding"]
+
+log = logging.getLogger(__name__)
+
+#: DQ bits that do not exclude a pixel from the check: full-well and A-to-D saturation, bad
+#: pixel from the reference file, weak charge trap, cosmic ray (drizzlepac's ``BAD_DQ_FLAGS``,
+#: passed as ``ignore_flags``).
+ACCEPTED_DQ_FLAGS = (256, 512, 1024, 2048, 4096)
+#: Fewest lines that can mean bad guiding (drizzlepac's ``MIN_LINES``).
+MIN_LINES = 4
+_MIN_LENGTH = 33
+_N_PIXELS = 17
+_CR_FWHM = 1.5
+_TRIM = 2
+
+
+def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
+    """Whether an exposure was affected by bad guiding (True = bad; see the module notes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Calibrated exposure (FLT/FLC) with a ``SCI,1`` extension.
+    min_length : int, keyword-only
+        Shortest line, pixels (33 as drizzlepac calls it).
+
+    Returns
+    -------
+    bool
+        True when the header reports a guide-star failure or the image is dominated by
+        parallel lines.
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be read, has no ``SCI,1`` extension, or lacks ``BUNIT``/``EXPTIME``
+        where needed; the message names the file.
+
+    Notes
+    -----
+    Source: drizzlepac ``haputils/analyze.py`` ``verify_guiding``, ``detect_lines`` and
+    ``lines_in_image``.
+    """
+    from ..align._sources import classify_sources
+    from ..detection import SourceCatalog, detect_sources, sigma_clipped_stats
+    from ..detection.segmentation import NoDetectionsWarning
+
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            primary = hdul[0].header
+            quality = str(primary.get("QUALITY", "")).lower()
+            if "gsfail" in quality or "tdf-down" in quality:
+                log.warning("%s: QUALITY = %r reports a guiding failure", path, quality)
+                return True
+            try:
+                sci = hdul["SCI", 1]
+            except KeyError:
+                raise InvalidInputError(f"{path}: no SCI,1 extension (needed by the guiding "
+                                        "check)") from None
+            data = np.nan_to_num(np.array(sci.data, dtype=np.float32), nan=0.0)
+            bunit = str(sci.header.get("BUNIT", ""))
+            if bunit.endswith("/S"):
+                scale_header = primary if "EXPTIME" in primary else sci.header
+                if "EXPTIME" not in scale_header:
+                    raise InvalidInputError(f"{path}: no EXPTIME keyword to scale the {bunit} "
+                                            "data of SCI,1")
+                data *= np.float32(scale_header["EXPTIME"])
+            dq = next((np.array(h.data) for h in hdul
+                       if h.header.get("EXTNAME") == "DQ" and h.data is not None), None)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the exposure ({exc})") from None
+    _, median, std = sigma_clipped_stats(data, maxiters=2)
+    image = np.clip(data - np.float32(median + std), 0, None)
+    if dq is not None:
+        accepted = np.bitwise_or.reduce(np.array(ACCEPTED_DQ_FLAGS))
+        image[(dq.astype(np.int64) & ~accepted) != 0] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        segm = detect_sources(image, 0.0, _N_PIXELS)
+    if segm is None or segm.n_labels < 2:
+        log.debug("%s: too few sources for the guiding check", path)
+        return False
+    stars = classify_sources(SourceCatalog(image, segm), _CR_FWHM)
+    segm.remove_labels(segm.labels[~stars])
+    if segm.n_labels == 0:
+        log.warning("%s: no sources left after removing likely cosmic rays; guiding not "
+                    "checked", path)
+        return False
+    n_sources = segm.n_labels
+    bad = lines_in_image(image[_TRIM:-_TRIM, _TRIM:-_TRIM], n_sources, min_length=min_length)
+    if bad:
+        log.warning("%s: bad guiding detected (the image is dominated by parallel lines)", path)
+    else:
+        log.info("%s: guiding good", path)
+    return bad
+
+
+def _detect_lines(image: np.ndarray, min_length: int) -> np.ndarray:
+    """Angles (degrees, ``arctan2(rise, run)``) of the Hough lines on Canny edges of ``image``."""
+    try:
+        from skimage.feature import canny
+        from skimage.transform import probabilistic_hough_line
+    except ImportError:  # pragma: no cover - scikit-image is a drizzlepac dependency
+        raise InvalidInputError("the MVM guiding check needs scikit-image (pip install "
+                                "scikit-image)") from None
+    edges = canny(image, sigma=2.5, low_threshold=0, high_threshold=25)
+    lines = probabilistic_hough_line(edges, threshold=0, line_gap=0, line_length=min_length,
+                                     rng=0)
+    if not lines:
+        return np.zeros(0)
+    ends = np.asarray(lines, dtype=float)
+    rise = ends[:, 1, 1] - ends[:, 0, 1]
+    run = ends[:, 1, 0] - ends[:, 0, 0]
+    return np.rad2deg(np.arctan2(rise, run))
+
+
+def lines_in_image(image, n_sources: int, *, min_length: int = 17,
+                   min_lines: int = MIN_LINES) -> bool:
+    """Whether an image is dominated by parallel straight features (drizzlepac ``lines_in_image``).
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        Background-subtracted image, counts.
+    n_sources : int
+        Number of real (not cosmic-ray) sources in it.
+    min_length : int, keyword-only
+        Shortest line, pixels.
+    min_lines : int, keyword-only
+        Fewest lines that can mean bad guiding.
+
+    Returns
+    -------
+    bool
+        True when at least ``max(min_lines, n_sources / 10)`` lines are found and the most
+        populated 4-degree angle bin, leaving out lines within 2 degrees of +-90, holds more
+        than ``max(n_kept / 10, n_column_lines)``.
+    """
+    angles = _detect_lines(np.asarray(image, dtype=float), min_length)
+    if angles.size == 0 or angles.size < max(min_lines, n_sources / 10):
+        return False
+    columns = np.isclose(np.abs(angles), 90, atol=2.0)
+    kept = angles[~columns]
+    counts, _ = np.histogram(kept, bins=np.linspace(-180.0, 180.0, 91))
+    return bool(counts.max() > max(kept.size / 10.0, columns.sum()))

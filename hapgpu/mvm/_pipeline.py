@@ -1,0 +1,459 @@
+"""``run_mvm``: sky-cell pollers in, the HAP multi-visit layer products out (drizzlepac ``runmultihap``).
+
+:func:`run_mvm` follows drizzlepac's ``hapmultisequencer.run_mvm_processing`` (hap-pipeline.md
+§2.3-§2.5) for each poller (one sky cell each):
+
+1. read the poller (:func:`hapgpu.mvm.read_mvm_poller`: NEW/OLD rows, ``MVM_ONLY_CTE``,
+   ``MVM_INCLUDE_SMALL``, the viability and guiding checks; nothing to process: 65 or 55) and
+   build the layers (:func:`hapgpu.mvm.build_layers`);
+2. per layer: the cell's bounded frame at the layer's scale from every poller exposure (shared
+   by every layer of that scale), the footprint keywords against the full cell (a layer whose
+   exposures miss the cell is skipped with a warning), the parameters with n =
+   ``round(MEANNEXP)``; alignment is skipped, as ``runmultihap`` always does;
+3. the renamed input copies (``HAPLEVEL = 1``);
+4. the drizzles: one task per group of layers that share renamed inputs (the coarse and fine
+   layers of WFC3/IR and WFPC2 share theirs, and run in drizzlepac's order, coarse first; every
+   other layer is a task of its own), the tasks of every poller together.
+   Each task drizzles its layers, writes their keywords and refines their headers (a failure
+   there: 15). :func:`hapgpu.scaleout.run_tasks` runs them: ``workers`` starts a local Dask
+   cluster, ``scheduler`` uses a running one, neither runs them in this process, in order. A
+   task reads its inputs where it runs (the staging folder must be visible to the workers);
+5. per cell, once all of its tasks succeeded: the renamed inputs, unmodified, are deleted
+   (kept in diagnostic mode; never in the manifest), the manifest ``<skycell>_manifest.txt`` is
+   written (duplicates dropped and sorted, as drizzlepac's ``numpy.unique``), the run log is
+   appended to every layer trailer, and everything is moved into the output folder.
+
+Every file of a cell is written in a staging folder inside the output folder and moved into
+place only when the whole cell has succeeded; a failed cell leaves nothing behind. The inputs
+are never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HapGpuError, InvalidParameterError, OutputWriteError, WCSError
+from ..svm._analyze import ExitCode
+
+__all__ = ["LayerJob", "run_mvm"]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- one cell's state
+class _CellRun:
+    """Staging folder, run log and layer bookkeeping of one sky cell."""
+
+    def __init__(self, output_dir: Path, poller: Path, level: int):
+        self.output_dir = output_dir
+        self.poller = poller
+        self.staging = output_dir / f".hapgpu-mvm-{poller.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.master_log = self.staging / (poller.stem + ".log")
+        self.level = level
+        self.handler: logging.Handler | None = None
+        self.created_output_dir = False
+        self.manifest_name = None
+        self.jobs: list[LayerJob] = []
+        self.groups: list[tuple] = []
+        self.configs: list = []
+        self.code = int(ExitCode.OK)
+
+    def open(self) -> None:
+        try:
+            if not self.output_dir.exists():
+                self.output_dir.mkdir(parents=True)
+                self.created_output_dir = True
+            self.staging.mkdir()
+        except OSError as exc:
+            raise OutputWriteError(f"{self.output_dir}: cannot write in the output folder: "
+                                   f"{exc.strerror or exc}") from exc
+        self.attach_log()
+
+    def attach_log(self) -> None:
+        from ..svm._manifest import _DATE_FORMAT, LOG_FORMAT
+
+        try:
+            self.handler = logging.FileHandler(self.master_log, mode="a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputWriteError(f"{self.master_log}: cannot write the run log: {exc.strerror or exc}") from exc
+        self.handler.setLevel(self.level)
+        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, _DATE_FORMAT))
+        logging.getLogger("hapgpu").addHandler(self.handler)
+
+    def close_log(self) -> None:
+        if self.handler is not None:
+            logging.getLogger("hapgpu").removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+
+    def discard(self) -> None:
+        """Remove the staging folder (a failed or empty cell)."""
+        self.close_log()
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.created_output_dir:
+            try:
+                self.output_dir.rmdir()  # only when still empty
+            except OSError:
+                pass
+
+    def commit(self) -> list[Path]:
+        """Move every staged file into the output folder."""
+        moved = []
+        try:
+            for path in sorted(self.staging.iterdir()):
+                if path.is_file() and not path.name.startswith("."):
+                    target = self.output_dir / path.name
+                    os.replace(path, target)
+                    moved.append(target)
+        except OSError as exc:
+            raise OutputWriteError(f"{self.output_dir}: cannot move the products into place: "
+                                   f"{exc.strerror or exc}") from exc
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return moved
+
+
+@dataclass(frozen=True)
+class LayerJob:
+    """Everything a worker needs to make one layer product (picklable; paths, not arrays).
+
+    Attributes
+    ----------
+    layer : hapgpu.mvm.SkyCellLayer
+    frame : hapgpu.mvm._products.CellFrame
+        The bounded frame of the layer's cell and scale.
+    footprint : hapgpu.mvm._products.LayerFootprint
+        Its footprint keywords against the full cell.
+    config : hapgpu.svm._config.HapConfig
+        Its parameters (n = ``round(MEANNEXP)``).
+    """
+
+    layer: object
+    frame: object
+    footprint: object
+    config: object = field(repr=False)
+
+
+def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int:
+    """Make the products of layers that share their renamed inputs, in order (one task).
+
+    Parameters
+    ----------
+    jobs : sequence of LayerJob
+    folder : str or pathlib.Path
+        The cell's staging folder with the renamed inputs; products and trailers go there.
+    level : int
+        Lowest log level of the trailers.
+    backend : str, optional
+        Compute backend name (None: ``HAPGPU_BACKEND``, else automatic), resolved here, in the
+        process that runs the task.
+
+    Returns
+    -------
+    int
+        0; 1 when a drizzle failed; 15 when a product's keywords could not be written
+        (drizzlepac's ``KEYWORD_UPDATE_PROBLEM``). The error is logged, naming the file.
+    """
+    from ._products import drizzle_layer, refine_layer_headers, write_layer_keywords
+
+    folder = Path(folder)
+    hapgpu_log = logging.getLogger("hapgpu")
+    previous = hapgpu_log.level
+    hapgpu_log.setLevel(level)
+    try:
+        from ..backend import resolve_backend
+
+        bk = resolve_backend(backend)
+        for job in jobs:
+            layer = job.layer
+            log.info("CREATE DRIZZLE-COMBINED LAYER IMAGE: %s", layer.drizzle_filename)
+            path = drizzle_layer(layer, job.frame, job.config, folder, backend=bk, level=level)
+            try:
+                write_layer_keywords(path, job.footprint, layer.scellid, f"{layer.basename}_trl.log")
+                refine_layer_headers(path, layer, folder)
+            except (HapGpuError, OSError) as exc:
+                log.critical("trouble updating the keywords of %s: %s", layer.drizzle_filename, exc)
+                return int(ExitCode.KEYWORD_UPDATE_PROBLEM)
+        return int(ExitCode.OK)
+    except (HapGpuError, OSError) as exc:
+        log.error("%s", exc)
+        return int(ExitCode.ERROR)
+    except Exception as exc:
+        log.exception("internal error (%s); please report it", type(exc).__name__)
+        return int(ExitCode.ERROR)
+    finally:
+        hapgpu_log.setLevel(previous)
+
+
+# --------------------------------------------------------------------------- preparation
+def _prepare_cell(run: _CellRun, *, custom_pars) -> int:
+    """Steps 1-3 of the module notes; fills ``run.jobs`` and ``run.groups``; returns a status."""
+    from . import _products as products
+    from ._layers import build_layers, manifest_filename
+    from ._poller import NoViableDataError, read_mvm_poller
+
+    log.info("MVM processing of %s into %s", run.poller, run.output_dir)
+    try:
+        poller = read_mvm_poller(run.poller)
+    except NoViableDataError as exc:
+        log.error("%s", exc)
+        return int(getattr(exc, "exit_code", ExitCode.NO_VIABLE_DATA))
+    run.manifest_name = manifest_filename(poller.skycell)
+    layers = build_layers(poller)
+    log.info("%s: %d layer(s): %s", poller.skycell, len(layers), "; ".join(la.info for la in layers))
+    frames: dict = {}
+    for layer in layers:
+        if not layer.new_exposures:
+            log.warning("Ignoring %s: no NEW exposure", layer.info)
+            continue
+        if layer.scale not in frames:
+            try:
+                frame = products.bounded_cell_frame(layer.skycell, layer.scale, layer.all_mvm_exposures)
+                log.info("%s %s bounded frame: %d x %d pixels at (x %d, y %d) of the %d x %d cell",
+                         layer.skycell, layer.scale, frame.shape[1], frame.shape[0], frame.origin[1],
+                         frame.origin[0], frame.cell_shape[1], frame.cell_shape[0])
+            except WCSError as exc:  # drizzlepac: no bounded WCS, every layer invalid
+                log.warning("%s", exc)
+                frame = None
+            frames[layer.scale] = frame
+        frame = frames[layer.scale]
+        if frame is None:
+            log.warning("Ignoring %s as no input exposures overlap that layer", layer.info)
+            continue
+        try:
+            footprint = products.layer_footprint(frame, [e.source for e in layer.new_exposures])
+        except WCSError as exc:
+            log.warning("Ignoring %s as no input exposures overlap that layer (%s)", layer.info, exc)
+            continue
+        keywords = footprint.keywords
+        log.info("%s footprint: NPIXFRAC %.4g, MEANEXPT %.4g, MEANNEXP %.4g, MEDNEXP %.4g",
+                 layer.drizzle_filename, keywords["NPIXFRAC"][0], keywords["MEANEXPT"][0],
+                 keywords["MEANNEXP"][0], keywords["MEDNEXP"][0])
+        config = products.layer_config(layer, footprint, custom_pars=custom_pars)
+        log.info("%s: parameters %s (n = round(MEANNEXP) = %d)", layer.drizzle_filename,
+                 " + ".join(config.blocks["astrodrizzle"]) or "custom", config.n_exposures)
+        run.configs.append(config)
+        run.jobs.append(LayerJob(layer, frame, footprint, config))
+    log.info("Gaia alignment step skipped; the exposures keep their WCS")
+    # renamed inputs, each once (the coarse and fine layers of IR/PC share theirs)
+    made = set()
+    for job in run.jobs:
+        for exposure in job.layer.new_exposures:
+            if exposure.renamed not in made:
+                log.info("Copying %s to MVM input %s", exposure.source.name, exposure.renamed)
+                products.make_renamed_input(exposure.source, run.staging, exposure.renamed)
+                made.add(exposure.renamed)
+    # tasks: layers sharing a renamed input run together, in order
+    groups: list[list[LayerJob]] = []
+    owner: dict = {}
+    for job in run.jobs:
+        names = {e.renamed for e in job.layer.new_exposures}
+        shared = next((owner[n] for n in names if n in owner), None)
+        if shared is None:
+            shared = len(groups)
+            groups.append([])
+        groups[shared].append(job)
+        for name in names:
+            owner[name] = shared
+    run.groups = [tuple(g) for g in groups]
+    return int(ExitCode.OK)
+
+
+def _finish_cell(run: _CellRun, *, diagnostic: bool, started: float) -> None:
+    """Step 5 of the module notes: inputs, manifest, trailers, move into place."""
+    from ..svm._manifest import Manifest, finish_trailers
+
+    run.attach_log()
+    names = []
+    for job in run.jobs:
+        names += [job.layer.drizzle_filename, job.layer.trailer_filename]
+    inputs = sorted({e.renamed for job in run.jobs for e in job.layer.new_exposures})
+    if diagnostic:
+        log.info("diagnostic mode: the renamed inputs are kept: %s", ", ".join(inputs))
+    else:
+        for name in inputs:
+            (run.staging / name).unlink(missing_ok=True)
+    manifest = Manifest(run.manifest_name)
+    manifest.add(*sorted(set(names)))
+    log.info("Creating manifest file %s (%d entries)", manifest.name, len(manifest.names))
+    manifest.write(run.staging)
+    log.info("Total processing time: %.2f s", time.perf_counter() - started)
+    run.close_log()
+    finish_trailers(run.staging, run.master_log,
+                    total_trailers=[job.layer.trailer_filename for job in run.jobs],
+                    copy_trailers=[], drizzle_products=[])  # DRIZPARS stays AstroDrizzle's runfile
+    run.master_log.unlink(missing_ok=True)
+    run.commit()
+
+
+# --------------------------------------------------------------------------- the runner
+def _run_tasks(tasks, *, workers, scheduler, progress, backend):
+    """Run the layer tasks with :func:`hapgpu.scaleout.run_tasks` (in this process, in order,
+    without ``workers`` or ``scheduler``); return their exit statuses in order."""
+    from ..scaleout import run_tasks
+
+    return list(run_tasks(tasks, workers=workers, scheduler=scheduler, progress=progress,
+                          label="mvm layers", backend=backend))
+
+
+def _pollers(pollers) -> list[Path]:
+    if isinstance(pollers, (str, os.PathLike)):
+        pollers = [pollers]
+    try:
+        paths = [Path(p) for p in pollers]
+    except TypeError as exc:
+        raise InvalidParameterError(f"pollers must be a path or a list of paths, got {pollers!r}") from exc
+    if not paths:
+        raise InvalidParameterError("no MVM poller given")
+    return paths
+
+
+def run_mvm(pollers, output_dir=".", *, custom_pars=None, output_custom_pars=None,
+            diagnostic: bool = False, log_level=None, workers: int | None = None,
+            scheduler: str | None = None, backend: str | None = None,
+            progress: bool | None = None) -> int:
+    """Make the HAP multi-visit layer products of sky cells (drizzlepac ``runmultihap``).
+
+    Parameters
+    ----------
+    pollers : str, os.PathLike or sequence of them
+        MVM poller files (10 columns, hap-pipeline.md §2.3), one sky cell each. The listed
+        files are read from the current folder, the poller's folder or the ``pathname`` column.
+    output_dir : str or os.PathLike
+        Folder for every product (created if missing); default the current folder.
+    custom_pars : str or os.PathLike, optional
+        Custom parameter file (``runmultihap -c``), keyed by layer base name
+        (``hst_skycell-p1889x07y19_wfc3_uvis_f555w_all``): replaces the automatic choice.
+    output_custom_pars : str or os.PathLike, optional
+        Write the parameters of every layer and its exposures to this file.
+    diagnostic : bool
+        drizzlepac's diagnostic mode: the renamed inputs are kept in the output folder.
+    log_level : str or int, optional
+        ``critical``, ``error``, ``warning``, ``info`` or ``debug`` (default: ``info``): the
+        level of the ``hapgpu`` loggers during the run and of the trailers.
+    workers : int, optional
+        Run the layer tasks on a local Dask cluster of this many workers
+        (:func:`hapgpu.scaleout.run_tasks`).
+    scheduler : str, optional
+        Address of a running Dask scheduler to run the layer tasks on (exclusive with
+        ``workers``).
+    backend : str, optional
+        Compute backend name (``cpu``, ``gpu``, ``cudasim``, ``auto``), resolved by each task;
+        None reads ``HAPGPU_BACKEND``.
+    progress : bool, optional
+        Show the progress of the tasks (default: when stderr is a terminal).
+
+    Returns
+    -------
+    int
+        drizzlepac's exit status: 0 success (also when no layer overlaps its cell); 1 any
+        error; 15 a product's keywords could not be updated; 65 nothing viable to process
+        (e.g. every poller row OLD); 55 only HRC/SBC rows viable with ``MVM_INCLUDE_SMALL`` off.
+        With several pollers, the first non-zero status in poller order (the cells that
+        succeeded keep their products). Errors are logged naming the file and the problem.
+    """
+    from ..svm._pipeline import _log_level
+
+    try:
+        level = _log_level(log_level)
+        paths = _pollers(pollers)
+        if workers is not None and scheduler is not None:
+            raise InvalidParameterError("give workers or scheduler, not both")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    except InvalidParameterError as exc:
+        log.error("%s", exc)
+        return int(ExitCode.ERROR)
+    hapgpu_log = logging.getLogger("hapgpu")
+    previous_level = hapgpu_log.level
+    if level is None:
+        level = min(hapgpu_log.getEffectiveLevel(), logging.INFO)
+    hapgpu_log.setLevel(level)
+    try:
+        return _run_cells(paths, Path(output_dir).absolute(), level, custom_pars=custom_pars,
+                          output_custom_pars=output_custom_pars, diagnostic=diagnostic,
+                          workers=workers, scheduler=scheduler, backend=backend,
+                          progress=sys.stderr.isatty() if progress is None else bool(progress))
+    finally:
+        hapgpu_log.setLevel(previous_level)
+
+
+def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custom_pars, diagnostic,
+               workers, scheduler, backend, progress) -> int:
+    from ..scaleout import Task
+
+    started = time.perf_counter()
+    runs: list[_CellRun] = []
+    codes: dict = {}
+    for path in paths:
+        run = _CellRun(output_dir, path, level)
+        runs.append(run)
+        try:
+            run.open()
+            run.code = _prepare_cell(run, custom_pars=custom_pars)
+        except (HapGpuError, OSError) as exc:
+            log.error("%s", exc)
+            run.code = int(ExitCode.ERROR)
+        except Exception as exc:
+            log.exception("internal error (%s); please report it", type(exc).__name__)
+            run.code = int(ExitCode.ERROR)
+        finally:
+            run.close_log()
+    if output_custom_pars is not None:
+        try:
+            _write_custom_pars(runs, output_custom_pars)
+        except HapGpuError as exc:
+            log.error("%s", exc)
+            for run in runs:
+                run.code = run.code or int(ExitCode.ERROR)
+    tasks, owners = [], []
+    for index, run in enumerate(runs):
+        if run.code:
+            continue
+        for group in run.groups:
+            name = " + ".join(job.layer.drizzle_filename for job in group)
+            tasks.append(Task(name, drizzle_layers, (group, str(run.staging), level, backend)))
+            owners.append(index)
+    if tasks:
+        try:
+            results = _run_tasks(tasks, workers=workers, scheduler=scheduler, progress=progress,
+                                 backend=backend)
+        except (HapGpuError, OSError) as exc:
+            log.error("%s", exc)
+            results = [int(ExitCode.ERROR)] * len(tasks)
+        for index, code in zip(owners, results):
+            if code and not runs[index].code:
+                runs[index].code = int(code)
+    for run in runs:
+        if not run.code:
+            try:
+                _finish_cell(run, diagnostic=diagnostic, started=started)
+            except (HapGpuError, OSError) as exc:
+                log.error("%s", exc)
+                run.code = int(ExitCode.ERROR)
+        if run.staging.exists():
+            run.discard()
+        codes[run.poller] = run.code
+        log.info("%s: return condition %d", run.poller, run.code)
+    return next((code for code in codes.values() if code), int(ExitCode.OK))
+
+
+def _write_custom_pars(runs, path) -> None:
+    from ..svm._config import output_custom_pars
+    from ._products import exposure_configs
+
+    configs = []
+    for run in runs:
+        if run.code:
+            continue
+        for job in run.jobs:
+            configs.append(job.config)
+            configs += exposure_configs(job.layer)
+    if configs:
+        output_custom_pars(configs, path)

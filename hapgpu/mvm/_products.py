@@ -1,0 +1,677 @@
+"""The drizzled product of an MVM sky-cell layer (hap-pipeline.md §2.5).
+
+For each layer (:class:`hapgpu.mvm.SkyCellLayer`), in drizzlepac's order
+(``hapmultisequencer.run_mvm_processing`` and ``create_drizzle_products``):
+
+1. :func:`bounded_cell_frame`: the sky cell's WCS at the layer's scale
+   (:meth:`hapgpu.skycells.SkyCell.from_name`) trimmed to the rows and columns covered by the
+   footprint of **every** exposure of the poller, NEW and OLD (drizzlepac
+   ``SkyCellProduct.generate_metawcs``: ``SkyFootprint(cell).build(all_mvm_exposures)`` then
+   ``find_bounded_wcs``: ``CRPIX -= (xmin, ymin)``, shape ``(xmax - xmin + 1, ymax - ymin + 1)``).
+   Every layer of a cell at one scale therefore gets the same frame;
+2. :func:`layer_footprint`: the footprint keywords of the layer's NEW exposures against the
+   **full** cell (NPIXFRAC relative to the whole 21954 x 21954 fine or 7318 x 7318 coarse
+   cell, MEANEXPT, MEDEXPT, MEANNEXP, MEDNEXP; drizzlepac ``generate_footprint_mask`` on the
+   cell WCS); a layer none of whose exposures lands on the cell is invalid and skipped;
+3. :func:`layer_config`: the parameters with ``pipeline='mvm'`` and n = ``round(MEANNEXP)``
+   (:func:`hapgpu.svm._config.hap_config`: ``filter_basic`` plus ``any_n1`` or the detector's
+   n2 block; the ACS/SBC exception, a non-blue filter with n >= 2 getting ``filter_basic``
+   alone, comes from the shipped MVM index, which has no ``acs_sbc_any_any`` entry);
+4. :func:`drizzle_layer`: AstroDrizzle on the NEW exposures onto the bounded frame, with
+   ``context=False`` and ``preserve=False`` and the rest from the parameters (in practice:
+   static mask, sky matching — off for n = 1 — and the final drizzle); no single-exposure
+   products;
+5. :func:`write_layer_keywords`: the footprint keywords, ``SCELLID`` and ``MEANWHT``/``MEDWHT``
+   (over ``WHT > 0``: drizzlepac computes the layer's footprint without keeping its mask);
+6. :func:`refine_layer_headers`: :func:`hapgpu.svm._headers.refine_product_headers` with
+   ``HAPLEVEL = 4``: the list of PROPOSIDs and the HDRTAB columns ``SVMROOTNAME``, ``GENDATE``
+   and ``HAPEXPNAME``.
+
+Memory: the footprints are never drawn on the full cell. Each chip's outline (its border
+pixels through its distorted WCS into cell pixels, clipped to the cell, as drizzlepac's
+``SkyFootprint.build``) is kept, and filled in the chip's own sub-box when needed (as
+:func:`hapgpu.svm._footprint.chip_fills` fills it); the bounded frame comes from the filled
+rows and columns of each chip; the keywords from the count and exposure-time masks drawn over
+the bounded frame in row bands of at most :data:`BAND_BYTES`, their medians from value
+histograms (exact). A full cell covered by hundreds of exposures therefore needs the chip
+outlines (a few kB each), one chip's sub-box and one band at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, OutputWriteError, WCSError
+
+__all__ = [
+    "BAND_BYTES",
+    "CellFrame",
+    "ChipOutline",
+    "LayerFootprint",
+    "bounded_cell_frame",
+    "chip_outlines",
+    "drizzle_layer",
+    "exposure_configs",
+    "layer_config",
+    "layer_footprint",
+    "make_renamed_input",
+    "refine_layer_headers",
+    "write_layer_keywords",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest footprint band (count int16 + exposure time float32 per pixel) held at once, bytes.
+BAND_BYTES = 256 * 2**20
+
+#: The footprint keywords in drizzlepac's order (``product.MASK_KWS``).
+_MASK_KEYS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP")
+
+
+# --------------------------------------------------------------------------- chip outlines
+@dataclass(frozen=True)
+class ChipOutline:
+    """The border of one chip in full sky-cell pixels (drizzlepac ``SkyFootprint.build``).
+
+    Kept instead of the filled chip so that a chip can be filled again for each band of the
+    frame it touches without reading its WCS again (a few kB per chip, where the filled sub-box
+    of a fine-scale chip is ~10 MB).
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        int32 ``(n,)``: every border pixel of the chip through its distorted WCS into 0-based
+        cell pixels, truncated towards zero and clipped to the cell.
+    exptime : float
+        Primary-header ``EXPTIME`` of the exposure as read, seconds.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    exptime: object
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)``: the chip's sub-box of the cell, upper bounds excluded (the
+        reference slices ``[min, max)``)."""
+        return int(self.y.min()), int(self.y.max()), int(self.x.min()), int(self.x.max())
+
+    def fill(self) -> np.ndarray:
+        """The filled outline over :attr:`box`: bool ``(y1 - y0, x1 - x0)`` (Pillow polygon,
+        outline and interior, as the reference and :func:`hapgpu.svm._footprint.chip_fills`)."""
+        from ..svm._footprint import _fill
+
+        y0, y1, x0, x1 = self.box
+        return _fill(self.x - x0, self.y - y0, x1 - x0, y1 - y0)
+
+
+def chip_outlines(path, cell) -> list[ChipOutline]:
+    """Outlines of the chips of one exposure that land on a sky cell, in chip order.
+
+    Parameters
+    ----------
+    path : path-like
+        FLT/FLC exposure (only its headers are read).
+    cell : hapgpu.skycells.SkyCell
+        The full cell (its WCS through ``world_to_pixel_values``, its shape).
+
+    Returns
+    -------
+    list of ChipOutline
+        Chips lying entirely off the cell, and chips whose sub-box is empty, are left out (as
+        :func:`hapgpu.svm._footprint.chip_fills` leaves them out).
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be read, has no SCI extension or no primary ``EXPTIME``.
+    WCSError
+        A chip's WCS cannot be built.
+    """
+    from astropy.io import fits
+    from stwcs.wcsutil import HSTWCS
+
+    from ..svm._footprint import _chip_box, _science_extensions
+
+    path = Path(path)
+    outlines = []
+    try:
+        with fits.open(path) as hdul:  # headers only
+            if "EXPTIME" not in hdul[0].header:
+                raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
+            exptime = hdul[0].header["EXPTIME"]
+            for index in _science_extensions(hdul, path):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        chip_wcs = HSTWCS(hdul, ext=index)
+                except Exception as exc:  # stwcs raises many types for broken headers
+                    raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
+                border = _chip_box(chip_wcs, cell.wcs, cell.shape)
+                if border is None:
+                    continue
+                outline = ChipOutline(border[0], border[1], exptime)
+                y0, y1, x0, x1 = outline.box
+                if y1 > y0 and x1 > x0:
+                    outlines.append(outline)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
+    return outlines
+
+
+# --------------------------------------------------------------------------- bounded frame
+@dataclass(frozen=True)
+class CellFrame:
+    """A sky cell's WCS trimmed to the footprint of a cell's exposures (the bounded WCS).
+
+    Attributes
+    ----------
+    skycell : str
+        ``skycell-pPPPPxXXyYY``.
+    scale : str
+        ``fine`` or ``coarse``.
+    wcs : astropy.wcs.WCS
+        The bounded WCS: the cell's, ``CRPIX`` less ``(x0, y0)``, ``pixel_shape = (nx, ny)``.
+    shape : (int, int)
+        ``(ny, nx)`` of the bounded frame.
+    origin : (int, int)
+        ``(y0, x0)``: the frame's first pixel in 0-based full-cell pixels.
+    cell_shape : (int, int)
+        ``(ny, nx)`` of the full cell (21954 x 21954 fine, 7318 x 7318 coarse).
+    """
+
+    skycell: str
+    scale: str
+    wcs: object
+    shape: tuple
+    origin: tuple
+    cell_shape: tuple
+
+    @property
+    def cell_size(self) -> int:
+        """Pixels of the full cell (the NPIXFRAC denominator)."""
+        return int(self.cell_shape[0]) * int(self.cell_shape[1])
+
+
+def bounded_cell_frame(skycell: str, scale: str, paths) -> CellFrame:
+    """The cell's frame at ``scale`` bounded by the footprint of ``paths`` (§2.5 step 1).
+
+    Parameters
+    ----------
+    skycell : str
+        Sky-cell name (``skycell-p1889x07y19``).
+    scale : {"fine", "coarse"}
+    paths : sequence of path-like
+        Every exposure of the poller, NEW and OLD (``SkyCellLayer.all_mvm_exposures``).
+
+    Returns
+    -------
+    CellFrame
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad sky-cell name or scale.
+    InvalidInputError, WCSError
+        An exposure cannot be read or a chip's WCS cannot be built.
+    WCSError
+        No exposure lands on the cell.
+
+    Notes
+    -----
+    drizzlepac ``SkyFootprint.build`` + ``find_bounded_wcs`` / ``calc_bounding_box``: the rows
+    and columns where the summed chip mask is non-zero. Here each chip is filled alone and its
+    filled rows and columns are merged, which gives the same box without a cell-sized array.
+    """
+    from ..skycells import SkyCell
+
+    cell = SkyCell.from_name(skycell, scale=scale)
+    ymin = xmin = math.inf
+    ymax = xmax = -math.inf
+    for path in paths:
+        for outline in chip_outlines(path, cell):  # one chip's filled sub-box at a time
+            blank = outline.fill()
+            rows = np.flatnonzero(blank.any(axis=1))
+            cols = np.flatnonzero(blank.any(axis=0))
+            if rows.size == 0:
+                continue
+            y0, _, x0, _ = outline.box
+            ymin, ymax = min(ymin, y0 + int(rows[0])), max(ymax, y0 + int(rows[-1]))
+            xmin, xmax = min(xmin, x0 + int(cols[0])), max(xmax, x0 + int(cols[-1]))
+    if ymin is math.inf:
+        names = ", ".join(Path(p).name for p in paths)
+        raise WCSError(f"{cell.sky_cell_id}: none of the exposures lands on the sky cell ({names})")
+    wcs = cell.wcs.deepcopy()
+    wcs.wcs.crpix = wcs.wcs.crpix - np.array([xmin, ymin], dtype=np.float64)
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    wcs.pixel_shape = (nx, ny)
+    wcs.wcs.set()
+    return CellFrame(skycell=cell.sky_cell_id, scale=str(scale), wcs=wcs, shape=(ny, nx),
+                     origin=(ymin, xmin), cell_shape=tuple(cell.shape))
+
+
+# --------------------------------------------------------------------------- footprint keywords
+@dataclass(frozen=True)
+class LayerFootprint:
+    """The footprint of a layer's NEW exposures against the full sky cell (§2.5 step 2).
+
+    Attributes
+    ----------
+    keywords : dict
+        ``{keyword: (value, comment)}`` for NPIXFRAC, MEANEXPT, MEDEXPT, MEANNEXP, MEDNEXP, in
+        drizzlepac's order (comments of :data:`hapgpu.svm._footprint.MASK_KEYWORD_COMMENTS`).
+    n_pixels : int
+        Cell pixels covered by at least one chip.
+    """
+
+    keywords: dict
+    n_pixels: int
+
+    @property
+    def mean_n_exposures(self) -> float:
+        """MEANNEXP: the mean number of exposures per covered pixel."""
+        return float(self.keywords["MEANNEXP"][0])
+
+
+def _median_from_counts(values: np.ndarray, counts: np.ndarray, dtype):
+    """``np.median`` of the multiset ``values`` (sorted, unique) with multiplicities ``counts``."""
+    n = int(counts.sum())
+    cumulative = np.cumsum(counts)
+    upper = values[np.searchsorted(cumulative, n // 2, side="right")]
+    if n % 2:
+        return dtype.type(upper)
+    lower = values[np.searchsorted(cumulative, n // 2 - 1, side="right")]
+    return np.mean(np.array([lower, upper], dtype=dtype))
+
+
+def layer_footprint(frame: CellFrame, paths, *, band_bytes: int = BAND_BYTES) -> LayerFootprint:
+    """Footprint keywords of ``paths`` against the full sky cell, drawn over ``frame`` only.
+
+    Parameters
+    ----------
+    frame : CellFrame
+        The cell's bounded frame at the layer's scale (it covers every chip of the cell's
+        exposures, so every chip of ``paths``).
+    paths : sequence of path-like
+        The layer's NEW exposures.
+    band_bytes : int
+        Largest band of the count and exposure-time masks held at once, bytes.
+
+    Returns
+    -------
+    LayerFootprint
+        With ``good = count > 0`` over the cell: NPIXFRAC = ``count(good) / cell size``
+        (float64), MEANEXPT and MEDEXPT = mean and median of the exposure time per good pixel
+        (float32, as the reference's float32 mask), MEANNEXP and MEDNEXP = mean and median of
+        the count per good pixel (float64).
+
+    Raises
+    ------
+    WCSError
+        No chip lands on the cell (drizzlepac marks the layer invalid).
+    InvalidInputError
+        An exposure cannot be read.
+
+    Notes
+    -----
+    drizzlepac ``HAPProduct.generate_footprint_mask`` on the cell WCS (hap-pipeline.md §1.11,
+    §2.5): each chip adds 1 to an int16 count and its ``EXPTIME`` to a float32 exposure-time
+    mask, in file and chip order (so each pixel's float32 sum is the reference's). Pixels
+    outside the bounded frame are uncovered by construction. The means are computed from
+    value histograms in float64 (the reference's float32 pairwise sums agree to ~1e-7).
+    """
+    from ..skycells import SkyCell
+    from ..svm._footprint import MASK_KEYWORD_COMMENTS
+
+    cell = SkyCell.from_name(frame.skycell, scale=frame.scale)
+    ny, nx = frame.shape
+    fy0, fx0 = frame.origin
+    band_rows = max(1, min(ny, int(band_bytes) // (6 * nx)))
+    outlines = [o for path in paths for o in chip_outlines(path, cell)]  # file and chip order
+    n_counts = np.zeros(0, dtype=np.int64)   # histogram of the count over good pixels
+    exposure_values: dict = {}               # float32 exposure time -> pixels
+    for b0 in range(0, ny, band_rows):
+        b1 = min(ny, b0 + band_rows)
+        total = np.zeros((b1 - b0, nx), dtype=np.int16)
+        scaled = np.zeros((b1 - b0, nx), dtype=np.float32)
+        for outline in outlines:
+            y0, y1, x0, x1 = outline.box
+            # the chip's sub-box intersected with the band and the frame (which holds every
+            # filled pixel of the cell's exposures)
+            ry0, ry1 = max(y0, fy0 + b0), min(y1, fy0 + b1)
+            cx0, cx1 = max(x0, fx0), min(x1, fx0 + nx)
+            if ry0 >= ry1 or cx0 >= cx1:
+                continue
+            blank = outline.fill()  # once per band it touches (once when the frame is one band)
+            rows = blank[ry0 - y0:ry1 - y0, cx0 - x0:cx1 - x0]
+            target_scaled = scaled[ry0 - fy0 - b0:ry1 - fy0 - b0, cx0 - fx0:cx1 - fx0]
+            target_total = total[ry0 - fy0 - b0:ry1 - fy0 - b0, cx0 - fx0:cx1 - fx0]
+            # the reference adds ``blank * exptime`` (int16 0/1 times EXPTIME) to float32
+            np.add(target_scaled, np.ones(1, np.int16) * outline.exptime, out=target_scaled,
+                   where=rows, casting="same_kind")
+            np.add(target_total, np.int16(1), out=target_total, where=rows)
+        good = total > 0
+        if not good.any():
+            continue
+        counts = np.bincount(total[good].astype(np.int64))
+        if counts.size > n_counts.size:
+            counts[:n_counts.size] += n_counts
+            n_counts = counts
+        else:
+            n_counts[:counts.size] += counts
+        values, multiplicity = np.unique(scaled[good], return_counts=True)
+        for value, count in zip(values.tolist(), multiplicity.tolist()):
+            exposure_values[value] = exposure_values.get(value, 0) + count
+    n_good = int(n_counts.sum())
+    if n_good == 0:
+        raise WCSError(f"{frame.skycell}: no pixel of the sky cell is covered by "
+                       f"{', '.join(Path(p).name for p in paths)}")
+    levels = np.arange(n_counts.size, dtype=np.float64)
+    times = np.array(sorted(exposure_values), dtype=np.float32)
+    time_counts = np.array([exposure_values[v] for v in times.tolist()], dtype=np.int64)
+    float32 = np.dtype(np.float32)
+    values = {
+        "NPIXFRAC": n_good / frame.cell_size,
+        "MEANEXPT": np.float32(np.dot(times.astype(np.float64), time_counts) / n_good),
+        "MEDEXPT": _median_from_counts(times, time_counts, float32),
+        "MEANNEXP": float(np.dot(levels, n_counts) / n_good),
+        "MEDNEXP": float(_median_from_counts(levels[n_counts > 0], n_counts[n_counts > 0],
+                                             np.dtype(np.float64))),
+    }
+    keywords = {key: (values[key], MASK_KEYWORD_COMMENTS[key]) for key in _MASK_KEYS}
+    return LayerFootprint(keywords=keywords, n_pixels=n_good)
+
+
+# --------------------------------------------------------------------------- parameters
+def layer_config(layer, footprint: LayerFootprint, *, custom_pars=None):
+    """HAP parameters of a layer: ``pipeline='mvm'``, n = ``round(MEANNEXP)`` (§2.5 step 4).
+
+    Parameters
+    ----------
+    layer : hapgpu.mvm.SkyCellLayer
+    footprint : LayerFootprint
+    custom_pars : path-like or mapping, optional
+        A custom parameter file keyed by the layer's base name (replaces the selection).
+
+    Returns
+    -------
+    hapgpu.svm._config.HapConfig
+
+    Raises
+    ------
+    InvalidParameterError
+        No parameters for the detector; a custom file without the layer.
+    """
+    from ..svm._config import hap_config
+
+    return hap_config("filter", layer.instrument, layer.detector,
+                      n_exposures=max(1, len(layer.new_exposures)), filters=layer.filters,
+                      pipeline="mvm", mean_n_exposures=footprint.mean_n_exposures,
+                      custom=custom_pars, product_basename=layer.basename)
+
+
+def exposure_configs(layer, *, custom_pars=None) -> list:
+    """HAP parameters of each NEW exposure of a layer (only written to ``output_custom_pars``).
+
+    Returns
+    -------
+    list of hapgpu.svm._config.HapConfig
+        Keyed by the renamed input's base name (drizzlepac's ``SkyCellExposure.product_basename``).
+    """
+    from ..svm._config import hap_config
+
+    n = len(layer.new_exposures)
+    return [hap_config("exposure", layer.instrument, layer.detector, n_exposures=max(1, n),
+                       filters=layer.filters, pipeline="mvm", custom=custom_pars,
+                       product_basename=_basename(e.renamed))
+            for e in layer.new_exposures]
+
+
+def _basename(filename: str) -> str:
+    """A file name without its last ``_`` token (``..._all-isim01a0_flc.fits`` -> ``..._all-isim01a0``)."""
+    return filename.rsplit("_", 1)[0]
+
+
+# --------------------------------------------------------------------------- renamed inputs
+def make_renamed_input(source, folder, renamed: str) -> Path:
+    """Copy an exposure to its MVM name with ``HAPLEVEL = 1`` (drizzlepac ``SkyCellExposure.copy_exposure``).
+
+    Parameters
+    ----------
+    source : path-like
+        The poller's file (never modified).
+    folder : path-like
+        Where the copy goes (the run's staging folder).
+    renamed : str
+        ``hst_<skycell>_<instr>_<det>_<filter>_<layer>-<ipppssoo>_fl[ct].fits``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InvalidInputError
+        The source cannot be read.
+    OutputWriteError
+        The copy cannot be written.
+    """
+    import shutil
+
+    from astropy.io import fits
+
+    source, target = Path(source), Path(folder) / renamed
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            shutil.copyfile(source, tmp)
+        except FileNotFoundError as exc:
+            raise InvalidInputError(f"{source}: file not found") from exc
+        except OSError as exc:
+            if not source.is_file():
+                raise InvalidInputError(f"{source}: cannot read the exposure: {exc}") from exc
+            raise OutputWriteError(f"{target}: cannot write the renamed input: {exc.strerror or exc}") from exc
+        try:
+            with fits.open(tmp, mode="update") as hdul:
+                hdul[0].header["HAPLEVEL"] = (1, "Classification level of this product")
+        except OSError as exc:
+            raise InvalidInputError(f"{source}: not a readable FITS exposure: {exc}") from exc
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+# --------------------------------------------------------------------------- the drizzle
+def _write_reference_wcs(frame: CellFrame, path: Path) -> Path:
+    """A 1 x 1 image carrying the bounded WCS (CRVAL, CD, projection): AstroDrizzle's
+    ``final_refimage``; the frame's CRPIX and size are passed as ``final_crpix1/2`` and
+    ``final_outnx/ny``."""
+    from astropy.io import fits
+
+    header = frame.wcs.to_header()
+    for key in list(header):
+        if key.startswith(("PC", "CDELT")):
+            del header[key]
+    cd = frame.wcs.wcs.cd if frame.wcs.wcs.has_cd() else frame.wcs.wcs.get_pc() * frame.wcs.wcs.cdelt[:, None]
+    for i in range(2):
+        for j in range(2):
+            header[f"CD{i + 1}_{j + 1}"] = float(cd[i, j])
+    hdu = fits.PrimaryHDU(data=np.zeros((1, 1), dtype=np.float32), header=header)
+    try:
+        hdu.writeto(path, overwrite=True)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write the reference WCS: {exc.strerror or exc}") from exc
+    return path
+
+
+#: Frame parameters a parameter set may hold; the bounded frame replaces them.
+_FRAME_KEYS = ("final_ra", "final_dec", "final_crpix1", "final_crpix2", "final_outnx", "final_outny")
+
+
+def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
+                  level: int = logging.INFO) -> Path:
+    """AstroDrizzle of a layer's NEW exposures onto the cell's bounded frame (§2.5 step 6).
+
+    Parameters
+    ----------
+    layer : hapgpu.mvm.SkyCellLayer
+    frame : CellFrame
+        The bounded frame of the layer's cell and scale.
+    config : hapgpu.svm._config.HapConfig
+        :func:`layer_config` of the layer.
+    folder : path-like
+        Staging folder holding the renamed inputs; the product and its trailer
+        (``<layer>_trl.log`` renamed ``_trl.txt``) are written there.
+    backend : hapgpu.backend.Backend or str, optional
+    level : int
+        Lowest log level written to the trailer.
+
+    Returns
+    -------
+    pathlib.Path
+        The layer's ``_dr[cz].fits``.
+
+    Raises
+    ------
+    hapgpu.errors.HapGpuError
+        From AstroDrizzle (the message names the file).
+
+    Notes
+    -----
+    drizzlepac ``SkyCellProduct.wcs_drizzle_product``: ``final_refimage`` = the bounded WCS,
+    ``context=False``, ``preserve=False``, ``runfile`` = the trailer; every other value from the
+    parameters. The frame goes to hapgpu's AstroDrizzle as a 1 x 1 reference image with the
+    bounded WCS plus ``final_crpix1/2`` and ``final_outnx/ny`` (its ``final_refimage`` takes a
+    file), and ``header_rules='mvm'`` stands for drizzlepac's ``rules_file``
+    (``<instrument>_mvm_header_hap.rules``: HDRTAB columns, primary keywords dropped); a parameter set's own ``final_scale``/``final_rot`` still apply on top, as in
+    drizzlepac (the shipped MVM sets leave the cell's scale and north-up orientation).
+    """
+    from ..astrodrizzle import astrodrizzle
+    from ..svm._manifest import TrailerLog
+
+    folder = Path(folder)
+    inputs = [folder / e.renamed for e in layer.new_exposures]
+    pars = dict(config.astrodrizzle)
+    for key in _FRAME_KEYS:
+        if pars.get(key) is not None:
+            log.warning("%s: %s = %r of the parameters replaced by the sky cell's bounded frame",
+                        layer.drizzle_filename, key, pars[key])
+    reference = folder / f".{layer.basename}_refwcs.fits"
+    ny, nx = frame.shape
+    pars.update({
+        "final_wcs": True,
+        "final_refimage": str(reference),
+        "final_ra": None, "final_dec": None,
+        "final_crpix1": float(frame.wcs.wcs.crpix[0]), "final_crpix2": float(frame.wcs.wcs.crpix[1]),
+        "final_outnx": int(nx), "final_outny": int(ny),
+        "context": False,
+        "preserve": False,
+        "runfile": f"{layer.basename}_trl.log",
+        "header_rules": "mvm",
+    })
+    try:
+        _write_reference_wcs(frame, reference)
+        with TrailerLog(folder, f"{layer.basename}_trl.log", layer.trailer_filename, level):
+            log.info("AstroDrizzle for %s from %s", layer.drizzle_filename,
+                     ", ".join(p.name for p in inputs))
+            log.info("    bounded frame of %s (%s): %d x %d pixels, CRPIX (%.1f, %.1f)",
+                     frame.skycell, frame.scale, nx, ny, *frame.wcs.wcs.crpix)
+            for key in sorted(pars):
+                log.info("    %s = %r", key, pars[key])
+            result = astrodrizzle([str(p) for p in inputs], folder / layer.basename, backend=backend,
+                                  pars=pars, progress=False)
+    finally:
+        reference.unlink(missing_ok=True)
+    if result.product is None or result.product.name != layer.drizzle_filename:
+        raise InvalidInputError(
+            f"{layer.drizzle_filename}: AstroDrizzle wrote {result.product}; the inputs' FLT/FLC "
+            "type does not match the layer's product type")
+    return result.product
+
+
+def write_layer_keywords(path, footprint: LayerFootprint, scellid: str, runfile: str | None = None) -> None:
+    """Footprint keywords, ``SCELLID``, ``MEANWHT`` and ``MEDWHT`` into a layer product (§2.5 step 7).
+
+    Parameters
+    ----------
+    path : path-like
+        The layer's ``_dr[cz].fits`` (updated through a temporary copy, then renamed).
+    footprint : LayerFootprint
+    scellid : str
+        ``pPPPPxXXyYY``.
+    runfile : str, optional
+        AstroDrizzle's log file name (``<layer>_trl.log``), recorded as ``DRIZPARS`` (drizzlepac's
+        MVM products keep AstroDrizzle's value; the SVM renames it to the ``_trl.txt``).
+
+    Raises
+    ------
+    InvalidInputError
+        The product cannot be read or has no pixel with weight.
+    OutputWriteError
+        It cannot be written.
+
+    Notes
+    -----
+    drizzlepac ``SkyCellProduct.wcs_drizzle_product``: the layer keeps no footprint mask, so
+    MEANWHT and MEDWHT are the mean and median of ``WHT`` over ``WHT > 0``.
+    """
+    from .._fitsupdate import update_in_copy
+    from ..astrodrizzle._product import fit_comments
+    from ..svm._footprint import weight_keywords
+
+    def update(hdul):
+        header = hdul[0].header
+        for key, (value, comment) in footprint.keywords.items():
+            header[key] = (float(value), comment)
+        if runfile is not None:
+            header["DRIZPARS"] = (runfile, "Logfile for processing")
+        header["SCELLID"] = scellid
+        for key, (value, comment) in weight_keywords(hdul["WHT", 1].data, None).items():
+            header[key] = (float(value), comment)
+        fit_comments(header)  # DRIZPARS with a long layer name
+
+    update_in_copy(Path(path), update)
+
+
+def refine_layer_headers(path, layer, folder) -> None:
+    """:func:`hapgpu.svm._headers.refine_product_headers` of a layer (HAPLEVEL 4).
+
+    Parameters
+    ----------
+    path : path-like
+        The layer product.
+    layer : hapgpu.mvm.SkyCellLayer
+    folder : path-like
+        Staging folder with the renamed inputs (their ``DATE`` is the SVM product's
+        generation date, HDRTAB ``GENDATE``).
+
+    Raises
+    ------
+    hapgpu.errors.HapGpuError, OSError
+        The product or an input cannot be read or written (the run's exit status 15).
+    """
+    from astropy.io import fits
+
+    from ..svm._headers import refine_product_headers
+
+    names, svm_names, gendates = {}, {}, {}
+    for exposure in layer.new_exposures:
+        key = exposure.renamed
+        names[key] = _basename(key)
+        svm_names[key] = exposure.svm_exposure_name
+        try:
+            gendates[key] = str(fits.getval(Path(folder) / key, "DATE"))
+        except (OSError, KeyError) as exc:
+            raise InvalidInputError(f"{exposure.source}: no DATE (the SVM product's generation "
+                                    f"date) in the primary header: {exc}") from exc
+    refine_product_headers(path, hap_level=4, hap_exposure_names=names, input_dir=Path(folder),
+                           svm_root_names=svm_names, svm_gendates=gendates)
+
