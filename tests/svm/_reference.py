@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -177,6 +178,12 @@ def run_runmultihap(poller: Path, dest: Path) -> tuple[int, Path]:
     from drizzlepac import hapmultisequencer
 
     ref_poller = copy_visit(poller, dest)
-    with drizzlepac_environment(ref_poller.parent), contextlib.redirect_stdout(io.StringIO()):
+    root = logging.getLogger()
+    with drizzlepac_environment(ref_poller.parent), contextlib.redirect_stdout(io.StringIO()), \
+            pytest.MonkeyPatch.context() as mp:
+        # AstroDrizzle names DRIZPARS after the first root-logger handler with a level: start
+        # from the root logger of a fresh runmultihap process, not whatever earlier tests of
+        # this pytest process left there
+        mp.setattr(root, "handlers", [])
         code = hapmultisequencer.run_mvm_processing(ref_poller.name, skip_gaia_alignment=True)
     return code, ref_poller.parent
