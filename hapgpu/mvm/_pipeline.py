@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HapGpuError, InvalidParameterError, OutputWriteError, WCSError
+from .._staging import StagedRun
+from ..errors import HapGpuError, InvalidParameterError, WCSError
 from ..svm._analyze import ExitCode
 
 __all__ = ["LayerJob", "run_mvm"]
@@ -48,75 +47,16 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- one cell's state
-class _CellRun:
+class _CellRun(StagedRun):
     """Staging folder, run log and layer bookkeeping of one sky cell."""
 
     def __init__(self, output_dir: Path, poller: Path, level: int):
-        self.output_dir = output_dir
-        self.poller = poller
-        self.staging = output_dir / f".hapgpu-mvm-{poller.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.master_log = self.staging / (poller.stem + ".log")
-        self.level = level
-        self.handler: logging.Handler | None = None
-        self.created_output_dir = False
+        super().__init__(output_dir, poller, level, pipeline="mvm")
         self.manifest_name = None
         self.jobs: list[LayerJob] = []
         self.groups: list[tuple] = []
         self.configs: list = []
         self.code = int(ExitCode.OK)
-
-    def open(self) -> None:
-        try:
-            if not self.output_dir.exists():
-                self.output_dir.mkdir(parents=True)
-                self.created_output_dir = True
-            self.staging.mkdir()
-        except OSError as exc:
-            raise OutputWriteError(f"{self.output_dir}: cannot write in the output folder: "
-                                   f"{exc.strerror or exc}") from exc
-        self.attach_log()
-
-    def attach_log(self) -> None:
-        from ..svm._manifest import _DATE_FORMAT, LOG_FORMAT
-
-        try:
-            self.handler = logging.FileHandler(self.master_log, mode="a", encoding="utf-8")
-        except OSError as exc:
-            raise OutputWriteError(f"{self.master_log}: cannot write the run log: {exc.strerror or exc}") from exc
-        self.handler.setLevel(self.level)
-        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, _DATE_FORMAT))
-        logging.getLogger("hapgpu").addHandler(self.handler)
-
-    def close_log(self) -> None:
-        if self.handler is not None:
-            logging.getLogger("hapgpu").removeHandler(self.handler)
-            self.handler.close()
-            self.handler = None
-
-    def discard(self) -> None:
-        """Remove the staging folder (a failed or empty cell)."""
-        self.close_log()
-        shutil.rmtree(self.staging, ignore_errors=True)
-        if self.created_output_dir:
-            try:
-                self.output_dir.rmdir()  # only when still empty
-            except OSError:
-                pass
-
-    def commit(self) -> list[Path]:
-        """Move every staged file into the output folder."""
-        moved = []
-        try:
-            for path in sorted(self.staging.iterdir()):
-                if path.is_file() and not path.name.startswith("."):
-                    target = self.output_dir / path.name
-                    os.replace(path, target)
-                    moved.append(target)
-        except OSError as exc:
-            raise OutputWriteError(f"{self.output_dir}: cannot move the products into place: "
-                                   f"{exc.strerror or exc}") from exc
-        shutil.rmtree(self.staging, ignore_errors=True)
-        return moved
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._staging import StagedRun
+from .._staging import staging_prefix as _staging_prefix
 from ..errors import (
     HapGpuError,
     InvalidInputError,
@@ -174,76 +174,18 @@ class VisitTimer:
 def staging_prefix(poller) -> str:
     """Start of the name of a visit's staging folder in the output folder:
     ``.hapgpu-svm-<poller stem>-`` (then ``<pid>-<random>``)."""
-    return f".hapgpu-svm-{Path(poller).stem}-"
+    return _staging_prefix("svm", poller)
 
 
-class _Run:
+class _Run(StagedRun):
     """State of one visit: the staging folder, the manifest and what goes into the trailers."""
 
     def __init__(self, output_dir: Path, poller: Path, level: int):
-        self.output_dir = output_dir
-        self.staging = output_dir / f"{staging_prefix(poller)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.master_log = self.staging / (poller.stem + ".log")  # drizzlepac's build_logname
-        self.level = level
-        self.handler: logging.Handler | None = None
+        super().__init__(output_dir, poller, level, pipeline="svm")
         self.manifest = None
         self.copy_trailers: list[str] = []
         self.old_manifests: list[Path] = []
         self.products: list = []
-        self.created_output_dir = False
-
-    def open(self) -> None:
-        from ..errors import OutputWriteError
-        from ._manifest import _DATE_FORMAT, LOG_FORMAT
-
-        try:
-            if not self.output_dir.exists():
-                try:  # visits run side by side may create the same folder
-                    self.output_dir.mkdir(parents=True)
-                    self.created_output_dir = True
-                except FileExistsError:
-                    pass
-            self.staging.mkdir()
-            self.handler = logging.FileHandler(self.master_log, encoding="utf-8")
-        except OSError as exc:
-            raise OutputWriteError(f"{self.output_dir}: cannot write in the output folder: "
-                                   f"{exc.strerror or exc}") from exc
-        self.handler.setLevel(self.level)
-        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, _DATE_FORMAT))
-        logging.getLogger("hapgpu").addHandler(self.handler)
-
-    def close_log(self) -> None:
-        if self.handler is not None:
-            logging.getLogger("hapgpu").removeHandler(self.handler)
-            self.handler.close()
-            self.handler = None
-
-    def discard(self) -> None:
-        """Remove the staging folder and everything in it (a failed or empty run)."""
-        self.close_log()
-        shutil.rmtree(self.staging, ignore_errors=True)
-        if self.created_output_dir:
-            try:
-                self.output_dir.rmdir()  # only when still empty
-            except OSError:
-                pass
-
-    def commit(self) -> list[Path]:
-        """Move every staged file into the output folder; return their final paths."""
-        from ..errors import OutputWriteError
-
-        moved = []
-        try:
-            for path in sorted(self.staging.iterdir()):
-                if path.is_file() and not path.name.startswith("."):
-                    target = self.output_dir / path.name
-                    os.replace(path, target)
-                    moved.append(target)
-        except OSError as exc:
-            raise OutputWriteError(f"{self.output_dir}: cannot move the products into place: "
-                                   f"{exc.strerror or exc}") from exc
-        shutil.rmtree(self.staging, ignore_errors=True)
-        return moved
 
 
 def run_svm(poller, output_dir=".", *, refcat=None, align: bool = True, custom_pars=None,
