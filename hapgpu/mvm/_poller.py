@@ -325,7 +325,7 @@ def _reasons(dropped) -> str:
 
 
 def _parse_row(poller: Path, number: int, fields: list[str], dirs) -> MvmPollerRow:
-    from ..svm._poller import _find_file
+    from ..svm._poller import _find_file, checked_columns
 
     where = f"{poller}, line {number}"
     if len(fields) != len(MVM_POLLER_COLUMNS):
@@ -355,18 +355,7 @@ def _parse_row(poller: Path, number: int, fields: list[str], dirs) -> MvmPollerR
     if not _SKYCELL_NAME.match(skycell):
         raise InvalidInputError(f"{where}: {skycell!r} is not a sky-cell name "
                                 "(skycell-pPPPPxXXyYY, e.g. skycell-p1889x07y19)")
-    try:
-        proposal_id = int(values["proposal_id"])
-    except ValueError:
-        raise InvalidInputError(f"{where}: proposal_id {values['proposal_id']!r} is not an "
-                                "integer") from None
-    try:
-        exptime = float(values["exptime"])
-    except ValueError:
-        raise InvalidInputError(f"{where}: exptime {values['exptime']!r} is not a number") from None
-    for column in ("program_id", "obset_id", "filters", "detector"):
-        if not values[column]:
-            raise InvalidInputError(f"{where}: the {column} column is empty")
+    proposal_id, exptime = checked_columns(values, where)
     pathname = values["pathname"]
     source = _find_file(entry, name, (Path(pathname),) if pathname else (), dirs, where)
     return MvmPollerRow(filename=name, proposal_id=proposal_id, program_id=values["program_id"],

@@ -260,8 +260,15 @@ def _check_name(entry: str, where: str) -> str:
     return name
 
 
-def _full_row(fields: list[str], name: str, where: str, dirs) -> PollerRow:
-    values = dict(zip(POLLER_COLUMNS, fields))
+def checked_columns(values: dict, where: str) -> tuple[int, float]:
+    """``(proposal_id, exptime)`` of a poller row's columns (SVM and MVM), after checking that
+    they are numbers and that program, obset, filters and detector are not empty.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``where`` (file and line) and the column.
+    """
     try:
         proposal_id = int(values["proposal_id"])
     except ValueError:
@@ -274,6 +281,12 @@ def _full_row(fields: list[str], name: str, where: str, dirs) -> PollerRow:
     for column in ("program_id", "obset_id", "filters", "detector"):
         if not values[column]:
             raise InvalidInputError(f"{where}: the {column} column is empty")
+    return proposal_id, exptime
+
+
+def _full_row(fields: list[str], name: str, where: str, dirs) -> PollerRow:
+    values = dict(zip(POLLER_COLUMNS, fields))
+    proposal_id, exptime = checked_columns(values, where)
     pathname = values["pathname"]
     extra = (Path(pathname),) if pathname else ()
     source = _find_file(values["filename"], name, extra, dirs, where)
