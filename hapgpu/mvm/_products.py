@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,34 +134,15 @@ def chip_outlines(path, cell) -> list[ChipOutline]:
     WCSError
         A chip's WCS cannot be built.
     """
-    from astropy.io import fits
-    from stwcs.wcsutil import HSTWCS
+    from ..svm._footprint import chip_borders
 
-    from ..svm._footprint import _chip_box, _science_extensions
-
-    path = Path(path)
+    exptime, borders = chip_borders(path, cell.wcs, cell.shape)
     outlines = []
-    try:
-        with fits.open(path) as hdul:  # headers only
-            if "EXPTIME" not in hdul[0].header:
-                raise InvalidInputError(f"{path}: no EXPTIME in the primary header")
-            exptime = hdul[0].header["EXPTIME"]
-            for index in _science_extensions(hdul, path):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        chip_wcs = HSTWCS(hdul, ext=index)
-                except Exception as exc:  # stwcs raises many types for broken headers
-                    raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
-                border = _chip_box(chip_wcs, cell.wcs, cell.shape)
-                if border is None:
-                    continue
-                outline = ChipOutline(border[0], border[1], exptime)
-                y0, y1, x0, x1 = outline.box
-                if y1 > y0 and x1 > x0:
-                    outlines.append(outline)
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
+    for x, y in borders:
+        outline = ChipOutline(x, y, exptime)
+        y0, y1, x0, x1 = outline.box
+        if y1 > y0 and x1 > x0:
+            outlines.append(outline)
     return outlines
 
 

@@ -144,12 +144,51 @@ def chip_fills(exposure_path, meta_wcs, shape) -> list[ChipFill]:
     InvalidParameterError, InvalidInputError, WCSError
         As :func:`footprint_mask`.
     """
+    shape = _check_shape(shape)
+    exptime, borders = chip_borders(exposure_path, meta_wcs, shape)
+    fills = []
+    for meta_x, meta_y in borders:
+        x0, y0 = int(meta_x.min()), int(meta_y.min())
+        # the upper bounds excluded, as the reference slices the sub-box
+        x1, y1 = min(int(meta_x.max()), shape[1]), min(int(meta_y.max()), shape[0])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        blank = _fill(meta_x - x0, meta_y - y0, x1 - x0, y1 - y0)
+        fills.append(ChipFill(exptime, (slice(y0, y1), slice(x0, x1)), blank))
+    return fills
+
+
+def chip_borders(exposure_path, meta_wcs, shape) -> tuple[float, list]:
+    """Primary ``EXPTIME`` and each chip's border on a frame (steps 1-2 of the module docstring).
+
+    Parameters
+    ----------
+    exposure_path : str or pathlib.Path
+        FLT/FLC file (headers only are read).
+    meta_wcs : astropy.wcs.WCS or stwcs.wcsutil.HSTWCS
+        The frame.
+    shape : (int, int)
+        Frame shape ``(ny, nx)``.
+
+    Returns
+    -------
+    exptime : float
+    borders : list of (ndarray, ndarray)
+        ``(x, y)`` frame pixel coordinates of the border of every chip that lands on the
+        frame, in file order (:func:`_chip_box`).
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be read, has no SCI extension or no primary ``EXPTIME``.
+    WCSError
+        A chip's WCS cannot be built.
+    """
     from astropy.io import fits
     from stwcs.wcsutil import HSTWCS
 
-    shape = _check_shape(shape)
     path = Path(exposure_path)
-    fills = []
+    borders = []
     try:
         with fits.open(path) as hdul:  # headers only: the pixels are never read
             if "EXPTIME" not in hdul[0].header:
@@ -163,19 +202,11 @@ def chip_fills(exposure_path, meta_wcs, shape) -> list[ChipFill]:
                 except Exception as exc:  # stwcs raises many types for broken headers
                     raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
                 border = _chip_box(chip_wcs, meta_wcs, shape)
-                if border is None:
-                    continue
-                meta_x, meta_y = border
-                x0, y0 = int(meta_x.min()), int(meta_y.min())
-                # the upper bounds excluded, as the reference slices the sub-box
-                x1, y1 = min(int(meta_x.max()), shape[1]), min(int(meta_y.max()), shape[0])
-                if x1 <= x0 or y1 <= y0:
-                    continue
-                blank = _fill(meta_x - x0, meta_y - y0, x1 - x0, y1 - y0)
-                fills.append(ChipFill(exptime, (slice(y0, y1), slice(x0, x1)), blank))
+                if border is not None:
+                    borders.append(border)
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
-    return fills
+    return exptime, borders
 
 
 def accumulate_footprint(fills, shape, *, start=None) -> tuple[np.ndarray, np.ndarray]:
