@@ -5,8 +5,9 @@ header template and placed on a 3 x 3 grid of pointings minus the centre, coveri
 the cell) are drizzled with the square kernel into one fine HAP sky cell (21954 x 21954 pixels
 at 0.04", ``skycell-p1000x10y10``'s WCS) and written to a FITS product (SCI, WHT, CTX):
 
-* hapgpu: ``Drizzle`` with tiled storage, chips added in a sweep over the cell, tiles no later
-  chip can reach finished as it goes (``finish_tiles``), the product streamed by ``write_fits``;
+* hapgpu: ``plan_drizzle`` under a memory budget (``--budget``) chooses the tile layout, the
+  order of the chips (a sweep over the cell) and the tiles to finish after each chip; ``Drizzle``
+  follows it (``finish_tiles``), and the product is streamed by ``write_fits``;
 * drizzlepac's way: ``cdriz.tdriz`` into full-frame float32 SCI/WHT and int32 CTX arrays (as
   ``drizzlepac.adrizzle`` does), written with astropy.
 
@@ -17,8 +18,8 @@ is compared (SCI to 1e-5 relative where both have weight, WHT to 1e-5, CTX exact
 
 Usage::
 
-    python benchmarks/bench_mosaic.py [--n-exposures 8] [--size 21954] [--tile 1024]
-        [--sides hapgpu,cdriz] [--threads N] [--workdir DIR]
+    python benchmarks/bench_mosaic.py [--n-exposures 8] [--size 21954] [--budget 1.5]
+        [--tile N] [--sides hapgpu,cdriz] [--threads N] [--workdir DIR]
 
 ``--size`` below 21954 crops the cell about its centre and shrinks the chips in proportion
 (subarrays of the template), for quick runs.
@@ -128,23 +129,27 @@ def load_chips(spec):
 
 
 # ----------------------------------------------------------------------------------- sides
-def run_hapgpu(spec, out_path: Path, tile: int) -> None:
+def run_hapgpu(spec, out_path: Path, tile: int | None, budget: int) -> dict:
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from hapgpu.resample import Drizzle, PixelMap
+    from hapgpu.resample import Drizzle, PixelMap, plan_drizzle
 
     header = fits.Header.fromstring(spec["header"])
     out_wcs = WCS(header)
     size = spec["size"]
     chips = load_chips(spec)
     pmaps = [PixelMap.from_wcs(w, out_wcs, data.shape, stepsize=10) for w, data, _ in chips]
+    plan = plan_drizzle(pmaps, (size, size), "square", 1.0, memory_budget=budget, tile_shape=tile,
+                        backend="cpu")
     drz = Drizzle((size, size), kernel="square", pixfrac=1.0, fillval=None, initial_value=0.0,
-                  backend="cpu", tile_shape=tile)
-    for k, ((_, data, weight), pmap) in enumerate(zip(chips, pmaps)):
-        drz.add_image(data, pmap, weight=weight, in_units="cps", context_id=k + 1)
-        drz.finish_tiles(pmaps[k + 1:])
+                  backend="cpu", tile_shape=plan.tile_shape)
+    for step in plan.steps:
+        _, data, weight = chips[step.index]
+        drz.add_image(data, pmaps[step.index], weight=weight, in_units="cps", context_id=step.index + 1)
+        drz.finish_tiles(tiles=step.finish)
     drz.write_fits(out_path, header)
+    return {"tile": plan.tile_shape[0], "plan_peak": plan.peak_bytes}
 
 
 def run_cdriz(spec, out_path: Path) -> None:
@@ -189,20 +194,21 @@ def warm_up() -> None:
         drz.write_fits(Path(tmp) / "warm.fits")
 
 
-def child(side: str, spec_path: str, out_path: str, tile: int) -> int:
+def child(side: str, spec_path: str, out_path: str, tile: int | None, budget: int) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if side == "hapgpu":
         warm_up()
     else:
         from drizzlepac import cdriz  # noqa: F401
     t0 = time.perf_counter()
+    extra = {}
     if side == "hapgpu":
-        run_hapgpu(spec, Path(out_path), tile)
+        extra = run_hapgpu(spec, Path(out_path), tile, budget)
     else:
         run_cdriz(spec, Path(out_path))
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "peak_rss": peak}))
+    print(json.dumps({"wall": wall, "peak_rss": peak, **extra}))
     return 0
 
 
@@ -237,7 +243,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-exposures", type=int, default=8)
     parser.add_argument("--size", type=int, default=FULL_SIZE, help="cell side (crop about its centre)")
-    parser.add_argument("--tile", type=int, default=1024, help="hapgpu tile side")
+    parser.add_argument("--budget", type=float, default=1.5,
+                        help="hapgpu accumulator memory budget in GB (the planner's)")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="force this hapgpu tile side (default: the planner chooses)")
     parser.add_argument("--sides", default="hapgpu,cdriz")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--workdir", default=None, help="where the inputs and products go (removed)")
@@ -246,7 +255,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return child(args.child, args.spec, args.out, args.tile)
+        return child(args.child, args.spec, args.out, args.tile, int(args.budget * 1e9))
 
     workdir = Path(tempfile.mkdtemp(prefix="hapgpu-mosaic-", dir=args.workdir))
     try:
@@ -260,13 +269,15 @@ def main(argv=None) -> int:
         print(f"# hapgpu bench_mosaic  {time.strftime('%Y-%m-%d %H:%M')}  python "
               f"{platform.python_version()}  cpus={os.cpu_count()}")
         print(f"# {len(spec['pointings'])} UVIS exposures ({n_chips} chips) -> {args.size}x{args.size} "
-              f"cell ({CELL} WCS), square kernel, pixfrac 1; hapgpu tile {args.tile}")
+              f"cell ({CELL} WCS), square kernel, pixfrac 1; hapgpu budget {args.budget} GB")
         results, paths = {}, {}
         for side in args.sides.split(","):
             paths[side] = workdir / f"{side}_drz.fits"
-            run = subprocess.run([sys.executable, __file__, "--child", side, "--spec", str(spec_path),
-                                  "--out", str(paths[side]), "--tile", str(args.tile)],
-                                 capture_output=True, text=True, env=env)
+            command = [sys.executable, __file__, "--child", side, "--spec", str(spec_path),
+                       "--out", str(paths[side]), "--budget", str(args.budget)]
+            if args.tile:
+                command += ["--tile", str(args.tile)]
+            run = subprocess.run(command, capture_output=True, text=True, env=env)
             if run.returncode != 0:
                 print(run.stdout, run.stderr, file=sys.stderr)
                 return 1
@@ -275,6 +286,10 @@ def main(argv=None) -> int:
         names = {"hapgpu": "hapgpu Drizzle + write_fits", "cdriz": "cdriz.tdriz full frame"}
         for side, r in results.items():
             print(f"{names[side]:<30}{r['wall']:>10.1f}{r['peak_rss'] / 1e9:>15.2f}")
+        if "hapgpu" in results:
+            r = results["hapgpu"]
+            print(f"# hapgpu plan: tile {r['tile']}, {r['plan_peak'] / 1e9:.2f} GB of accumulators "
+                  "in flight at the peak")
         if len(results) == 2:
             h, c = results["hapgpu"], results["cdriz"]
             print(f"{'ratio (cdriz / hapgpu)':<30}{c['wall'] / h['wall']:>9.2f}x"

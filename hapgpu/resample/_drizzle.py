@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,9 +23,17 @@ from ..kernels.drizzle import (
 )
 from ._launch import launch_2d
 from ._pixmap import SQUARE_CORNERS, PixelMap, _normalise_shape
-from ._tiles import DEFAULT_TILE, Tile, TileGrid, TileSpill, parse_tile_shape
+from ._tiles import (
+    Tile,
+    TileGrid,
+    TileSpill,
+    accumulator_bytes,
+    choose_tile_shape,
+    parse_memory_budget,
+    parse_tile_shape,
+)
 
-__all__ = ["Drizzle", "KERNELS"]
+__all__ = ["Drizzle", "KERNELS", "reach_tiles"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +101,27 @@ def _kernel_parameters(kernel: str, pixfrac: float, scale: float) -> np.ndarray:
     return fp
 
 
+@dataclass
+class _Window:
+    """The accumulators one input is drizzled into: output pixels ``bounds = (y0, y1, x0,
+    x1)`` of the frame (2-D arrays of that shape on the backend's device). ``direct``: the
+    arrays are views of one tile's storage (nothing to copy back); else fresh arrays copied
+    from and back to the tiles ``keys``. ``var`` / ``dq`` are None when this input does not
+    propagate errors / DQ."""
+
+    bounds: tuple
+    keys: list
+    num: object
+    den: object
+    last_zero: object
+    ctx: object
+    zidx: object
+    var: object = None
+    dq: object = None
+    direct: bool = False
+    fresh: bool = False
+
+
 def _host_coordinates(pmap: PixelMap, offsets):
     """``(tx, ty, ex, ey)`` of ``pmap`` as host arrays (what :meth:`PixelMap.kernel_inputs`
     gives the CPU), for the footprint of an input drizzled on the GPU."""
@@ -100,6 +130,34 @@ def _host_coordinates(pmap: PixelMap, offsets):
         return pmap.table_x, pmap.table_y, dummy3, dummy3
     ex, ey = pmap.exact_coordinates(offsets)
     return np.zeros((2, 2)), np.zeros((2, 2)), ex, ey
+
+
+def _footprint_pad(pixfrac: float, scale: float) -> float:
+    # the perimeter sampling of footprint_boxes can miss half an input pixel (more for
+    # square drops wider than a pixel): boxes are padded by that before choosing tiles
+    return (0.5 + max(0.0, pixfrac / 2.0 - 0.5)) / scale + 1.0
+
+
+def reach_tiles(grid: TileGrid, kernel: str, pixfrac: float, pmap: PixelMap, scale: float) -> list:
+    """Tiles of ``grid`` an input with pixel map ``pmap`` can reach, row-major.
+
+    The input's footprint (output bounding boxes of its 96-pixel blocks, from the pixel map,
+    widened by the kernel's half-width) padded as :meth:`Drizzle.add_image` pads it; computed
+    on the host. ``kernel`` is a name of :data:`KERNELS` (``point`` below pixfrac 0.001 is the
+    caller's business), ``scale`` drizzlepac's pixel-scale ratio.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(row, col)`` tile keys.
+    """
+    fp = _kernel_parameters(kernel, pixfrac, scale)
+    offsets = [(ox * fp[pm.P_HALF], oy * fp[pm.P_HALF]) for ox, oy in SQUARE_CORNERS] \
+        if kernel == "square" else [(0.0, 0.0)]
+    coords = _host_coordinates(pmap, offsets)
+    fp[pm.P_FACTOR] = float(pmap.stepsize)
+    footprint = footprint_boxes(pmap.input_shape, fp, *coords)
+    return grid.touched(footprint[1], pad=_footprint_pad(pixfrac, scale))
 
 
 class Drizzle:
@@ -124,10 +182,16 @@ class Drizzle:
         Value of output pixels before anything is drizzled (NaN by default; AstroDrizzle's
         separate drizzle starts from 0).
     tile_shape : int or tuple of int, optional
-        Side(s) of the output tiles, in output pixels (default 1024; at least 16). Storage is
-        allocated per tile the first time an input reaches it, so memory follows the area
-        covered; a tile at least as large as the frame gives one full-frame tile. Results do
-        not depend on it.
+        Side(s) of the output tiles, in output pixels (at least 16). Storage is allocated per
+        tile the first time an input reaches it, so memory follows the area covered; a tile at
+        least as large as the frame gives one full-frame tile. By default the memory budget
+        chooses (:func:`~hapgpu.resample.plan_drizzle` does the same): one full-frame tile
+        when the frame's accumulators fit in it, else 1024-pixel tiles. Results do not
+        depend on it.
+    memory_budget : int, optional
+        Bytes the accumulators may occupy on the backend's device (host memory for ``cpu``
+        and ``cudasim``). Default: half the available host memory, or 60 % of the free device
+        memory on ``gpu``. Used only to choose ``tile_shape`` when it is not given.
 
     Notes
     -----
@@ -137,13 +201,18 @@ class Drizzle:
 
     Each input is drizzled into a window of the tiles it can reach (its footprint from the
     pixel map, widened by the kernel's reach), and drizzlepac's zero-weight (INDEF) rule is
-    resolved on that window only; so the work per input follows its footprint. Tile storage
+    resolved on that window only; so the work per input follows its footprint. When the
+    window is one tile (always, for a one-tile frame), the kernels write into the tile's own
+    storage, restricted to the rows the input reaches, with nothing copied. Tile storage
     costs 24 bytes per pixel (float64 sums and weights, float32 last zero-weight value, int32
-    context per 32 inputs), plus 12 with errors and DQ.
+    context per 32 inputs), plus 12 with errors and DQ, plus a reused 4-byte zero-weight
+    index per pixel of the largest window. On the host, zeros are mapped lazily: parts of a
+    tile no input reached cost no memory except the last zero-weight value.
     """
 
     def __init__(self, output_shape, kernel: str = "square", pixfrac: float = 1.0,
-                 fillval=None, backend=None, *, initial_value: float = np.nan, tile_shape=None):
+                 fillval=None, backend=None, *, initial_value: float = np.nan, tile_shape=None,
+                 memory_budget=None):
         self.output_shape = _normalise_shape(output_shape, "output")
         if kernel not in KERNEL_IDS:
             raise InvalidParameterError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
@@ -156,7 +225,13 @@ class Drizzle:
         self.fillval = _parse_fillval(fillval)
         self.initial_value = np.float32(initial_value)
         self.backend = resolve_backend(backend)
-        tile = parse_tile_shape(tile_shape) or (DEFAULT_TILE, DEFAULT_TILE)
+        tile = parse_tile_shape(tile_shape)
+        if tile is None or memory_budget is not None:
+            self.memory_budget = parse_memory_budget(memory_budget, self.backend)
+        else:
+            self.memory_budget = None  # not needed: the caller chose the tiles
+        if tile is None:
+            tile = choose_tile_shape(self.output_shape, self.memory_budget, accumulator_bytes())
         self.grid = TileGrid(self.output_shape, tile)
         self.tile_shape = self.grid.tile
         self._tiles: dict[tuple[int, int], Tile] = {}
@@ -170,6 +245,7 @@ class Drizzle:
         self._dummy2 = xp.zeros((1, 1), dtype=np.float32)
         self._dummy_var = xp.zeros((1, 1), dtype=np.float64)
         self._dummy_dq = xp.zeros((1, 1), dtype=np.int32)
+        self._zidx = None  # flat int32 zero-weight index, all zeros between inputs
         self._lut = self.backend.asarray(
             lanczos_lut(int(kernel[-1])) if kernel.startswith("lanczos") else np.zeros(1, np.float32),
             np.float32,
@@ -284,8 +360,9 @@ class Drizzle:
         self._has_dq = self._has_dq or dq is not None
         if not keys:
             return  # the input maps entirely outside the frame
-        wy0, wy1, wx0, wx1 = self.grid.window(keys)
-        window = self._open_window(keys, (wy0, wy1, wx0, wx1), plane)
+        window = self._open_window(keys, plane, footprint[1], self._pad(scale),
+                                   error is not None, dq is not None)
+        wy0, wy1, wx0, wx1 = window.bounds
         ny, nx = pmap.input_shape
         ip = np.zeros(pm.N_IPARAMS, dtype=np.int64)
         ip[pm.I_KERNEL] = KERNEL_IDS[self.kernel]
@@ -296,102 +373,167 @@ class Drizzle:
 
         bit = (context_id - 1) % 32
         ctxbit = np.int32(np.uint32(1 << bit).view(np.int32))
-        var = window["var"] if window["var"] is not None else self._dummy_var
-        outdq = window["dq"] if window["dq"] is not None else self._dummy_dq
+        var = window.var if window.var is not None else self._dummy_var
+        outdq = window.dq if window.dq is not None else self._dummy_dq
         inputs = (data, weight, err_arr, dq_arr)
-        outputs = (tx, ty, ex, ey, self._lut, window["num"], window["den"], var, outdq,
-                   window["zidx"], window["ctx"][0], ctxbit)
-        if backend.name == "cpu":
-            drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
-            resolve_zero_weight_cpu(window["zidx"], window["last_zero"], data, fp, ip)
-        else:
-            fp_dev = backend.asarray(fp)
-            ip_dev = backend.asarray(ip)
-            kernel, resolve, _ = self._cuda_kernels()
-            launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
-            launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window["zidx"], window["last_zero"],
-                      data, fp_dev, ip_dev)
-        self._close_window(keys, window, plane)
+        outputs = (tx, ty, ex, ey, self._lut, window.num, window.den, var, outdq,
+                   window.zidx, window.ctx, ctxbit)
+        try:
+            if backend.name == "cpu":
+                drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
+                resolve_zero_weight_cpu(window.zidx, window.last_zero, data, fp, ip)
+            else:
+                fp_dev = backend.asarray(fp)
+                ip_dev = backend.asarray(ip)
+                kernel, resolve, _ = self._cuda_kernels()
+                launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
+                launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window.zidx, window.last_zero,
+                          data, fp_dev, ip_dev)
+        except BaseException:
+            self._zidx = None  # it may hold indices the resolution did not reset
+            raise
+        if not window.direct:
+            self._close_window(window, plane)
 
-    def _open_window(self, keys, bounds, plane: int) -> dict:
-        """Contiguous accumulators over ``bounds`` holding the current values of ``keys``."""
+    def _scratch_index(self, shape):
+        """The zero-weight index for a window of ``shape``: a C-contiguous view of a reused
+        int32 buffer that holds zeros (the resolution step resets every entry it reads)."""
+        n = shape[0] * shape[1]
+        if self._zidx is None or self._zidx.size < n:
+            self._zidx = None  # release the old buffer before allocating the larger one
+            self._zidx = self.backend.xp.zeros(n, dtype=np.int32)
+        return self._zidx[:n].reshape(shape)
+
+    def _new_tile(self, key, plane: int) -> Tile:
+        """Storage of tile ``key`` before any input: zeros and ``initial_value``."""
         xp = self.backend.xp
+        y0, y1, x0, x1 = self.grid.bounds(key)
+        shape = (y1 - y0, x1 - x0)
+        tile = Tile(num=xp.zeros(shape, dtype=np.float64), den=xp.zeros(shape, dtype=np.float64),
+                    last_zero=xp.full(shape, self.initial_value, dtype=np.float32),
+                    ctx=xp.zeros((plane + 1,) + shape, dtype=np.int32))
+        self._tiles[key] = tile
+        return tile
+
+    def _grow_context(self, tile: Tile, plane: int) -> None:
+        if plane >= tile.ctx.shape[0]:
+            xp = self.backend.xp
+            grow = xp.zeros((plane + 1 - tile.ctx.shape[0],) + tile.ctx.shape[1:], dtype=np.int32)
+            tile.ctx = xp.concatenate([tile.ctx, grow], axis=0)
+
+    def _rows_reached(self, boxes, pad: float, y0: int, y1: int) -> tuple[int, int]:
+        """Rows ``[a, b)`` of ``y0:y1`` the footprint ``boxes`` (widened by ``pad``) reaches,
+        with the rounding :meth:`TileGrid.touched` uses to choose tiles."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        boxes = boxes[np.isfinite(boxes).all(axis=1)]
+        if not len(boxes):
+            return y0, y1
+        a = int(max(np.floor(boxes[:, 2].min() - pad), y0))
+        b = int(min(np.ceil(boxes[:, 3].max() + pad) + 1, y1))
+        return (a, b) if a < b else (y0, y1)
+
+    def _open_window(self, keys, plane: int, boxes, pad: float, error: bool, dq: bool) -> _Window:
+        """The accumulators this input is drizzled into (see :class:`_Window`).
+
+        One tile: views of its storage (created when new), rows limited to the footprint.
+        Several tiles: a contiguous window holding the current values of the existing ones.
+        """
+        xp = self.backend.xp
+        if len(keys) == 1:
+            key = keys[0]
+            tile = self._tiles.get(key) or self._new_tile(key, plane)
+            if self._direct(tile):
+                self._grow_context(tile, plane)
+                y0, y1, x0, x1 = self.grid.bounds(key)
+                shape = (y1 - y0, x1 - x0)
+                if error and tile.var is None:
+                    tile.var = xp.zeros(shape, dtype=np.float64)
+                if dq and tile.dq is None:
+                    tile.dq = xp.zeros(shape, dtype=np.int32)
+                a, b = self._rows_reached(boxes, pad, y0, y1)
+                rows = slice(a - y0, b - y0)
+                return _Window(bounds=(a, b, x0, x1), keys=keys, num=tile.num[rows],
+                               den=tile.den[rows], last_zero=tile.last_zero[rows],
+                               ctx=tile.ctx[plane, rows], zidx=self._scratch_index((b - a, x1 - x0)),
+                               var=tile.var[rows] if error else None,
+                               dq=tile.dq[rows] if dq else None, direct=True)
+        bounds = self.grid.window(keys)
         wy0, wy1, wx0, wx1 = bounds
         shape = (wy1 - wy0, wx1 - wx0)
-        window = {
-            "bounds": bounds,
-            "num": xp.zeros(shape, dtype=np.float64),
-            "den": xp.zeros(shape, dtype=np.float64),
-            "zidx": xp.zeros(shape, dtype=np.int32),
+        window = _Window(
+            bounds=bounds, keys=keys,
+            num=xp.zeros(shape, dtype=np.float64),
+            den=xp.zeros(shape, dtype=np.float64),
             # only the tiles' parts are set: the rest is never read nor written (and, on the
             # host, never becomes resident memory)
-            "last_zero": xp.empty(shape, dtype=np.float32),
-            "ctx": xp.zeros((1,) + shape, dtype=np.int32),
-            "var": xp.zeros(shape, dtype=np.float64) if self._has_var else None,
-            "dq": xp.zeros(shape, dtype=np.int32) if self._has_dq else None,
-            "fresh": not any(key in self._tiles for key in keys),
-        }
+            last_zero=xp.empty(shape, dtype=np.float32),
+            ctx=xp.zeros(shape, dtype=np.int32),
+            zidx=self._scratch_index(shape),
+            var=xp.zeros(shape, dtype=np.float64) if error else None,
+            dq=xp.zeros(shape, dtype=np.int32) if dq else None,
+            fresh=not any(key in self._tiles for key in keys),
+        )
         for key in keys:
             sl = self._window_slice(key, bounds)
             tile = self._tiles.get(key)
             if tile is None:
-                window["last_zero"][sl] = self.initial_value
+                window.last_zero[sl] = self.initial_value
                 continue
-            window["num"][sl] = tile.num
-            window["den"][sl] = tile.den
-            window["last_zero"][sl] = tile.last_zero
+            window.num[sl] = tile.num
+            window.den[sl] = tile.den
+            window.last_zero[sl] = tile.last_zero
             if plane < tile.ctx.shape[0]:
-                window["ctx"][0][sl] = tile.ctx[plane]
-            if tile.var is not None:
-                window["var"][sl] = tile.var
-            if tile.dq is not None:
-                window["dq"][sl] = tile.dq
+                window.ctx[sl] = tile.ctx[plane]
+            if error and tile.var is not None:
+                window.var[sl] = tile.var
+            if dq and tile.dq is not None:
+                window.dq[sl] = tile.dq
         return window
 
-    def _close_window(self, keys, window: dict, plane: int) -> None:
+    def _direct(self, tile: Tile) -> bool:
+        """Whether the kernels can write into ``tile``'s arrays (C-contiguous, as compiled)."""
+        return all(arr is None or arr.flags.c_contiguous
+                   for arr in (tile.num, tile.den, tile.last_zero, tile.ctx, tile.var, tile.dq))
+
+    def _close_window(self, window: _Window, plane: int) -> None:
         """Store the window's values back into its tiles, creating the missing ones."""
         xp = self.backend.xp
-        bounds = window["bounds"]
+        bounds = window.bounds
         # when no tile of the window existed, new tiles are views of the window (no copy; the
         # parts of the window outside them were never written, so on the host they never
         # became resident memory); otherwise copies, so that no window outlives its use
-        view = window["fresh"] and plane == 0
-        for key in keys:
+        view = window.fresh and plane == 0
+        for key in window.keys:
             sl = self._window_slice(key, bounds)
             tile = self._tiles.get(key)
             if tile is None:
                 def take(a, sl=sl):
-                    return a[sl] if view else xp.ascontiguousarray(a[sl])
+                    return None if a is None else a[sl] if view else xp.ascontiguousarray(a[sl])
 
                 if view:
-                    ctx = window["ctx"][(slice(None),) + sl]
+                    ctx = window.ctx[sl][None]
                 else:
-                    ctx = xp.zeros((plane + 1,) + window["num"][sl].shape, dtype=np.int32)
-                    ctx[plane] = window["ctx"][0][sl]
-                self._tiles[key] = Tile(
-                    num=take(window["num"]), den=take(window["den"]),
-                    last_zero=take(window["last_zero"]), ctx=ctx,
-                    var=None if window["var"] is None else take(window["var"]),
-                    dq=None if window["dq"] is None else take(window["dq"]),
-                )
+                    ctx = xp.zeros((plane + 1,) + window.num[sl].shape, dtype=np.int32)
+                    ctx[plane] = window.ctx[sl]
+                self._tiles[key] = Tile(num=take(window.num), den=take(window.den),
+                                        last_zero=take(window.last_zero), ctx=ctx,
+                                        var=take(window.var), dq=take(window.dq))
                 continue
-            tile.num[...] = window["num"][sl]
-            tile.den[...] = window["den"][sl]
-            tile.last_zero[...] = window["last_zero"][sl]
-            if plane >= tile.ctx.shape[0]:
-                grow = xp.zeros((plane + 1 - tile.ctx.shape[0],) + tile.ctx.shape[1:], dtype=np.int32)
-                tile.ctx = xp.concatenate([tile.ctx, grow], axis=0)
-            tile.ctx[plane] = window["ctx"][0][sl]
-            if window["var"] is not None:
+            tile.num[...] = window.num[sl]
+            tile.den[...] = window.den[sl]
+            tile.last_zero[...] = window.last_zero[sl]
+            self._grow_context(tile, plane)
+            tile.ctx[plane] = window.ctx[sl]
+            if window.var is not None:
                 if tile.var is None:
-                    tile.var = xp.ascontiguousarray(window["var"][sl])
+                    tile.var = xp.ascontiguousarray(window.var[sl])
                 else:
-                    tile.var[...] = window["var"][sl]
-            if window["dq"] is not None:
+                    tile.var[...] = window.var[sl]
+            if window.dq is not None:
                 if tile.dq is None:
-                    tile.dq = xp.ascontiguousarray(window["dq"][sl])
+                    tile.dq = xp.ascontiguousarray(window.dq[sl])
                 else:
-                    tile.dq[...] = window["dq"][sl]
+                    tile.dq[...] = window.dq[sl]
 
     def _window_slice(self, key, bounds):
         y0, y1, x0, x1 = self.grid.bounds(key)
@@ -457,18 +599,22 @@ class Drizzle:
             raise InvalidParameterError(f"row range {y0}:{y1} is not inside the frame's {ny} rows")
         xp = self.backend.xp
         shape = (y1 - y0, nx)
+        r0 = y0 // self.grid.tile[0]
+        r1 = (y1 - 1) // self.grid.tile[0]
+        n_held = sum(1 for key in self._tiles if r0 <= key[0] <= r1) + \
+            sum(1 for key in self._finished if r0 <= key[0] <= r1)
+        covered = n_held == (r1 - r0 + 1) * self.grid.n_cols  # every pixel comes from a tile
         out = {}
         if "sci" in products or "wht" in products:
-            out["sci"] = xp.full(shape, self._empty_sci, dtype=np.float32)
-            out["wht"] = xp.zeros(shape, dtype=np.float32)
+            out["sci"] = (xp.empty(shape, dtype=np.float32) if covered
+                          else xp.full(shape, self._empty_sci, dtype=np.float32))
+            out["wht"] = xp.empty(shape, dtype=np.float32) if covered else xp.zeros(shape, dtype=np.float32)
         if "ctx" in products:
             out["ctx"] = xp.zeros((self._n_planes,) + shape, dtype=np.int32)
         if "err" in products:
             out["err"] = xp.full(shape, np.nan, dtype=np.float32) if self._has_var else None
         if "dq" in products:
             out["dq"] = xp.zeros(shape, dtype=np.int32) if self._has_dq else None
-        r0 = y0 // self.grid.tile[0]
-        r1 = (y1 - 1) // self.grid.tile[0]
         for key, tile in self._tiles.items():
             if not r0 <= key[0] <= r1:
                 continue
@@ -477,6 +623,10 @@ class Drizzle:
             rows = slice(a - ty0, b - ty0)
             dst = (slice(a - y0, b - y0), slice(tx0, tx1))
             wanted = [name for name in out if out[name] is not None]
+            if "sci" in out and tx0 == 0 and tx1 == nx:
+                # full-width tile: its rows of the band are contiguous, finished in place
+                self._finalize(tile, rows, out["sci"][dst[0]], out["wht"][dst[0]])
+                wanted = [name for name in wanted if name not in ("sci", "wht")]
             for name, arr in self._tile_products(tile, rows, wanted).items():
                 if arr is None or name not in out:
                     continue
@@ -504,7 +654,7 @@ class Drizzle:
                     out[name][dst] = stored
         return {name: out[name] for name in products}
 
-    def finish_tiles(self, remaining=(), *, scale: float = 1.0) -> int:
+    def finish_tiles(self, remaining=(), *, scale: float = 1.0, tiles=None) -> int:
         """Finish the tiles no remaining input can reach and move them out of memory.
 
         A finished tile's SCI, WHT and CTX (and ERR, DQ) are computed once and kept in an
@@ -520,19 +670,32 @@ class Drizzle:
         scale : float
             The smallest ``scale`` those inputs will be drizzled with (it sets how far a
             kernel reaches, in output pixels).
+        tiles : sequence of (int, int), optional
+            Finish exactly these tile keys (e.g. a :class:`~hapgpu.resample.DrizzlePlan`
+            step's ``finish``) instead of working them out from ``remaining``; keys of tiles
+            never allocated or already finished are ignored.
 
         Returns
         -------
         int
             Number of tiles finished by this call.
         """
-        scale = _positive_finite(scale, "scale")
-        reach = set()
-        for pmap in remaining:
-            if not isinstance(pmap, PixelMap):
-                raise InvalidInputError(f"remaining must hold PixelMaps, got {type(pmap).__name__}")
-            reach.update(self._reach(pmap, scale))
-        done = [key for key in self._tiles if key not in reach]
+        if tiles is not None:
+            done = []
+            for key in tiles:
+                if np.shape(key) != (2,):
+                    raise InvalidParameterError(f"tiles must hold (row, col) keys, got {key!r}")
+                key = (int(key[0]), int(key[1]))
+                if key in self._tiles and key not in done:
+                    done.append(key)
+        else:
+            scale = _positive_finite(scale, "scale")
+            reach = set()
+            for pmap in remaining:
+                if not isinstance(pmap, PixelMap):
+                    raise InvalidInputError(f"remaining must hold PixelMaps, got {type(pmap).__name__}")
+                reach.update(self._reach(pmap, scale))
+            done = [key for key in self._tiles if key not in reach]
         if not done:
             return 0
         if self._spill is None:
@@ -581,18 +744,10 @@ class Drizzle:
         return cached[scale]
 
     def _compute_reach(self, pmap: PixelMap, scale: float) -> list:
-        fp = _kernel_parameters(self.kernel, self.pixfrac, scale)
-        offsets = [(ox * fp[pm.P_HALF], oy * fp[pm.P_HALF]) for ox, oy in SQUARE_CORNERS] \
-            if self.kernel == "square" else [(0.0, 0.0)]
-        coords = _host_coordinates(pmap, offsets)
-        fp[pm.P_FACTOR] = float(pmap.stepsize)
-        footprint = footprint_boxes(pmap.input_shape, fp, *coords)
-        return self.grid.touched(footprint[1], pad=self._pad(scale))
+        return reach_tiles(self.grid, self.kernel, self.pixfrac, pmap, scale)
 
     def _pad(self, scale: float) -> float:
-        # the perimeter sampling of footprint_boxes can miss half an input pixel (more for
-        # square drops wider than a pixel): boxes are padded by that before choosing tiles
-        return (0.5 + max(0.0, self.pixfrac / 2.0 - 0.5)) / scale + 1.0
+        return _footprint_pad(self.pixfrac, scale)
 
     def device_arrays(self):
         """``(sci, wht, ctx)`` of the whole frame on the backend's device (CuPy on ``gpu``)."""

@@ -8,14 +8,19 @@ inputs cover, not the frame; pixels of tiles never created read back as the fill
 (or ``initial_value``), weight 0 and context 0.
 
 For one input the drizzle kernels run on a contiguous *window*: the rectangle of the tiles
-the input can reach. Existing tiles are copied into it, the input is drizzled, the
-zero-weight rule is resolved on the window, and the tiles are copied back (new ones created).
+the input can reach. When that rectangle is a single tile (always so when the whole frame is
+one tile, the layout chosen whenever the frame's accumulators fit the memory budget), the
+kernels write into the tile itself, restricted to the rows the input reaches: nothing is
+copied. Otherwise the existing tiles are copied into a window, the input is drizzled, and the
+tiles are copied back (new ones created). The zero-weight rule is resolved on the window,
+through a scratch index that the resolution leaves zeroed for the next input.
 The streaming and memory policy lives here, outside the
 kernels (reproject's blocked dispatcher and stcal's chunked median follow the same split).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -24,10 +29,119 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["DEFAULT_TILE", "Tile", "TileGrid", "TileSpill", "parse_tile_shape"]
+__all__ = ["DEFAULT_TILE", "Tile", "TileGrid", "TileSpill", "accumulator_bytes", "choose_tile_shape",
+           "default_memory_budget", "parse_memory_budget", "parse_tile_shape"]
 
-#: Default tile side in output pixels (see benchmarks/RESULTS.md, "mosaic").
+log = logging.getLogger(__name__)
+
+#: Default tile side in output pixels when the frame does not fit the memory budget as one
+#: tile (see benchmarks/RESULTS.md, "mosaic").
 DEFAULT_TILE = 1024
+#: Fraction of the available host memory (``MemAvailable``) a Drizzle may plan to use.
+HOST_BUDGET_FRACTION = 0.5
+#: Fraction of the free device memory (CuPy's pool included) a Drizzle may plan to use.
+DEVICE_BUDGET_FRACTION = 0.6
+
+
+def accumulator_bytes(n_planes: int = 1, *, error: bool = False, dq: bool = False,
+                      scratch: bool = True) -> int:
+    """Bytes of accumulator storage per output pixel.
+
+    float64 ``num`` and ``den`` (16), float32 ``last_zero`` (4), int32 context per plane of
+    32 inputs (4 each), with errors a float64 variance sum (8), with DQ an int32 OR (4), and
+    (``scratch``) the int32 zero-weight index of the window being drizzled (4).
+
+    Parameters
+    ----------
+    n_planes : int
+        Context planes (``ceil(n_inputs / 32)``).
+    error, dq : bool
+        Whether errors / DQ are propagated.
+    scratch : bool
+        Count the zero-weight index.
+
+    Returns
+    -------
+    int
+    """
+    return 20 + 4 * max(int(n_planes), 1) + 8 * bool(error) + 4 * bool(dq) + 4 * bool(scratch)
+
+
+def _host_available() -> int:
+    """Bytes of host memory available to a new allocation (``MemAvailable``; else the
+    physical memory)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def default_memory_budget(backend) -> int:
+    """The default accumulator budget of a Drizzle on ``backend``, in bytes.
+
+    ``gpu``: :data:`DEVICE_BUDGET_FRACTION` of the free device memory plus the free bytes of
+    CuPy's memory pool; other backends: :data:`HOST_BUDGET_FRACTION` of the available host
+    memory. Read when the Drizzle is made.
+
+    Parameters
+    ----------
+    backend : hapgpu.backend.Backend
+
+    Returns
+    -------
+    int
+    """
+    if backend.name == "gpu":
+        import cupy
+
+        free, _total = cupy.cuda.runtime.memGetInfo()
+        return int(DEVICE_BUDGET_FRACTION * (free + cupy.get_default_memory_pool().free_bytes()))
+    return int(HOST_BUDGET_FRACTION * _host_available())
+
+
+def parse_memory_budget(memory_budget, backend) -> int:
+    """A validated budget in bytes: ``memory_budget`` itself, or the default for ``backend``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``memory_budget`` is not a positive integer number of bytes.
+    """
+    if memory_budget is None:
+        return default_memory_budget(backend)
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer, float)) \
+            or not math.isfinite(memory_budget) or memory_budget <= 0:
+        raise InvalidParameterError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    return int(memory_budget)
+
+
+def choose_tile_shape(output_shape, budget: int, per_pixel: int | None = None) -> tuple[int, int]:
+    """Tile sides for a frame under a memory budget: the whole frame as one tile when its
+    accumulators (``per_pixel`` bytes per pixel, default :func:`accumulator_bytes` ``()``)
+    fit in ``budget`` bytes, else :data:`DEFAULT_TILE` squares.
+
+    One frame-sized tile lets every input drizzle straight into the storage (no window
+    copies); on the host its zeros are mapped lazily, so untouched parts cost no memory.
+
+    Returns
+    -------
+    (int, int)
+        ``(tile_ny, tile_nx)``.
+    """
+    ny, nx = (int(n) for n in output_shape)
+    per_pixel = accumulator_bytes() if per_pixel is None else int(per_pixel)
+    if ny * nx * per_pixel <= budget:
+        return ny, nx
+    log.debug("frame %dx%d needs %d bytes of accumulators, over the %d-byte budget: %d-pixel tiles",
+              nx, ny, ny * nx * per_pixel, budget, DEFAULT_TILE)
+    return DEFAULT_TILE, DEFAULT_TILE
 
 
 def parse_tile_shape(tile_shape) -> tuple[int, int] | None:

@@ -118,6 +118,32 @@ def test_nothing_drizzled_reads_as_initial_value():
     assert drz.err is None and drz.dq is None and drz.n_tiles == 0
 
 
+def test_one_tile_is_drizzled_in_place(frame):
+    """A window that is one tile is the tile's own storage: no copy, nothing reallocated; the
+    zero-weight index is left zeroed for the next input."""
+    pmaps, out_shape, ratio = frame
+    drz = Drizzle(out_shape, kernel="turbo")  # the default budget: the small frame is one tile
+    assert drz.tile_shape == tuple(out_shape)
+    for k, pmap in enumerate(pmaps[:4]):
+        data, wht = synthetic_scene(SHAPE, seed=k, mask_fraction=0.15)
+        drz.add_image(data, pmap, weight=wht, scale=ratio, context_id=INPUTS[k][1],
+                      error=np.ones(SHAPE, np.float32) if k == 1 else None)
+        tile = drz._tiles[(0, 0)]
+        if k == 0:
+            arrays = (tile.num, tile.den, tile.last_zero)
+            assert tile.var is None  # no input with errors yet
+        assert all(a is b for a, b in zip((tile.num, tile.den, tile.last_zero), arrays))
+        assert not drz._zidx.any()
+    assert drz.n_tiles == 1 and tile.ctx.shape[0] == 2 and tile.var is not None
+    tiled = Drizzle(out_shape, kernel="turbo", tile_shape=TILE)
+    for k, pmap in enumerate(pmaps[:4]):
+        data, wht = synthetic_scene(SHAPE, seed=k, mask_fraction=0.15)
+        tiled.add_image(data, pmap, weight=wht, scale=ratio, context_id=INPUTS[k][1],
+                        error=np.ones(SHAPE, np.float32) if k == 1 else None)
+    assert tiled.n_tiles > 4
+    assert_identical(drz, tiled)
+
+
 def test_tile_shape_validation():
     for bad in (8, (16,), (16, 16, 16), 16.5, True, "64"):
         with pytest.raises(InvalidParameterError, match="tile_shape"):
@@ -125,12 +151,13 @@ def test_tile_shape_validation():
     assert Drizzle((40, 30), tile_shape=(32, 100)).tile_shape == (32, 30)
 
 
-@pytest.mark.parametrize("kernel", ["square", "turbo", "gaussian"])
-def test_tiled_cudasim_agrees_with_cpu(kernel, frame):
+@pytest.mark.parametrize("kernel, tile", [("square", TILE), ("turbo", TILE), ("gaussian", TILE),
+                                          ("square", None)])
+def test_tiled_cudasim_agrees_with_cpu(kernel, tile, frame):
     out_shape = frame[1]
     cpu = drizzle_all(frame, kernel, max(out_shape), n_inputs=3)
-    sim = drizzle_all(frame, kernel, TILE, backend="cudasim", n_inputs=3)
-    assert sim.n_tiles > 4
+    sim = drizzle_all(frame, kernel, tile, backend="cudasim", n_inputs=3)
+    assert sim.n_tiles > 4 if tile else sim.n_tiles == 1
     np.testing.assert_array_equal(sim.ctx, cpu.ctx)
     np.testing.assert_array_equal(sim.dq, cpu.dq)
     # the simulator adds a pixel's drops in thread order: equal up to float64 summation order
