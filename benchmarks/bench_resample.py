@@ -9,11 +9,18 @@ interpolation) with astropy's exact per-pixel evaluation.
 Usage::
 
     python benchmarks/bench_resample.py [--backend cpu|gpu] [--repeat 5] [--kernels square,turbo]
-        [--shape NY,NX] [--threads N] [--no-reference]
+        [--shape NY,NX] [--threads N] [--no-reference] [--kernels-only]
 
 ``--shape`` takes a subarray of the chip (default: the full 2051 x 4096 chip).
 
 Prints a table of best-of-``repeat`` wall times and the speed-up ratio (reference / hapgpu).
+
+``--kernels-only`` (CPU) separates the kernel from the storage around it: the CPU drizzle
+driver (``hapgpu.kernels.drizzle.drizzle_cpu``, footprint and tile waves included) on
+preallocated full-frame accumulators against ``cdriz.tdriz`` on preallocated output arrays,
+both given the same input, the same coordinate table (built once, outside the timing) and
+the same parameters. It prints the median and best of ``repeat`` runs of each, alternated,
+and the footprint's share of our time.
 """
 
 from __future__ import annotations
@@ -124,12 +131,17 @@ def main(argv=None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip drizzlepac timings")
     parser.add_argument("--shape", type=_shape, default=CHIP_SHAPE, metavar="NY,NX",
                         help="subarray of the chip (default: the full 2051,4096 chip)")
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="time the CPU drizzle driver on preallocated accumulators against "
+                             "cdriz.tdriz on preallocated arrays (no Drizzle storage)")
     args = parser.parse_args(argv)
     if args.threads:
         import numba
 
         numba.set_num_threads(args.threads)
 
+    if args.kernels_only:
+        return kernels_only(args)
     backend = resolve_backend(args.backend)
     chip_shape = tuple(args.shape)
     in_wcs = chip_wcs(chip_shape)
@@ -216,6 +228,84 @@ def main(argv=None) -> int:
     print(f"{'operation':<24}{'hapgpu [s]':>12}{'Mpix/s':>10}  {'reference':<16}{'ref [s]':>10}{'speed-up':>10}")
     for name, t_o, ref_name, t_r in rows:
         print(f"{name:<24}{t_o:>12.4f}{npix / t_o / 1e6:>10.1f}  {ref_name:<16}{t_r:>10.4f}{t_r / t_o:>9.2f}x")
+    return 0
+
+
+def kernel_call(kernel, data, weight, table, out_shape, pixfrac=1.0, exptime=500.0):
+    """``(args, footprint)`` of one ``drizzle_cpu`` call onto fresh full-frame accumulators:
+    the input in counts, scale 1, weight scale 1, context bit 0, no error nor DQ arrays."""
+    from hapgpu.kernels import _pixel_math as pm
+    from hapgpu.kernels.drizzle import KERNEL_IDS, footprint_boxes, lanczos_lut
+    from hapgpu.resample._drizzle import _kernel_parameters
+
+    factor, tx, ty = table
+    fp = _kernel_parameters(kernel, pixfrac, 1.0)
+    fp[pm.P_INV_EXP] = float(np.float32(1.0) / np.float32(exptime))
+    fp[pm.P_SCALE2] = 1.0
+    fp[pm.P_WT_SCL] = 1.0
+    fp[pm.P_FACTOR] = factor
+    ip = np.zeros(pm.N_IPARAMS, dtype=np.int64)
+    ip[pm.I_KERNEL] = KERNEL_IDS[kernel]
+    ip[pm.I_ONY], ip[pm.I_ONX] = out_shape
+    ip[pm.I_NY], ip[pm.I_NX] = data.shape
+    ip[pm.I_FLAGS] = pm.F_COUNTS
+    ip[pm.I_WY1], ip[pm.I_WX1] = out_shape
+    dummy3 = np.zeros((1, 1, 1))
+    lut = lanczos_lut(int(kernel[-1]) if kernel.startswith("lanczos") else 2)
+    args = (data, weight, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.int32), fp, ip,
+            tx, ty, dummy3, dummy3, lut,
+            np.zeros(out_shape), np.zeros(out_shape), np.zeros((1, 1)),
+            np.zeros((1, 1), np.int32), np.zeros(out_shape, np.int32),
+            np.zeros(out_shape, np.int32), np.int32(1))
+    return args, footprint_boxes(data.shape, fp, tx, ty, dummy3, dummy3)
+
+
+def kernels_only(args) -> int:
+    """``--kernels-only``: the CPU drizzle driver against cdriz.tdriz, storage excluded."""
+    import numba
+
+    from hapgpu.kernels.drizzle import drizzle_cpu, footprint_boxes
+
+    chip_shape = tuple(args.shape)
+    in_wcs = chip_wcs(chip_shape)
+    out_wcs, out_shape = rotated_frame(in_wcs, chip_shape)
+    data, weight = scene(chip_shape)
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, chip_shape, stepsize=10)
+    table = (10.0, pmap.table_x, pmap.table_y)
+    cdriz = None
+    if not args.no_reference:
+        from drizzlepac import cdriz
+
+        mapping = cdriz.DefaultWCSMapping(in_wcs, out_wcs, chip_shape[1], chip_shape[0], 10)
+        ref_out = [np.zeros(out_shape, np.float32), np.zeros(out_shape, np.float32),
+                   np.zeros(out_shape, np.int32)]
+        ref_data = data.copy()
+    print(f"# hapgpu bench_resample --kernels-only  {time.strftime('%Y-%m-%d %H:%M')}  python "
+          f"{platform.python_version()}  cpus={os.cpu_count()}  numba threads={numba.get_num_threads()}")
+    print(f"# input {chip_shape[1]}x{chip_shape[0]} -> output {out_shape[1]}x{out_shape[0]} rotated "
+          f"17 deg, table step 10, pixfrac 1, scale 1; preallocated outputs; {args.repeat} runs, "
+          "alternated")
+    print(f"{'kernel':<10}{'ours med [s]':>13}{'best':>8}{'footprint':>10}{'cdriz med [s]':>14}"
+          f"{'best':>8}{'ratio med':>10}{'best':>7}")
+    for kernel in args.kernels.split(","):
+        call, footprint = kernel_call(kernel, data, weight, table, out_shape)
+        drizzle_cpu(*call, footprint=footprint)  # compile outside the timing
+        t_fp, t_ours, t_ref = [], [], []
+        for _ in range(args.repeat):
+            for arr in call[11:17] + tuple(ref_out if cdriz is not None else ()):
+                arr.fill(0)  # every run starts from empty outputs, outside the timing
+            t_fp.append(timed(lambda: footprint_boxes(data.shape, call[4], *call[6:10])))
+            t_ours.append(timed(lambda: drizzle_cpu(*call)))
+            if cdriz is not None:
+                np.copyto(ref_data, data)  # tdriz is handed a fresh copy, outside the timing
+                t_ref.append(timed(lambda: cdriz.tdriz(
+                    ref_data, weight, *ref_out, 1, 0, 1, 1, chip_shape[0], 1.0, 1.0, 1.0,
+                    "center", 1.0, kernel, "counts", 500.0, 1.0, "INDEF", 0, 0, 1, mapping)))
+        med = float(np.median(t_ours))
+        med_ref = float(np.median(t_ref)) if t_ref else float("nan")
+        best_ref = min(t_ref) if t_ref else float("nan")
+        print(f"{kernel:<10}{med:>13.4f}{min(t_ours):>8.4f}{np.median(t_fp):>10.4f}{med_ref:>14.4f}"
+              f"{best_ref:>8.4f}{med_ref / med:>9.2f}x{best_ref / min(t_ours):>6.2f}x", flush=True)
     return 0
 
 

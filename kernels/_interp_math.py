@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from ._pixel_math import table_map  # noqa: F401  (resolved by name when compiled)
+# resolved by name when compiled
+from ._pixel_math import table_map, table_map_row, table_row  # noqa: F401
 
 f32 = np.float32
 
@@ -314,6 +315,8 @@ SAMPLE_FUNCTIONS = {
 
 #: Per-pixel blot functions in dependency order.
 BLOT_FUNCTIONS = (
+    table_row,
+    table_map_row,
     table_map,
     clamp_index,
     row_value,

@@ -8,9 +8,11 @@ provides its own (plain read-modify-write on the CPU, atomics on CUDA). On the C
 driver calls a span function once per row of a tile.
 
 On the CPU each driver has one span function: ``square_span`` (the square kernel at pixfrac 1
-with a coordinate table, sharing corners), or ``pixel_span`` with ``kernel_pixel`` bound to one
-of the ``*_pixel`` functions at compile time, so a driver holds only the code it runs; CUDA threads call ``drizzle_pixel``, which chooses the
-kernel at run time.
+with a coordinate table, sharing corners), ``pixel_span`` over ``square_pixel`` (the other
+square cases), or ``centred_span`` with ``kernel_drop`` bound at compile time to one centred
+kernel's ``*_drop`` function (it looks up the coordinate table's row once per span), so a
+driver holds only the code it runs. CUDA threads call ``drizzle_pixel``, which maps the
+pixel's centre with :func:`pixel_centre` and chooses the kernel at run time.
 
 Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` §1–§2 of the
 project documentation): input positions are 1-based FITS coordinates, mapped output
@@ -80,31 +82,35 @@ def nint(v):
     return -int(math.floor(0.5 - v))
 
 
-def table_map(tx, ty, factor, x, y):
-    """Interpolate drizzlepac's coordinate table at 1-based input position ``(x, y)``.
-
-    ``tx[b, a]``, ``ty[b, a]`` hold the 1-based output coordinates of the input point
-    ``(a*factor, b*factor)``. The bilinear interpolation is evaluated in drizzlepac's exact
-    order, including the odd 360-degree guard on X. Returns 1-based output ``(X, Y)``.
-    """
-    u = x / factor
+def table_row(tx, factor, y):
+    """Row part of :func:`table_map` at 1-based input row ``y``: ``(b, fv, gv)``, the table
+    row below ``y`` and the two bilinear weights along Y (shared by every pixel of a row)."""
     v = y / factor
-    a = int(math.floor(u))
     b = int(math.floor(v))
-    na = tx.shape[1] - 2
     nb = tx.shape[0] - 2
-    if a > na:
-        a = na
-    if a < 0:
-        a = 0
     if b > nb:
         b = nb
     if b < 0:
         b = 0
-    fu = u - a
     fv = v - b
+    return b, fv, 1.0 - fv
+
+
+def table_map_row(tx, ty, factor, x, b, fv, gv):
+    """:func:`table_map` at 1-based ``x`` on the row whose :func:`table_row` is ``(b, fv, gv)``.
+
+    The bilinear interpolation is evaluated in drizzlepac's exact order, including the odd
+    360-degree guard on X. Returns 1-based output ``(X, Y)``.
+    """
+    u = x / factor
+    a = int(math.floor(u))
+    na = tx.shape[1] - 2
+    if a > na:
+        a = na
+    if a < 0:
+        a = 0
+    fu = u - a
     gu = 1.0 - fu
-    gv = 1.0 - fv
     x00 = tx[b, a]
     x01 = tx[b, a + 1]
     x10 = tx[b + 1, a]
@@ -118,6 +124,16 @@ def table_map(tx, ty, factor, x, y):
     xo = x00 * gu * gv + x01 * fu * gv + x10 * gu * fv + x11 * fu * fv
     yo = ty[b, a] * gu * gv + ty[b, a + 1] * fu * gv + ty[b + 1, a] * gu * fv + ty[b + 1, a + 1] * fu * fv
     return xo, yo
+
+
+def table_map(tx, ty, factor, x, y):
+    """Interpolate drizzlepac's coordinate table at 1-based input position ``(x, y)``.
+
+    ``tx[b, a]``, ``ty[b, a]`` hold the 1-based output coordinates of the input point
+    ``(a*factor, b*factor)``. Returns 1-based output ``(X, Y)`` (see :func:`table_map_row`).
+    """
+    b, fv, gv = table_row(tx, factor, y)
+    return table_map_row(tx, ty, factor, x, b, fv, gv)
 
 
 def map_offset(k, i, j, ox, oy, factor, tx, ty, ex, ey):
@@ -325,27 +341,26 @@ def square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                 num, den, var, outdq, zidx, ctx, ctxbit)
 
 
-def drop_centre(i, j, fp, ip, tx, ty, ex, ey):
-    """Mapped centre ``(xc, yc)`` of input pixel ``[j, i]`` and the output window
-    ``(i0, i1, j0, j1)`` a centred kernel of half-width ``fp[P_HALF_WIDTH]`` can reach.
-
-    ``ok`` (first item) is False when the centre maps nowhere (non-finite).
-    """
+def pixel_centre(i, j, fp, tx, ty, ex, ey):
+    """``(ok, xc, yc)``: the 0-based mapped centre of input pixel ``[j, i]``; ``ok`` is False
+    when it maps nowhere (non-finite)."""
     xc, yc = map_offset(0, i, j, 0.0, 0.0, fp[P_FACTOR], tx, ty, ex, ey)
-    if not (math.isfinite(xc) and math.isfinite(yc)):
-        return False, 0.0, 0.0, 0, -1, 0, -1
+    return math.isfinite(xc) and math.isfinite(yc), xc, yc
+
+
+def centre_window(xc, yc, fp, ip):
+    """Output pixels ``(i0, i1, j0, j1)`` (inclusive) a centred kernel of half-width
+    ``fp[P_HALF_WIDTH]`` about ``(xc, yc)`` can reach, clamped to the accumulator window."""
     half = fp[P_HALF_WIDTH]
     i0, i1 = clamp_range(xc - half, xc + half, ip[I_WX0], ip[I_WX1])
     j0, j1 = clamp_range(yc - half, yc + half, ip[I_WY0], ip[I_WY1])
-    return True, xc, yc, i0, i1, j0, j1
+    return i0, i1, j0, j1
 
 
-def point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                num, den, var, outdq, zidx, ctx, ctxbit):
-    """Point kernel: the whole weight goes to the output pixel holding the mapped centre."""
-    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
-    if not ok:
-        return
+def point_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+               num, den, var, outdq, zidx, ctx, ctxbit):
+    """Point kernel, input pixel ``[j, i]`` mapped to ``(xc, yc)``: the whole weight goes to
+    the output pixel holding the centre."""
     ii = nint(xc)
     jj = nint(yc)
     if ii >= ip[I_WX0] and ii < ip[I_WX1] and jj >= ip[I_WY0] and jj < ip[I_WY1]:
@@ -354,13 +369,11 @@ def point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                 dqv, scan, ctxbit, ip[I_FLAGS])
 
 
-def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                num, den, var, outdq, zidx, ctx, ctxbit):
+def turbo_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+               num, den, var, outdq, zidx, ctx, ctxbit):
     """Turbo kernel: an axis-aligned square drop of side ``pixfrac / scale`` about the
     mapped centre, weighted by its overlap with each output pixel."""
-    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
-    if not ok:
-        return
+    i0, i1, j0, j1 = centre_window(xc, yc, fp, ip)
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
     wx0 = ip[I_WX0]
@@ -379,13 +392,11 @@ def turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                         scan, ctxbit, flags)
 
 
-def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                   num, den, var, outdq, zidx, ctx, ctxbit):
+def gaussian_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                  num, den, var, outdq, zidx, ctx, ctxbit):
     """Gaussian kernel: weight ``norm * exp(-r**2 * k)`` at distance ``r`` (output pixels)
     from the mapped centre, with drizzlepac's FWHM = pixfrac input pixels (float32 profile)."""
-    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
-    if not ok:
-        return
+    i0, i1, j0, j1 = centre_window(xc, yc, fp, ip)
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
     wx0 = ip[I_WX0]
@@ -402,12 +413,10 @@ def gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                     scan, ctxbit, flags)
 
 
-def tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                 num, den, var, outdq, zidx, ctx, ctxbit):
+def tophat_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                num, den, var, outdq, zidx, ctx, ctxbit):
     """Tophat kernel: the full weight to every output pixel centre within the radius."""
-    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
-    if not ok:
-        return
+    i0, i1, j0, j1 = centre_window(xc, yc, fp, ip)
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
     wx0 = ip[I_WX0]
@@ -422,13 +431,11 @@ def tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                         scan, ctxbit, flags)
 
 
-def lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                  num, den, var, outdq, zidx, ctx, ctxbit):
+def lanczos_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                 num, den, var, outdq, zidx, ctx, ctxbit):
     """Lanczos kernels: separable weight ``L(dx) * L(dy)`` read from the float32 table
     ``lut`` at the nearest tabulated offset (entries ``fp[P_LUT_STEP]`` per output pixel)."""
-    ok, xc, yc, i0, i1, j0, j1 = drop_centre(i, j, fp, ip, tx, ty, ex, ey)
-    if not ok:
-        return
+    i0, i1, j0, j1 = centre_window(xc, yc, fp, ip)
     d, w32, e2, dqv, scan = pixel_inputs(i, j, data, weight, err, dq, fp, ip)
     flags = ip[I_FLAGS]
     wx0 = ip[I_WX0]
@@ -457,21 +464,25 @@ def drizzle_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     if kernel == K_SQUARE:
         square_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                      num, den, var, outdq, zidx, ctx, ctxbit)
-    elif kernel == K_TURBO:
-        turbo_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                    num, den, var, outdq, zidx, ctx, ctxbit)
+        return
+    ok, xc, yc = pixel_centre(i, j, fp, tx, ty, ex, ey)
+    if not ok:
+        return
+    if kernel == K_TURBO:
+        turbo_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                   num, den, var, outdq, zidx, ctx, ctxbit)
     elif kernel == K_POINT:
-        point_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                    num, den, var, outdq, zidx, ctx, ctxbit)
+        point_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                   num, den, var, outdq, zidx, ctx, ctxbit)
     elif kernel == K_GAUSSIAN:
-        gaussian_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                       num, den, var, outdq, zidx, ctx, ctxbit)
-    elif kernel == K_TOPHAT:
-        tophat_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                     num, den, var, outdq, zidx, ctx, ctxbit)
-    else:
-        lanczos_pixel(i, j, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+        gaussian_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
                       num, den, var, outdq, zidx, ctx, ctxbit)
+    elif kernel == K_TOPHAT:
+        tophat_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                    num, den, var, outdq, zidx, ctx, ctxbit)
+    else:
+        lanczos_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
+                     num, den, var, outdq, zidx, ctx, ctxbit)
 
 
 def square_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
@@ -511,6 +522,33 @@ def pixel_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                      num, den, var, outdq, zidx, ctx, ctxbit)
 
 
+def centred_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                 num, den, var, outdq, zidx, ctx, ctxbit):
+    """Input pixels ``[j, i0:i1]`` of a centred kernel (the CPU driver's unit of work):
+    ``kernel_drop`` is bound at compile time to one of the ``*_drop`` functions.
+
+    The table row of input row ``j`` (:func:`table_row`) is looked up once for the span; each
+    centre is then what :func:`pixel_centre` gives, bit for bit.
+    """
+    factor = fp[P_FACTOR]
+    b = 0
+    fv = 0.0
+    gv = 0.0
+    if factor > 0.0:
+        b, fv, gv = table_row(tx, factor, j + 1.0)
+    for i in range(i0, i1):
+        if factor > 0.0:
+            xo, yo = table_map_row(tx, ty, factor, i + 1.0, b, fv, gv)
+            xc = xo - 1.0
+            yc = yo - 1.0
+        else:
+            xc = ex[0, j, i] - 1.0
+            yc = ey[0, j, i] - 1.0
+        if math.isfinite(xc) and math.isfinite(yc):
+            kernel_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,  # noqa: F821
+                        num, den, var, outdq, zidx, ctx, ctxbit)
+
+
 def final_value(num, den, last_zero, fill, has_fill):
     """Output SCI of one pixel from its sums: weighted mean, else fill, else INDEF value."""
     if den != 0.0:
@@ -532,19 +570,22 @@ def zero_weight_value(data, idx, nx, fp, flags):
     return f32(v * f32(fp[P_SCALE2]))
 
 
-#: The ``*_pixel`` function of each centred kernel (``kernel_pixel`` of :func:`pixel_span`).
+#: The ``*_drop`` function of each centred kernel (``kernel_drop`` of :func:`centred_span`;
+#: also the name of that kernel's CPU driver variant in the cache).
 CENTRED_PIXEL_FUNCTIONS = {
-    K_POINT: "point_pixel",
-    K_TURBO: "turbo_pixel",
-    K_GAUSSIAN: "gaussian_pixel",
-    K_TOPHAT: "tophat_pixel",
-    K_LANCZOS2: "lanczos_pixel",
-    K_LANCZOS3: "lanczos_pixel",
+    K_POINT: "point_drop",
+    K_TURBO: "turbo_drop",
+    K_GAUSSIAN: "gaussian_drop",
+    K_TOPHAT: "tophat_drop",
+    K_LANCZOS2: "lanczos_drop",
+    K_LANCZOS3: "lanczos_drop",
 }
 
 #: Per-pixel drizzle functions in dependency order (``deposit`` comes from the target).
 DRIZZLE_FUNCTIONS = (
     nint,
+    table_row,
+    table_map_row,
     table_map,
     map_offset,
     edge_slope,
@@ -556,15 +597,17 @@ DRIZZLE_FUNCTIONS = (
     pixel_inputs,
     drop_square,
     square_pixel,
-    drop_centre,
-    point_pixel,
-    turbo_pixel,
-    gaussian_pixel,
-    tophat_pixel,
-    lanczos_pixel,
+    pixel_centre,
+    centre_window,
+    point_drop,
+    turbo_drop,
+    gaussian_drop,
+    tophat_drop,
+    lanczos_drop,
     drizzle_pixel,
     square_span,
     pixel_span,
+    centred_span,
     final_value,
     zero_weight_value,
 )

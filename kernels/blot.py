@@ -43,8 +43,8 @@ def _blot_rows(src, out, fp, ip, tx, ty, ex, ey, lut):
 
 #: Per-pixel functions inlined into their callers on the CPU: the small ones. Inlining the
 #: interpolants and ``blot_pixel`` too doubles the compile time and measured slower.
-_CPU_INLINE = ("clamp_index", "row_value", "split_position", "table_map", "everett5",
-               "poly5_row_inside")
+_CPU_INLINE = ("clamp_index", "row_value", "split_position", "table_row", "table_map_row",
+               "table_map", "everett5", "poly5_row_inside")
 
 
 @functools.lru_cache(maxsize=None)

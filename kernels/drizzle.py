@@ -93,10 +93,10 @@ _deposit_cpu_inline = numba.njit(error_model="numpy", nogil=True, inline="always
 
 #: Per-pixel functions inlined into their callers on the CPU (each driver holds one kernel, so
 #: one copy of each; inlining ``drop_square`` makes the square kernel 1.4x faster).
-_CPU_INLINE = ("nint", "table_map", "map_offset", "edge_slope", "edge_area", "boxer",
-               "clamp_range", "input_value", "pixel_inputs", "drop_square", "square_pixel",
-               "drop_centre", "point_pixel", "turbo_pixel", "gaussian_pixel", "tophat_pixel",
-               "lanczos_pixel")
+_CPU_INLINE = ("nint", "table_row", "table_map_row", "table_map", "map_offset", "edge_slope",
+               "edge_area", "boxer", "clamp_range", "input_value", "pixel_inputs", "drop_square",
+               "square_pixel", "pixel_centre", "centre_window", "point_drop", "turbo_drop",
+               "gaussian_drop", "tophat_drop", "lanczos_drop")
 
 # The helpers shared by every kernel (no kernel code: they compile in well under a second).
 _cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
@@ -117,7 +117,8 @@ def _drizzle_tiles(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 def _drizzle_tiles_cpu(fp, ip):
     """The parallel CPU driver for these kernel parameters, compiled on first use (and cached
-    on disk): the shared-corner square span, or ``pixel_span`` over one kernel's ``*_pixel``."""
+    on disk): the shared-corner square span, ``pixel_span`` over ``square_pixel``, or
+    ``centred_span`` over one centred kernel's ``*_drop``."""
     kernel = int(ip[pm.I_KERNEL])
     if pm.shares_corners(kernel, fp):
         return _tiles_driver("square_span")
@@ -128,8 +129,10 @@ def _drizzle_tiles_cpu(fp, ip):
 def _tiles_driver(unit: str):
     if unit == "square_span":
         aliases = {"kernel_span": "square_span"}
-    else:
+    elif unit == "square_pixel":
         aliases = {"kernel_pixel": unit, "kernel_span": "pixel_span"}
+    else:
+        aliases = {"kernel_drop": unit, "kernel_span": "centred_span"}
     ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
                            inline=_CPU_INLINE, aliases=aliases)
     return cached_driver(rebind(_drizzle_tiles, {"kernel_span": ns.kernel_span}),
@@ -217,6 +220,27 @@ def _tiles(ny: int, nx: int, tile: int) -> np.ndarray:
     return np.array([(r0, r1, c0, c1) for r0, r1 in rows for c0, c1 in cols], dtype=np.int64)
 
 
+@numba.njit(nogil=True, cache=True)
+def _greedy_colours(b):
+    """Colour of each box: the smallest colour no earlier intersecting box has (boxes are
+    ``(x0, x1, y0, y1)``, closed intervals)."""
+    n = b.shape[0]
+    colour = np.full(n, -1, dtype=np.int64)
+    taken = np.zeros(n + 1, dtype=np.bool_)
+    for t in range(n):
+        for u in range(t):
+            if (b[u, 0] <= b[t, 1] and b[t, 0] <= b[u, 1]
+                    and b[u, 2] <= b[t, 3] and b[t, 2] <= b[u, 3]):
+                taken[colour[u]] = True
+        c = 0
+        while taken[c]:
+            c += 1
+        colour[t] = c
+        for u in range(t):
+            taken[colour[u]] = False
+    return colour
+
+
 def tile_waves(boxes: np.ndarray) -> list[np.ndarray]:
     """Group tiles into waves whose output bounding boxes do not intersect (greedy colouring).
 
@@ -228,27 +252,16 @@ def tile_waves(boxes: np.ndarray) -> list[np.ndarray]:
     Returns
     -------
     list of ndarray
-        Tile indices of each wave, in order.
+        Tile indices of each wave, in order. Tile ``t`` takes the smallest wave that no
+        earlier tile intersecting it is in (the waves, hence the order in which an output
+        pixel receives its contributions, depend only on the boxes).
     """
     valid = np.isfinite(boxes).all(axis=1)
     idx = np.flatnonzero(valid)
-    b = boxes[idx]
-    overlap = (
-        (b[:, None, 0] <= b[None, :, 1])
-        & (b[None, :, 0] <= b[:, None, 1])
-        & (b[:, None, 2] <= b[None, :, 3])
-        & (b[None, :, 2] <= b[:, None, 3])
-    )
-    color = np.full(len(idx), -1, dtype=np.int64)
-    for t in range(len(idx)):
-        used = color[overlap[t] & (color >= 0)]
-        c = 0
-        if used.size:
-            taken = np.zeros(used.max() + 2, dtype=bool)
-            taken[used] = True
-            c = int(np.argmin(taken))
-        color[t] = c
-    return [idx[color == c] for c in range(color.max() + 1)] if len(idx) else []
+    if not len(idx):
+        return []
+    colour = _greedy_colours(np.ascontiguousarray(boxes[idx], dtype=np.float64))
+    return [idx[colour == c] for c in range(colour.max() + 1)]
 
 
 def footprint_boxes(shape, fp, tx, ty, ex, ey, *, tile: int = 96):
