@@ -41,6 +41,7 @@ from ._product import (
     product_path,
     single_hdulist,
     update_inputs,
+    write_product_in_bands,
 )
 from ._runtime import MemoryPlan, StepTimer, format_bytes, frame_bytes, host_map, plan_memory
 from ._sky import SkySettings, compute_sky, sky_masks, static_masks, user_sky_from_file
@@ -341,24 +342,60 @@ def _stack(arrays):
     return array_module(*arrays).stack(arrays)
 
 
+def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, band_rows: int | None):
+    """Final ``(row0, row1, sci, wht, ctx)`` host bands (one band: the whole frame); SCI in
+    counts when ``final_units`` says so."""
+    ny = frame.shape[0]
+    scale = np.float32(sum({e.path: e.exptime for e in exposures}.values()))
+    for core0, core1, _, _ in row_bands(ny, band_rows):
+        band = frame if band_rows is None or band_rows >= ny else frame.band(core0, core1)
+        sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend)
+        sci = backend.to_host(sci)
+        if params.final_units == "counts":
+            sci *= scale
+        yield core0, core1, sci, backend.to_host(wht), backend.to_host(ctx)
+        if band is not frame:
+            pmaps.forget(band)
+
+
 def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan):
     """Final ``(sci, wht, ctx)`` on the host, drizzled band by band when the plan says so."""
     ny, nx = frame.shape
     sci_out = np.empty((ny, nx), np.float32)
     wht_out = np.empty((ny, nx), np.float32)
     ctx_out = None
-    for core0, core1, _, _ in row_bands(ny, plan.band_rows):
-        band = frame if plan.band_rows is None else frame.band(core0, core1)
-        sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend)
-        sci_out[core0:core1] = backend.to_host(sci)
-        wht_out[core0:core1] = backend.to_host(wht)
-        ctx = backend.to_host(ctx)
+    for core0, core1, sci, wht, ctx in _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend,
+                                                     plan.band_rows):
+        sci_out[core0:core1] = sci
+        wht_out[core0:core1] = wht
         if ctx_out is None:
             ctx_out = np.zeros((ctx.shape[0], ny, nx), np.int32)
         ctx_out[:, core0:core1] = ctx
-        if band is not frame:
-            pmaps.forget(band)
     return sci_out, wht_out, ctx_out
+
+
+#: Final frames whose SCI, WHT and CTX would take more host memory than this (bytes) are
+#: streamed into the product band by band (:func:`_stream_rows`), never held whole.
+STREAM_BYTES = 1 << 30
+#: Host bytes of the SCI+WHT+CTX rows of one streamed band.
+_STREAM_BAND_BYTES = 1 << 27
+
+
+def _stream_rows(frame, plan: MemoryPlan, stream: bool | None, keep_arrays: bool, finalize_headers) -> int | None:
+    """Rows per band when the final product is streamed, else None.
+
+    Streamed when asked (``stream=True``) or, by default, when the frame's SCI, WHT and one
+    CTX plane (12 bytes a pixel) exceed :data:`STREAM_BYTES` and no caller needs the arrays
+    (``keep_arrays``, or a ``finalize_headers`` hook, which may read them). The band is the
+    device plan's, no larger than :data:`_STREAM_BAND_BYTES` of host rows.
+    """
+    ny, nx = frame.shape
+    if stream is None:
+        stream = 12 * ny * nx > STREAM_BYTES and not keep_arrays and finalize_headers is None
+    if not stream:
+        return None
+    rows = max(1, _STREAM_BAND_BYTES // (12 * nx))
+    return min(rows, plan.band_rows) if plan.band_rows is not None else rows
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -437,7 +474,8 @@ def _check_steps(params, n_images: int) -> AstroDrizzleParameters:
 def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | None = None,
                  update_inputs_dq: bool = True, save_intermediates: bool = False,
                  progress: bool | None = None, visit: VisitCache | None = None,
-                 keep_arrays: bool = False, **parameters) -> AstroDrizzleResult:
+                 keep_arrays: bool = False, finalize_headers=None, stream: bool | None = None,
+                 **parameters) -> AstroDrizzleResult:
     """Combine HST exposures with AstroDrizzle's chain, on the GPU when there is one.
 
     Parameters
@@ -468,6 +506,17 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     keep_arrays : bool
         Return the product's SCI and WHT arrays in the result (``result.sci``/``result.wht``,
         host memory) for a caller that uses them next, instead of reading the file again.
+    finalize_headers : callable, optional
+        ``finalize_headers(hdul, path)``, run on the product's HDU list (PRIMARY, SCI, WHT,
+        CTX, HDRTAB; host arrays) right before its one write, ``path`` being the product's
+        final name: the pipeline's own keywords (footprint, S_REGION, HAPLEVEL ...) go in
+        without rewriting the file. It may change headers and replace HDRTAB, not the image
+        arrays; an exception it raises stops the run with nothing written, as any failure.
+    stream : bool, optional
+        Drizzle the final frame band by band straight into the product file, never holding
+        the whole SCI/WHT/CTX (same file as without). None (default): when those arrays would
+        exceed :data:`STREAM_BYTES` of host memory and neither ``keep_arrays`` nor
+        ``finalize_headers`` asks for them. Not with ``keep_arrays`` or ``finalize_headers``.
     **parameters
         AstroDrizzle parameters by name (e.g. ``final_kernel="square"``, ``skymethod="match"``).
 
@@ -519,6 +568,12 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     _check_keywords(parameters)
     if visit is not None and not isinstance(visit, VisitCache):
         raise InvalidParameterError(f"visit must be a VisitCache or None, got {type(visit).__name__}")
+    if stream and (keep_arrays or finalize_headers is not None):
+        raise InvalidParameterError("stream=True writes the product without ever holding its arrays; "
+                                    "it cannot go with keep_arrays or finalize_headers")
+    if finalize_headers is not None and not callable(finalize_headers):
+        raise InvalidParameterError(f"finalize_headers must be callable or None, got "
+                                    f"{type(finalize_headers).__name__}")
     params = resolve_parameters(pars, **parameters)
     if params.final_wht_type == "IVM":
         raise InvalidParameterError("final_wht_type='IVM' needs flat and dark reference files, "
@@ -529,13 +584,13 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     timer.start(9)
     try:
         return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates,
-                    timer, visit, keep_arrays)
+                    timer, visit, keep_arrays, finalize_headers, stream)
     finally:
         timer.stop()
 
 
 _CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress",
-                  "visit", "keep_arrays")
+                  "visit", "keep_arrays", "finalize_headers", "stream")
 
 
 def _check_keywords(parameters: dict) -> None:
@@ -564,6 +619,8 @@ class _Chain:
     blots: list | None = None
     crmasks: list | None = None
     final: tuple | None = None
+    pmaps: object = None
+    stream_rows: int | None = None
 
 
 def _prepare(files, params, backend, band_rows, timer: StepTimer, visit: VisitCache | None = None) -> _Chain:
@@ -595,7 +652,7 @@ def _prepare(files, params, backend, band_rows, timer: StepTimer, visit: VisitCa
     return _Chain(exposures, params, single_frame, final_frame, plan)
 
 
-def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool) -> None:
+def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool, stream_rows: int | None = None) -> None:
     """The image steps, from the static mask to the final drizzle (device arrays only)."""
     params, exposures, xp = chain.params, chain.exposures, backend.xp
     with timer.step("static"):
@@ -624,12 +681,12 @@ def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool) -> None:
                              for e, bl in zip(exposures, chain.blots)]
     if not (keep or params.driz_cr_corr):
         chain.blots = None
-    if params.driz_combine:
+    if params.driz_combine and stream_rows is not None:
+        chain.pmaps = pmaps  # drizzled band by band while the product is written
+    elif params.driz_combine:
         with timer.step("driz_combine"):
             sci, wht, ctx = _final(exposures, chain.final_frame, pmaps, params, chain.statics, chain.crmasks,
                                    backend, chain.plan)
-            if params.final_units == "counts":
-                sci *= np.float32(sum({e.path: e.exptime for e in exposures}.values()))
             chain.final = (sci, wht, ctx)
 
 
@@ -670,8 +727,10 @@ def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name
 
 
 def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_intermediates: bool,
-           timer: StepTimer, visit: VisitCache | None = None) -> AstroDrizzleResult:
+           timer: StepTimer, visit: VisitCache | None = None, finalize_headers=None) -> AstroDrizzleResult:
     """Write the product, intermediates and input updates.
+
+    ``finalize_headers(hdul, path)`` completes the product's headers before its one write.
 
     Every new file goes to a temporary name; the inputs are updated in place last; then all
     new files are renamed together. Any failure removes the temporary files, so no file named
@@ -687,10 +746,15 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
         except OSError as exc:
             raise OutputWriteError(f"{outdir}: cannot create the output folder: {exc}") from exc
         with StagedOutputs() as stage:
-            if chain.final is not None:
+            if chain.stream_rows is not None:
+                result.product = product_path(output, chain.exposures)
+                result.files.append(_write_streamed(chain, stage, result.product, backend, __version__))
+            elif chain.final is not None:
                 result.product = product_path(output, chain.exposures)
                 hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params,
                                      result.product, __version__)
+                if finalize_headers is not None:
+                    finalize_headers(hdul, result.product)
                 result.files.append(stage.write(hdul, result.product))
             if save_intermediates:
                 result.files += _write_intermediates(stage, outdir, output.name, chain, backend)
@@ -699,11 +763,32 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
     return result
 
 
+def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend, version: str) -> Path:
+    """Drizzle the final frame band by band straight into the product (its temporary name)."""
+    bands = _final_bands(chain.exposures, chain.final_frame, chain.pmaps, chain.params, chain.statics,
+                         chain.crmasks, backend, chain.stream_rows)
+    first = next(bands)
+    n_planes = first[4].shape[0]
+    tiny = np.zeros((1, 1), np.float32)
+    hdul = build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame, chain.exposures,
+                         chain.params, product, version)
+
+    def all_bands():
+        yield first
+        yield from bands
+
+    log.info("final drizzle streamed into %s in bands of %d rows", product.name, chain.stream_rows)
+    write_product_in_bands(hdul, stage.reserve(product), chain.final_frame.shape, n_planes, all_bands())
+    return product
+
+
 def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
-         timer: StepTimer, visit: VisitCache | None = None, keep_arrays: bool = False) -> AstroDrizzleResult:
+         timer: StepTimer, visit: VisitCache | None = None, keep_arrays: bool = False,
+         finalize_headers=None, stream: bool | None = None) -> AstroDrizzleResult:
     chain = _prepare(files, params, backend, band_rows, timer, visit)
-    _combine(chain, backend, timer, keep=save_intermediates)
-    result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit)
+    chain.stream_rows = _stream_rows(chain.final_frame, chain.plan, stream, keep_arrays, finalize_headers)
+    _combine(chain, backend, timer, keep=save_intermediates, stream_rows=chain.stream_rows)
+    result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit, finalize_headers)
     if keep_arrays and chain.final is not None:
         result.sci, result.wht = chain.final[0], chain.final[1]
     result.timings = dict(timer.steps)

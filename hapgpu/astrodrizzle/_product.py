@@ -26,6 +26,7 @@ __all__ = [
     "fit_comments",
     "hdrtab_hdu",
     "write_atomic",
+    "write_product_in_bands",
     "StagedOutputs",
     "update_inputs",
     "image_hdulist",
@@ -512,6 +513,91 @@ def write_atomic(hdul, path: Path) -> Path:
         stage.write(hdul, path)
         stage.commit()
     return Path(path)
+
+
+_BLOCK = 2880  # FITS block, bytes (FITS Standard 4.0 §3.1)
+
+
+def _image_layout(hdu, shape) -> tuple[bytes, int]:
+    """Header bytes of image ``hdu`` as written for data of ``shape``, and its data bytes."""
+    header = hdu.header.copy()
+    if hdu.data is None:
+        return header.tostring().encode("ascii"), 0
+    for axis, size in enumerate(reversed(shape), start=1):
+        header[f"NAXIS{axis}"] = size
+    return header.tostring().encode("ascii"), int(np.prod(shape)) * hdu.data.dtype.itemsize
+
+
+def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, bands) -> Path:
+    """Write a DRZ/DRC product whose SCI, WHT and CTX arrive in row bands, never whole.
+
+    ``hdul`` is the product as :func:`build_product` makes it from placeholder arrays of the
+    right dtypes (SCI, WHT ``(1, 1)``, CTX ``(1, 1)`` or ``(n_planes, 1, 1)``, or no CTX data):
+    its headers are final. Each header is written as astropy writes it for the full-size
+    array, and each band's rows go straight to their place in the file, so the file is the one
+    ``hdul.writeto`` gives with the full arrays (FITS Standard 4.0 §3-§4: 2880-byte blocks,
+    big-endian data padded with zeros).
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        PRIMARY, SCI, WHT, CTX, HDRTAB.
+    path : path-like
+        File to write (normally the temporary name of :meth:`StagedOutputs.reserve`).
+    shape : (int, int)
+        ``(ny, nx)`` of the frame.
+    n_planes : int
+        Context planes written (1: a 2-D CTX).
+    bands : iterable of (int, int, numpy.ndarray, numpy.ndarray, numpy.ndarray or None)
+        ``(row0, row1, sci, wht, ctx)``: float32 ``(row1 - row0, nx)`` SCI and WHT and int32
+        ``(planes, row1 - row0, nx)`` CTX rows, covering the frame.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputWriteError
+        The file cannot be written.
+    """
+    import io
+
+    from astropy.io import fits
+
+    ny, nx = shape
+    path = Path(path)
+    shapes = {"SCI": (ny, nx), "WHT": (ny, nx), "CTX": (n_planes, ny, nx) if n_planes > 1 else (ny, nx)}
+    pieces, offsets = [hdul[0].header.tostring().encode("ascii")], {}
+    position = len(pieces[0])
+    for name in ("SCI", "WHT", "CTX"):
+        head, n_bytes = _image_layout(hdul[name], shapes[name])
+        position += len(head)
+        offsets[name] = position if n_bytes else None
+        pieces.append((head, n_bytes))
+        position += n_bytes + (-n_bytes % _BLOCK)
+    table = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdul["HDRTAB"]]).writeto(table)
+    tail = table.getvalue()[len(fits.PrimaryHDU().header.tostring()):]
+    try:
+        with open(path, "wb") as handle:
+            handle.write(pieces[0])
+            for head, n_bytes in pieces[1:]:
+                handle.write(head)
+                handle.seek(n_bytes + (-n_bytes % _BLOCK), os.SEEK_CUR)
+            handle.write(tail)
+            plane_bytes = ny * nx * 4
+            for row0, row1, sci, wht, ctx in bands:
+                for name, rows in (("SCI", sci), ("WHT", wht)):
+                    handle.seek(offsets[name] + row0 * nx * 4)
+                    handle.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
+                if offsets["CTX"] is not None:
+                    for plane in range(n_planes):
+                        handle.seek(offsets["CTX"] + plane * plane_bytes + row0 * nx * 4)
+                        handle.write(np.ascontiguousarray(ctx[plane], dtype=">i4").tobytes())
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
+    return path
 
 
 def crclean_hdulist(exposure, cleaned: list, crdq: list):

@@ -27,6 +27,10 @@ For each layer (:class:`hapgpu.mvm.SkyCellLayer`), in drizzlepac's order
    ``HAPLEVEL = 4``: the list of PROPOSIDs and the HDRTAB columns ``SVMROOTNAME``, ``GENDATE``
    and ``HAPEXPNAME``.
 
+Steps 5 and 6 can also run on the product in memory, before its one write:
+:func:`layer_headers` makes the hook that :func:`drizzle_layer` hands to AstroDrizzle
+(``finalize_headers``); the file is then the same as after the two updates, written once.
+
 Memory: the footprints are never drawn on the full cell. Each chip's outline (its border
 pixels through its distorted WCS into cell pixels, clipped to the cell, as drizzlepac's
 ``SkyFootprint.build``) is kept, and filled in the chip's own sub-box when needed (as
@@ -47,19 +51,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, OutputWriteError, WCSError
+from ..errors import HapGpuError, InvalidInputError, OutputWriteError, WCSError
 
 __all__ = [
     "BAND_BYTES",
     "CellFrame",
     "ChipOutline",
     "LayerFootprint",
+    "LayerHeaders",
     "bounded_cell_frame",
     "chip_outlines",
     "drizzle_layer",
     "exposure_configs",
     "layer_config",
     "layer_footprint",
+    "layer_headers",
     "make_renamed_input",
     "refine_layer_headers",
     "write_layer_keywords",
@@ -497,7 +503,7 @@ _FRAME_KEYS = ("final_ra", "final_dec", "final_crpix1", "final_crpix2", "final_o
 
 
 def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
-                  level: int = logging.INFO) -> Path:
+                  level: int = logging.INFO, finalize_headers=None) -> Path:
     """AstroDrizzle of a layer's NEW exposures onto the cell's bounded frame (§2.5 step 6).
 
     Parameters
@@ -513,6 +519,9 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
     backend : hapgpu.backend.Backend or str, optional
     level : int
         Lowest log level written to the trailer.
+    finalize_headers : callable, optional
+        AstroDrizzle's hook run on the product before its write, normally the
+        :class:`LayerHeaders` of :func:`layer_headers` (steps 5 and 6 without rewriting the file).
 
     Returns
     -------
@@ -567,7 +576,7 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
             for key in sorted(pars):
                 log.info("    %s = %r", key, pars[key])
             result = astrodrizzle([str(p) for p in inputs], folder / layer.basename, backend=backend,
-                                  pars=pars, progress=False)
+                                  pars=pars, progress=False, finalize_headers=finalize_headers)
     finally:
         reference.unlink(missing_ok=True)
     if result.product is None or result.product.name != layer.drizzle_filename:
@@ -604,21 +613,30 @@ def write_layer_keywords(path, footprint: LayerFootprint, scellid: str, runfile:
     MEANWHT and MEDWHT are the mean and median of ``WHT`` over ``WHT > 0``.
     """
     from .._fitsupdate import update_in_copy
+
+    update_in_copy(Path(path), lambda hdul: _layer_keywords(hdul, footprint, scellid, runfile))
+
+
+def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str | None) -> None:
+    """The header work of :func:`write_layer_keywords` on an open (or in-memory) product.
+
+    MEANWHT/MEDWHT are computed on WHT in the file's byte order (big-endian), as when read
+    back from the written product (numpy's buffered sum of a non-native array can differ in
+    the last bit of the float32 mean).
+    """
     from ..astrodrizzle._product import fit_comments
     from ..svm._footprint import weight_keywords
 
-    def update(hdul):
-        header = hdul[0].header
-        for key, (value, comment) in footprint.keywords.items():
-            header[key] = (float(value), comment)
-        if runfile is not None:
-            header["DRIZPARS"] = (runfile, "Logfile for processing")
-        header["SCELLID"] = scellid
-        for key, (value, comment) in weight_keywords(hdul["WHT", 1].data, None).items():
-            header[key] = (float(value), comment)
-        fit_comments(header)  # DRIZPARS with a long layer name
-
-    update_in_copy(Path(path), update)
+    header = hdul[0].header
+    for key, (value, comment) in footprint.keywords.items():
+        header[key] = (float(value), comment)
+    if runfile is not None:
+        header["DRIZPARS"] = (runfile, "Logfile for processing")
+    header["SCELLID"] = scellid
+    wht = np.asarray(hdul["WHT", 1].data)
+    for key, (value, comment) in weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None).items():
+        header[key] = (float(value), comment)
+    fit_comments(header)  # DRIZPARS with a long layer name
 
 
 def refine_layer_headers(path, layer, folder) -> None:
@@ -638,9 +656,14 @@ def refine_layer_headers(path, layer, folder) -> None:
     hapgpu.errors.HapGpuError, OSError
         The product or an input cannot be read or written (the run's exit status 15).
     """
-    from astropy.io import fits
-
     from ..svm._headers import refine_product_headers
+
+    refine_product_headers(path, hap_level=4, input_dir=Path(folder), **_layer_names(layer, folder))
+
+
+def _layer_names(layer, folder) -> dict:
+    """HDRTAB names of a layer's inputs: HAP exposure names, SVM names and generation dates."""
+    from astropy.io import fits
 
     names, svm_names, gendates = {}, {}, {}
     for exposure in layer.new_exposures:
@@ -652,6 +675,62 @@ def refine_layer_headers(path, layer, folder) -> None:
         except (OSError, KeyError) as exc:
             raise InvalidInputError(f"{exposure.source}: no DATE (the SVM product's generation "
                                     f"date) in the primary header: {exc}") from exc
-    refine_product_headers(path, hap_level=4, hap_exposure_names=names, input_dir=Path(folder),
-                           svm_root_names=svm_names, svm_gendates=gendates)
+    return {"hap_exposure_names": names, "svm_root_names": svm_names, "svm_gendates": gendates}
+
+
+class LayerHeaders:
+    """AstroDrizzle's ``finalize_headers`` hook of a layer: :func:`write_layer_keywords` and
+    :func:`refine_layer_headers` on the product in memory, before its one write.
+
+    Made by :func:`layer_headers`. A keyword problem does not stop the write (as when the
+    updates followed it); it is kept in :attr:`error` for the caller to report (drizzlepac's
+    exit status 15), and :attr:`done` says whether every keyword went in.
+    """
+
+    def __init__(self, layer, footprint: LayerFootprint, folder, runfile: str | None = None):
+        self.layer = layer
+        self.footprint = footprint
+        self.folder = Path(folder)
+        self.runfile = runfile
+        self.done = False
+        self.error = None
+
+    def __repr__(self) -> str:
+        return f"LayerHeaders({self.layer.drizzle_filename!r}, runfile={self.runfile!r})"
+
+    def __call__(self, hdul, path) -> None:
+        from ..svm._headers import refine_product_hdulist
+
+        try:
+            _layer_keywords(hdul, self.footprint, self.layer.scellid, self.runfile)
+            refine_product_hdulist(hdul, path, hap_level=4, input_dir=self.folder,
+                                   **_layer_names(self.layer, self.folder))
+        except (HapGpuError, OSError) as exc:
+            self.error = exc
+            return
+        self.done = True
+
+
+def layer_headers(layer, footprint: LayerFootprint, folder, runfile: str | None = None) -> LayerHeaders:
+    """The hook that gives a layer product its final headers before its write.
+
+    ``drizzle_layer(..., finalize_headers=layer_headers(layer, footprint, folder, runfile))``
+    writes the same file as :func:`drizzle_layer`, then :func:`write_layer_keywords` and
+    :func:`refine_layer_headers`, without the two rewrites.
+
+    Parameters
+    ----------
+    layer : hapgpu.mvm.SkyCellLayer
+    footprint : LayerFootprint
+    folder : path-like
+        Staging folder with the renamed inputs.
+    runfile : str, optional
+        ``DRIZPARS`` (see :func:`write_layer_keywords`).
+
+    Returns
+    -------
+    LayerHeaders
+        Check ``.error`` after the drizzle: a keyword problem met while finishing the headers.
+    """
+    return LayerHeaders(layer, footprint, folder, runfile)
 

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
-__all__ = ["refine_product_headers", "compute_sregion", "sregion_values", "SRegionValues",
+__all__ = ["refine_product_headers", "refine_product_hdulist", "compute_sregion", "sregion_values", "SRegionValues",
            "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
            "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH"]
 
@@ -562,8 +562,7 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
     """
     from astropy.io import fits
 
-    if hap_level not in (1, 2, 3, 4):
-        raise InvalidParameterError(f"hap_level must be 1, 2, 3 or 4, got {hap_level!r}")
+    _check_hap_level(hap_level)
     path = Path(path)
     input_dir = Path(input_dir) if input_dir is not None else path.parent
     # Pixel arrays stay memory-mapped: only the SCI data is read (for S_REGION); the others are
@@ -593,6 +592,46 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _check_hap_level(hap_level) -> None:
+    if hap_level not in (1, 2, 3, 4):
+        raise InvalidParameterError(f"hap_level must be 1, 2, 3 or 4, got {hap_level!r}")
+
+
+def refine_product_hdulist(hdul, path, *, hap_level: int, hap_exposure_names=None, poller_aperture=None,
+                           input_dir=None, svm_root_names=None, svm_gendates=None,
+                           s_region: SRegionValues | None = None) -> None:
+    """:func:`refine_product_headers` on a product still in memory, before its one write.
+
+    The same keywords, values and card order as :func:`refine_product_headers` gives the file
+    written from ``hdul``; the SVM and MVM pipelines call it from AstroDrizzle's
+    ``finalize_headers`` hook so that each product is written once.
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The product as AstroDrizzle built it (PRIMARY, SCI, WHT, CTX, HDRTAB; arrays in host
+        memory, any byte order); updated in place (headers, and HDRTAB replaced).
+    path : str or pathlib.Path
+        The name the product will be written under (ROOTNAME, FILENAME and messages).
+    hap_level, hap_exposure_names, poller_aperture, input_dir, svm_root_names, svm_gendates, s_region
+        As :func:`refine_product_headers`.
+
+    Raises
+    ------
+    InvalidParameterError, InvalidInputError
+        As :func:`refine_product_headers`.
+    """
+    _check_hap_level(hap_level)
+    path = Path(path)
+    input_dir = Path(input_dir) if input_dir is not None else path.parent
+    try:
+        _refine_keywords(hdul, path, hap_level=hap_level, hap_exposure_names=hap_exposure_names,
+                         poller_aperture=poller_aperture, input_dir=input_dir,
+                         svm_root_names=svm_root_names, svm_gendates=svm_gendates, s_region=s_region)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
 
 
 def _refine_keywords(hdul, path: Path, *, hap_level, hap_exposure_names, poller_aperture, input_dir,

@@ -15,27 +15,31 @@ For each detector with direct exposures, in drizzlepac's order (``create_drizzle
    than one exposure (all exposures when every filter has one), with its footprint keywords.
 
 Every product's log goes to its trailer (``_trl.log``, renamed ``_trl.txt``). The products are
-written into the run's staging folder. :func:`refine_headers` then applies
-:func:`hapgpu.svm._headers.refine_product_headers` to every drizzled product.
+written into the run's staging folder, each exactly once: AstroDrizzle's ``finalize_headers``
+hook (:class:`_FinalHeaders`) puts the footprint keywords and the keywords of
+:func:`hapgpu.svm._headers.refine_product_headers` (S_REGION traced from the SCI array in
+memory, NUMEXP, PHOT* moved, HAPLEVEL, HDRTAB with HAPEXPNAME ...) into the product before it
+is written. :func:`refine_headers` then only reports a refinement that failed (the pipeline's
+exit status 15), and refines from the file a product that was made without the hook.
 
 Speed without changing a bit of the products: one
 :class:`~hapgpu.astrodrizzle._exposure.VisitCache` per detector, so every input is read (and its
 WCS built) once and stays on the device for all its products, the cosmic-ray flags and MDRIZSKY
 that a filter writes into it taken over from the values written; each exposure's chip polygons
 filled once for all the footprint masks, the total's masks continuing its first filter's; each
-finished product's ``S_REGION`` traced on a worker thread while the next products are
-drizzled; and the SCI and WHT arrays of the filter and total products kept in memory for the
-catalogs and previews (:attr:`DrizzledProduct.sci`), which then read only the headers.
+product written once with its final headers (no copy for the footprint keywords, no rewrite
+for the refinement); and the SCI and WHT arrays of the filter and total products kept in
+memory for the catalogs and previews (:attr:`DrizzledProduct.sci`), which then read only the
+headers.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import HapGpuError, InvalidInputError
 from ._manifest import TrailerLog
 
 __all__ = ["DrizzledProduct", "create_drizzle_products", "refine_headers", "total_inputs"]
@@ -62,11 +66,16 @@ class DrizzledProduct:
     mask : numpy.ndarray or None
         Footprint count mask (int16, frame shape) of filter and total products.
     s_region : concurrent.futures.Future or None
-        The product's :class:`~hapgpu.svm._headers.SRegionValues`, traced on a worker thread
-        while the next products are drizzled (None: traced by :func:`refine_headers`).
+        The product's :class:`~hapgpu.svm._headers.SRegionValues` when traced elsewhere
+        (None: traced by whoever refines the header).
     sci, wht : numpy.ndarray or None
         Filter and total products: the SCI and WHT arrays written into the file (float32
         ``(ny, nx)``, host memory), for the catalogs and previews; None once released.
+    refined : bool
+        The pipeline keywords went into the product before its write (AstroDrizzle's
+        ``finalize_headers``); :func:`refine_headers` leaves it alone.
+    refine_error : Exception or None
+        Why that refinement failed (raised again by :func:`refine_headers`).
     """
 
     product: object
@@ -77,6 +86,8 @@ class DrizzledProduct:
     s_region: object = None
     sci: object = field(default=None, repr=False)
     wht: object = field(default=None, repr=False)
+    refined: bool = False
+    refine_error: object = None
 
 
 def total_inputs(total) -> list:
@@ -124,12 +135,13 @@ def _frame_parameters(frame, config_pars: dict, *, own_rot_scale: bool) -> dict:
 
 
 def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend, level: int, visit=None,
-             keep_arrays: bool = False):
+             keep_arrays: bool = False, finalize_headers=None):
     """Run AstroDrizzle for one product with its trailer; return its result (the product
     path is ``result.product``; with ``keep_arrays`` its SCI and WHT arrays come along).
 
     ``visit`` (:class:`hapgpu.astrodrizzle._exposure.VisitCache`) holds the inputs read by the
-    earlier products of the detector.
+    earlier products of the detector; ``finalize_headers`` is AstroDrizzle's hook run on the
+    product before its write (:class:`_FinalHeaders`).
     """
     from ..astrodrizzle import astrodrizzle
 
@@ -144,7 +156,7 @@ def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend,
             log.info("    %s = %r", key, pars[key])
         result = astrodrizzle([str(p) for p in inputs], folder / product.product_basename,
                               backend=backend, pars=pars, progress=False, visit=visit,
-                              keep_arrays=keep_arrays)
+                              keep_arrays=keep_arrays, finalize_headers=finalize_headers)
     if result.product is None or result.product.name != product.drizzle_filename:
         raise InvalidInputError(
             f"{product.drizzle_filename}: AstroDrizzle wrote {result.product}; the inputs' "
@@ -152,32 +164,59 @@ def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend,
     return result
 
 
-def _write_footprint_keywords(path: Path, mask_kws: dict, mask) -> None:
-    """NPIXFRAC ... MEDNEXP and MEANWHT/MEDWHT into the product's primary header."""
-    from astropy.io import fits
+def _footprint_header(hdul, mask_kws: dict, mask) -> None:
+    """NPIXFRAC ... MEDNEXP and MEANWHT/MEDWHT into the product's primary header (in memory).
+
+    The weight statistics are taken over the WHT array in the byte order of the file
+    (big-endian), as when they were read back from the written product: numpy sums a
+    non-native array in buffered chunks, so the float32 mean can differ in its last bit.
+    """
+    import numpy as np
 
     from ._footprint import weight_keywords
 
-    with fits.open(path, mode="update", memmap=False) as hdul:
-        header = hdul[0].header
-        for key, (value, comment) in mask_kws.items():
-            header[key] = (float(value), comment)
-        for key, (value, comment) in weight_keywords(hdul["WHT", 1].data, mask).items():
-            header[key] = (float(value), comment)
+    header = hdul[0].header
+    for key, (value, comment) in mask_kws.items():
+        header[key] = (float(value), comment)
+    wht = np.asarray(hdul["WHT", 1].data)
+    for key, (value, comment) in weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), mask).items():
+        header[key] = (float(value), comment)
 
 
-def _trace_s_region(path: Path):
-    """S_REGION values of a finished product (run on the worker thread: reads, never writes
-    nor logs)."""
-    from astropy.io import fits
+class _FinalHeaders:
+    """AstroDrizzle's ``finalize_headers`` hook of one SVM product: the footprint keywords
+    (filter and total products) and the keywords of
+    :func:`~hapgpu.svm._headers.refine_product_headers`, on the HDU list before its one write.
 
-    from ._headers import sregion_values
+    A refinement that fails (a keyword-update problem: drizzlepac's exit status 15) does not
+    stop the product from being written; the error is kept in :attr:`error` for
+    :func:`refine_headers` to raise, as when the refinement followed the write.
+    """
 
-    try:
-        with fits.open(path) as hdul:
-            return sregion_values(hdul, path=path)
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc
+    def __init__(self, product, hap_level: int, names: dict, folder: Path, footprint=None):
+        self.product = product
+        self.hap_level = hap_level
+        self.names = names
+        self.folder = folder
+        self.footprint = footprint  # (mask keywords, total mask) or None
+        self.done = False
+        self.error = None
+
+    def __call__(self, hdul, path) -> None:
+        from ._headers import refine_product_hdulist
+
+        if self.footprint is not None:
+            keywords, mask = self.footprint
+            _footprint_header(hdul, keywords, mask)
+        log.info("refining the header of %s", Path(path).name)
+        try:
+            refine_product_hdulist(hdul, path, hap_level=self.hap_level, hap_exposure_names=self.names,
+                                   poller_aperture=getattr(self.product, "aperture", None),
+                                   input_dir=self.folder)
+        except (HapGpuError, OSError) as exc:
+            self.error = exc
+            return
+        self.done = True
 
 
 class _Footprints:
@@ -258,17 +297,18 @@ def create_drizzle_products(total, configs: dict, folder, *, backend=None, timer
     names, made = [], []
     if not total.edp_list:
         return names, made
-    # S_REGION of each finished product is traced on a worker thread (pure host code) while
-    # the next products are drizzled; refine_headers collects it.
-    tracer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hapgpu-sregion")
-    try:
-        _drizzle_products(total, configs, folder, backend, timer, level, names, made, tracer)
-    finally:
-        tracer.shutdown(wait=False)
+    _drizzle_products(total, configs, folder, backend, timer, level, names, made)
     return names, made
 
 
-def _drizzle_products(total, configs, folder: Path, backend, timer, level, names, made, tracer) -> None:
+def _made(product, path: Path, hap_level: int, inputs, final: _FinalHeaders, mask=None, result=None):
+    """The :class:`DrizzledProduct` record of a product written with ``final`` as its hook."""
+    return DrizzledProduct(product, path, hap_level, inputs, mask,
+                           sci=getattr(result, "sci", None), wht=getattr(result, "wht", None),
+                           refined=final.done, refine_error=final.error)
+
+
+def _drizzle_products(total, configs, folder: Path, backend, timer, level, names, made) -> None:
     """The body of :func:`create_drizzle_products` (``names`` and ``made`` filled in place)."""
     from ..astrodrizzle._exposure import VisitCache
     from ._metawcs import make_mosaic_wcs
@@ -281,6 +321,9 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
     total.meta_wcs = frame
     visit = VisitCache()  # every input is read once for all the products of the detector
     footprints = _Footprints(frame)
+    # HDRTAB's HAPEXPNAME: the HAP names of the detector's exposures (a product's inputs are
+    # all of its detector, so the names of the visit's other detectors never match its rows)
+    hap_names = {e.full_filename: e.product_basename for e in total.edp_list}
     ny, nx = frame.shape
     log.info("metawcs of %s: %d x %d pixels, %.5f arcsec/pixel, CRVAL (%.7f, %.7f)",
              total.drizzle_filename, nx, ny, frame.pscale, *frame.wcs.wcs.crval)
@@ -294,23 +337,22 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
         overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=False)
         if len(paths) == 1:
             overrides["resetbits"] = 0  # use the pixels already flagged as cosmic rays
+        final = _FinalHeaders(filter_product, 2, hap_names, folder, footprint=(keywords, mask))
         with step("drizzle filter", filter_product.drizzle_filename):
             result = _drizzle(filter_product, paths, config, overrides, folder, backend=backend, level=level,
-                              visit=visit, keep_arrays=True)
-            path = result.product
-            _write_footprint_keywords(path, keywords, mask)
-        made.append(DrizzledProduct(filter_product, path, 2, paths, mask, tracer.submit(_trace_s_region, path),
-                                    sci=result.sci, wht=result.wht))
+                              visit=visit, keep_arrays=True, finalize_headers=final)
+        made.append(_made(filter_product, result.product, 2, paths, final, mask, result))
         names += [filter_product.drizzle_filename, filter_product.trl_filename]
         for exposure in filter_product.edp_list:
             config = configs[exposure]
             overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
             overrides["resetbits"] = 0
+            final = _FinalHeaders(exposure, 1, hap_names, folder)
             with step("drizzle exposure", exposure.drizzle_filename):
                 path = _drizzle(exposure, [folder / exposure.full_filename], config, overrides,
-                                folder, backend=backend, level=level, visit=visit).product
-            made.append(DrizzledProduct(exposure, path, 1, [folder / exposure.full_filename],
-                                        s_region=tracer.submit(_trace_s_region, path)))
+                                folder, backend=backend, level=level, visit=visit,
+                                finalize_headers=final).product
+            made.append(_made(exposure, path, 1, [folder / exposure.full_filename], final))
             names += [exposure.drizzle_filename, exposure.full_filename, exposure.trl_filename]
 
     config = configs[total]
@@ -321,18 +363,19 @@ def _drizzle_products(total, configs, folder: Path, backend, timer, level, names
     inputs = [folder / e.full_filename for e in total_inputs(total)]
     overrides = _frame_parameters(frame, config.astrodrizzle, own_rot_scale=True)
     overrides["resetbits"] = 0
+    final = _FinalHeaders(total, 2, hap_names, folder, footprint=(keywords, mask))
     with step("drizzle total", total.drizzle_filename):
         result = _drizzle(total, inputs, config, overrides, folder, backend=backend, level=level, visit=visit,
-                          keep_arrays=True)
-        path = result.product
-        _write_footprint_keywords(path, keywords, mask)
-    made.append(DrizzledProduct(total, path, 2, inputs, mask, tracer.submit(_trace_s_region, path),
-                                sci=result.sci, wht=result.wht))
+                          keep_arrays=True, finalize_headers=final)
+    made.append(_made(total, result.product, 2, inputs, final, mask, result))
     names += [total.drizzle_filename, total.trl_filename]
 
 
 def refine_headers(products, totals, folder) -> None:
-    """:func:`hapgpu.svm._headers.refine_product_headers` on every drizzled product.
+    """:func:`hapgpu.svm._headers.refine_product_headers` on every drizzled product not yet refined.
+
+    Products of :func:`create_drizzle_products` got their keywords before their write; for
+    them this raises the error their refinement met, if any, and does nothing else.
 
     Parameters
     ----------
@@ -351,6 +394,10 @@ def refine_headers(products, totals, folder) -> None:
 
     names = {e.full_filename: e.product_basename for t in totals for e in t.edp_list}
     for item in products:
+        if item.refine_error is not None:
+            raise item.refine_error
+        if item.refined:
+            continue
         aperture = getattr(item.product, "aperture", None)
         log.info("refining the header of %s", item.path.name)
         s_region = item.s_region.result() if item.s_region is not None else None

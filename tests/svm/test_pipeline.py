@@ -269,10 +269,11 @@ def test_keyword_update_failure_exits_15_without_partial_products(tmp_path, monk
     out.mkdir()
     (out / "unrelated.txt").write_text("kept\n")
 
-    def refuse(path, **kwargs):
+    def refuse(hdul, path, **kwargs):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(headers, "refine_product_headers", refuse)
+    # the product's final keywords are written in memory, right before its one write
+    monkeypatch.setattr(headers, "refine_product_hdulist", refuse)
     code = run_svm(visit.poller, out, align=False, previews=False, backend="cpu", progress=False)
     assert code == 15
     assert _listing(out) == ["unrelated.txt"]
