@@ -11,7 +11,9 @@ footprint on the visit frame. drizzlepac ``cell_utils.SkyFootprint.find_corners`
    (``_poly_trace``, described in :func:`trace_border`).
 
 The walked pixels of all regions, in the frame's 0-based pixel coordinates, are the "edges"
-that are converted to the sky. Host code (scipy.ndimage plus one walk per region).
+that are converted to the sky. Host code (scipy.ndimage plus one walk per region); the padded
+per-region boxes of step 3 are not built (:func:`footprint_edges` says why the pixels are the
+same).
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import numpy as np
 from ..errors import InvalidInputError
 
 __all__ = ["footprint_edges", "trace_border", "tiled_local_filter", "open_and_smooth",
-           "dilate_cross", "erode_cross", "walk_border"]
+           "dilate_cross", "erode_cross", "walk_border", "walk_pixels", "label_runs"]
 
-#: Empty pixels around each labelled region before tracing (drizzlepac ``label_border``).
-LABEL_BORDER = 10
 #: Iterations of the erosion and of the dilation that clean the footprint.
 OPENING_ITERATIONS = 3
 #: Gaussian smoothing of the cleaned footprint, pixels, and its threshold.
@@ -125,6 +125,30 @@ def walk_border(border: np.ndarray) -> np.ndarray:
     neighbours and scores two candidates on 9 each, instead of slicing the array.
     """
     ys, xs = np.nonzero(border)
+    return walk_pixels(xs, ys)
+
+
+def walk_pixels(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The walk of :func:`trace_border` over a set of border pixels given by their coordinates.
+
+    Parameters
+    ----------
+    xs, ys : numpy.ndarray
+        Integer ``(n,)`` 0-based column and row of each set pixel (any order, no repeats).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 ``(m + 1, 2)`` ``(x, y)``, as :func:`trace_border`. The walk depends only on the
+        pixels' relative positions, so a translated set gives the translated path.
+
+    Raises
+    ------
+    InvalidInputError
+        No pixel.
+    """
+    xs = np.asarray(xs)
+    ys = np.asarray(ys)
     if xs.size == 0:
         raise InvalidInputError("border mask has no set pixel to trace")
     x = int(xs.min())
@@ -279,14 +303,77 @@ def open_and_smooth(mask: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(opened.astype(np.float32), sigma=SMOOTHING_SIGMA) > SMOOTHING_THRESHOLD
 
 
+def label_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """4-connected regions of a bool mask, found on its row runs.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool ``(ny, nx)``.
+
+    Returns
+    -------
+    rows, starts : numpy.ndarray
+        int64 ``(n_runs,)``: row and first column of every run of set pixels, in raster order
+        (a run ends at the next unset pixel or the row's end).
+    regions : numpy.ndarray
+        int64 ``(n_runs,)``: 0-based region of each run.
+    n_regions : int
+
+    Notes
+    -----
+    Runs of adjacent rows whose column ranges overlap are 4-connected and are merged
+    (union-find). Regions are numbered in raster order of their first pixel, as
+    ``scipy.ndimage.label`` numbers them (label = region + 1), so the regions are scipy's
+    with the work proportional to the number of runs instead of the pixels (a footprint has a
+    few runs per row).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    ny, nx = mask.shape
+    padded = np.zeros((ny, nx + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    change = np.diff(padded, axis=1)
+    change_rows, change_cols = np.nonzero(change)
+    rising = change[change_rows, change_cols] > 0
+    rows = change_rows[rising].astype(np.int64)
+    starts = change_cols[rising].astype(np.int64)
+    stops = change_cols[~rising].astype(np.int64)  # starts and stops alternate within a row
+    n_runs = rows.size
+    parent = list(range(n_runs))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = np.searchsorted(rows, np.arange(ny + 1)).tolist()
+    starts_list, stops_list = starts.tolist(), stops.tolist()
+    for y in range(ny - 1):
+        a, a_end, b, b_end = first[y], first[y + 1], first[y + 1], first[y + 2]
+        while a < a_end and b < b_end:
+            if starts_list[a] < stops_list[b] and starts_list[b] < stops_list[a]:
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)  # the root is the region's first run
+            if stops_list[a] <= stops_list[b]:
+                a += 1
+            else:
+                b += 1
+    roots = np.array([root(i) for i in range(n_runs)], dtype=np.int64)
+    firsts, regions = np.unique(roots, return_inverse=True)
+    return rows, starts, regions.astype(np.int64).ravel(), int(firsts.size)
+
+
 def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Outline pixels of a footprint mask, region by region (drizzlepac ``find_corners`` edges).
 
     Parameters
     ----------
     footprint : numpy.ndarray
-        2-D ``(ny, nx)`` mask, nonzero where an exposure covers the frame (e.g. the clipped
-        ``total_mask`` of :func:`hapgpu.svm._footprint.footprint_mask`).
+        2-D ``(ny, nx)`` mask, covered where ``>= 1`` (what drizzlepac's
+        ``clip(mask, 0, 1).astype(int16)`` keeps; e.g. the ``total_mask`` of
+        :func:`hapgpu.svm._footprint.footprint_mask`, or a bool mask).
 
     Returns
     -------
@@ -304,13 +391,18 @@ def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -----
     Steps in the module docstring. The work is done on the footprint's bounding box plus a
     16-pixel margin (clipped to the frame), which gives the same pixels as the full frame.
+    drizzlepac erodes each labelled region in its own padded box; here the border of the whole
+    cleaned mask (set pixels with a 4-neighbour unset or off the frame) is taken once and split
+    by label: a 4-neighbour of a region's pixel that is set belongs to the same region (the
+    labelling is 4-connected), so each region's border pixels are the same, and the walk
+    (:func:`walk_pixels`) depends only on them. Regions come in label order (raster order of
+    their first pixel, as scipy numbers them and drizzlepac's loop takes them); they are found
+    on the mask's row runs (:func:`label_runs`), not by labelling every pixel.
     """
-    from scipy import ndimage
-
     footprint = np.asarray(footprint)
     if footprint.ndim != 2:
         raise InvalidInputError(f"footprint must be 2-D, got shape {footprint.shape}")
-    covered = np.clip(footprint, 0, 1).astype(np.int16)
+    covered = footprint >= 1
     rows = np.flatnonzero(covered.any(axis=1))
     if rows.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -319,20 +411,27 @@ def footprint_edges(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y1 = min(int(rows[-1]) + _CROP_MARGIN + 1, covered.shape[0])
     x0 = max(int(cols[0]) - _CROP_MARGIN, 0)
     x1 = min(int(cols[-1]) + _CROP_MARGIN + 1, covered.shape[1])
-    crop = covered[y0:y1, x0:x1]
 
-    smooth = tiled_local_filter(crop.astype(bool), open_and_smooth, OPEN_AND_SMOOTH_REACH)
-    labels, _ = ndimage.label(smooth)
+    smooth = tiled_local_filter(covered[y0:y1, x0:x1], open_and_smooth, OPEN_AND_SMOOTH_REACH)
+    run_rows, run_starts, run_regions, n_regions = label_runs(smooth)
+    if n_regions == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    border_y, border_x = np.nonzero(smooth & ~erode_cross(smooth, 1))
+    # the run holding each border pixel: the last run starting at or before it in raster order
+    width = smooth.shape[1] + 1
+    run_keys = run_rows * width + run_starts
+    runs = np.searchsorted(run_keys, border_y.astype(np.int64) * width + border_x, side="right") - 1
+    region_of = run_regions[runs] + 1
+    order = np.argsort(region_of, kind="stable")
+    starts = np.searchsorted(region_of[order], np.arange(1, n_regions + 2))
     xs, ys = [], []
-    for label, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
+    for label in range(n_regions):
+        pick = order[starts[label]:starts[label + 1]]
+        if pick.size == 0:
             continue
-        region = np.zeros((box[0].stop - box[0].start + 2 * LABEL_BORDER,
-                           box[1].stop - box[1].start + 2 * LABEL_BORDER), dtype=bool)
-        region[LABEL_BORDER:-LABEL_BORDER, LABEL_BORDER:-LABEL_BORDER] = labels[box] == label
-        path = trace_border(region & ~erode_cross(region, 1))
-        xs.append(path[:, 0].astype(np.int64) + (box[1].start - LABEL_BORDER + x0))
-        ys.append(path[:, 1].astype(np.int64) + (box[0].start - LABEL_BORDER + y0))
+        path = walk_pixels(border_x[pick], border_y[pick])
+        xs.append(path[:, 0].astype(np.int64) + x0)
+        ys.append(path[:, 1].astype(np.int64) + y0)
     if not xs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(xs), np.concatenate(ys)

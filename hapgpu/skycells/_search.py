@@ -154,10 +154,10 @@ def _exposure_outline(name: str, frame) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions (deg) of the outline of one exposure's footprint on the visit frame."""
     from ..svm._footprint import chip_fills
 
-    # the footprint's chip count (hap-pipeline.md §1.11); its exposure-time map is not needed
-    covered = np.zeros(frame.shape, dtype=np.int16)
+    # where the footprint's chip count (hap-pipeline.md §1.11) is >= 1: all the outline needs
+    covered = np.zeros(frame.shape, dtype=bool)
     for fill in chip_fills(name, frame.wcs, frame.shape):
-        covered[fill.box] += fill.blank
+        covered[fill.box] |= fill.blank
     x, y = footprint_edges(covered)
     if x.size == 0:
         return x.astype(np.float64), y.astype(np.float64)

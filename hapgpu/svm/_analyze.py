@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,14 +279,33 @@ def _filter_tokens(f: _Facts, key, value, mode: str, path: Path):
     return key, value
 
 
+#: Pixels of a SCI image read per block when looking for a non-zero value.
+_NONZERO_BLOCK_PIXELS = 1 << 20
+
+
+def _any_nonzero(hdu) -> bool:
+    """Whether an image HDU holds a non-zero value, reading it in row blocks (``hdu.section``)
+    and stopping at the first block that has one: calibrated data answer after one block."""
+    shape = tuple(int(n) for n in (hdu.shape or ()))
+    if not shape or 0 in shape:
+        return False
+    if len(shape) == 1:
+        return bool(np.any(hdu.section[:] != 0))
+    row_pixels = max(1, math.prod(shape[1:]))
+    rows = max(1, _NONZERO_BLOCK_PIXELS // row_pixels)
+    for start in range(0, shape[0], rows):
+        if np.any(hdu.section[start:start + rows] != 0):
+            return True
+    return False
+
+
 def _has_nonzero_science(hdul: fits.HDUList, path: Path) -> bool:
     """Whether any SCI extension holds a non-zero value (False without SCI extensions)."""
     found = False
     for hdu in hdul:
         if hdu.header.get("EXTNAME") != "SCI":
             continue
-        data = hdu.data
-        if data is not None and np.any(data != 0):
+        if _any_nonzero(hdu):
             found = True
         else:
             log.warning("%s: (SCI, %s) is all zeros", path, hdu.header.get("EXTVER", 1))

@@ -336,7 +336,7 @@ def mask_keywords(total_mask: np.ndarray, scaled_mask: np.ndarray) -> dict:
     values = {
         "NPIXFRAC": n_good / total_mask.size,
         "MEANEXPT": np.mean(exposure_times),
-        "MEDEXPT": np.median(exposure_times),
+        "MEDEXPT": _few_valued_median(exposure_times),
         "MEANNEXP": mean_count,
         "MEDNEXP": median_count,
     }
@@ -372,6 +372,34 @@ def _count_statistics(total_mask: np.ndarray):
     # exceeds r (the zeros are not counted)
     middle_values = np.searchsorted(cumulative, np.asarray(middle) + 1).astype(total_mask.dtype)
     return np.int64(n), mean, np.median(middle_values)
+
+
+#: Most distinct values for which :func:`_few_valued_median` counts instead of partitioning.
+_FEW_VALUES = 12
+#: Stride of the sample that proposes the distinct values.
+_VALUE_SAMPLE_STRIDE = 97
+
+
+def _few_valued_median(values: np.ndarray):
+    """``np.median(values)`` of a 1-D array that holds few distinct values, by counting.
+
+    A footprint's exposure-time map holds one value per combination of covering chips. The
+    distinct values of a strided sample are proposed; when their counts in the whole array add
+    up to its size they are all the values, the sorted counts locate the one or two middle
+    values, and ``np.median`` of those is the median of the whole (same dtype, same
+    arithmetic). Otherwise (more values, or one the sample missed) ``np.median`` of the whole.
+    """
+    values = np.asarray(values)
+    candidates = np.unique(values[::_VALUE_SAMPLE_STRIDE])
+    if values.size == 0 or candidates.size > _FEW_VALUES or not np.all(np.isfinite(candidates)):
+        return np.median(values)
+    counts = np.array([np.count_nonzero(values == v) for v in candidates], dtype=np.int64)
+    n = values.size
+    if int(counts.sum()) != n:
+        return np.median(values)
+    cumulative = np.cumsum(counts)
+    middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    return np.median(candidates[np.searchsorted(cumulative, np.asarray(middle) + 1)])
 
 
 def weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:

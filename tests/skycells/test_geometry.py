@@ -9,7 +9,7 @@ from scipy import ndimage
 from hapgpu.errors import InvalidInputError
 from hapgpu.skycells import footprint_edges, trace_border
 from hapgpu.skycells._edges import (OPEN_AND_SMOOTH_REACH, dilate_cross, erode_cross, open_and_smooth,
-                                    tiled_local_filter)
+                                    label_runs, tiled_local_filter, walk_pixels)
 from hapgpu.skycells._sphere import convex_polygons_overlap, image_polygon, radec_to_xyz
 
 
@@ -80,6 +80,70 @@ def test_footprint_edges_independent_of_empty_surroundings():
     x2, y2 = footprint_edges(padded)
     np.testing.assert_array_equal(x1 + 50, x2)
     np.testing.assert_array_equal(y1 + 50, y2)
+
+
+def _edges_region_by_region(footprint):
+    """find_corners' step 3 as drizzlepac codes it: each labelled region alone in its bounding
+    box padded with 10 empty pixels, minus its erosion, traced (the oracle of the shortcut)."""
+    smooth = open_and_smooth(np.clip(footprint, 0, 1).astype(bool))
+    labels, _ = ndimage.label(smooth)
+    xs, ys = [], []
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        region = np.pad(labels[box] == label, 10)
+        path = trace_border(region & ~ndimage.binary_erosion(region))
+        xs.append(path[:, 0] + box[1].start - 10)
+        ys.append(path[:, 1] + box[0].start - 10)
+    if not xs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_footprint_edges_equal_region_by_region_tracing():
+    """The border taken once for the whole mask and split by label gives each region's own
+    border: regions touching diagonally, regions with holes, several regions, frame edges."""
+    rng = np.random.default_rng(3)
+    masks = [m for m in _test_masks(rng) if m.any()]
+    ring = _rectangle(ny=90, nx=90, box=(10, 80, 10, 80))
+    ring[35:55, 35:55] = 0                          # a hole with an island inside it
+    ring[42:48, 42:48] = 0
+    ring[40:50, 40:50] = 1
+    diagonal = np.zeros((80, 80), np.int16)
+    diagonal[5:40, 5:40] = 1
+    diagonal[40:75, 40:75] = 1                      # touches the first square at one corner
+    masks += [ring, diagonal, _rectangle(box=(0, 60, 0, 80)) * 3]
+    for mask in masks:
+        x, y = footprint_edges(mask)
+        ex, ey = _edges_region_by_region(mask)
+        np.testing.assert_array_equal(x, ex)
+        np.testing.assert_array_equal(y, ey)
+
+
+def test_label_runs_are_scipy_labels():
+    """Regions found on row runs: scipy's 4-connected labels, numbered the same way."""
+    rng = np.random.default_rng(8)
+    masks = _test_masks(rng)
+    for _ in range(40):
+        ny, nx = (int(n) for n in rng.integers(1, 60, 2))
+        noise = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(0.3, 3))
+        masks.append(noise > rng.uniform(-0.2, 0.3) * noise.std())
+    checker = (np.indices((9, 9)).sum(axis=0) % 2).astype(bool)  # diagonal neighbours only
+    masks += [checker, ~checker]
+    for mask in masks:
+        labels, n = ndimage.label(mask)
+        rows, starts, regions, n_regions = label_runs(mask)
+        assert n_regions == n
+        assert rows.size == np.count_nonzero(np.diff(np.pad(mask, ((0, 0), (1, 0))).astype(np.int8), axis=1) == 1)
+        np.testing.assert_array_equal(labels[rows, starts], regions + 1)
+
+
+def test_walk_pixels_follows_translation():
+    border = _rectangle().astype(bool) & ~erode_cross(_rectangle().astype(bool), 1)
+    ys, xs = np.nonzero(border)
+    order = np.random.default_rng(0).permutation(xs.size)   # any order of the pixels
+    path = walk_pixels(xs[order] + 1000, ys[order] - 7)
+    np.testing.assert_array_equal(path, trace_border(border) + [1000, -7])
+    with pytest.raises(InvalidInputError, match="no set pixel"):
+        walk_pixels(np.zeros(0, int), np.zeros(0, int))
 
 
 def _test_masks(rng):
