@@ -124,6 +124,16 @@ def data_file(name: str) -> Path:
     return path
 
 
+def shifted_wcs(wcs, dx: float, dy: float):
+    """A copy of ``wcs`` with its reference pixel moved by ``(dx, dy)`` pixels."""
+    import copy
+
+    out = copy.deepcopy(wcs)
+    out.wcs.crpix = out.wcs.crpix + np.array([dx, dy])
+    out.wcs.set()
+    return out
+
+
 def load_chip_wcs(name: str, ext=("SCI", 1)):
     """stwcs HSTWCS of one chip of a real HST file in ``tests/data`` (SIP, NPOL and D2IM as present)."""
     from astropy.io import fits

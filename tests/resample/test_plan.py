@@ -5,7 +5,6 @@ the same order bit for bit, hold fewer tiles than the frame has at its peak, and
 budget one input alone exceeds.
 """
 
-import copy
 
 import numpy as np
 import pytest
@@ -14,7 +13,13 @@ from hapgpu.errors import InvalidInputError, InvalidParameterError
 from hapgpu.resample import Drizzle, DrizzlePlan, PixelMap, plan_drizzle
 from hapgpu.resample._tiles import DEFAULT_TILE, accumulator_bytes, choose_tile_shape
 
-from ..conftest import REAL_CHIPS, load_chip_wcs, output_frame, synthetic_scene
+from ..conftest import (
+    REAL_CHIPS,
+    load_chip_wcs,
+    output_frame,
+    shifted_wcs,
+    synthetic_scene,
+)
 
 SHAPE = (20, 24)
 TILE = 16
@@ -24,18 +29,11 @@ SHIFTS = ((45.0, 40.0), (-45.0, -40.0), (0.0, 40.0), (45.0, -40.0), (-45.0, 40.0
           (4000.0, 0.0))
 
 
-def shifted(wcs, dx, dy):
-    out = copy.deepcopy(wcs)
-    out.wcs.crpix = out.wcs.crpix + np.array([dx, dy])
-    out.wcs.set()
-    return out
-
-
 @pytest.fixture(scope="module")
 def spread():
     w = load_chip_wcs(*REAL_CHIPS["uvis1"])
     out_wcs, out_shape, ratio = output_frame(w, SHAPE, rot_deg=20.0, coverage=5.0)
-    pmaps = [PixelMap.from_wcs(shifted(w, dx, dy), out_wcs, SHAPE) for dx, dy in SHIFTS]
+    pmaps = [PixelMap.from_wcs(shifted_wcs(w, dx, dy), out_wcs, SHAPE) for dx, dy in SHIFTS]
     return pmaps, out_shape, ratio
 
 

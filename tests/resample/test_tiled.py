@@ -6,7 +6,6 @@ and only moves the accumulator index, and every output pixel receives its drops 
 order, so the results must be equal bit for bit (reproject's ``test_blocked_against_single``).
 """
 
-import copy
 import json
 import os
 import subprocess
@@ -20,7 +19,13 @@ from astropy.io import fits
 from hapgpu.errors import InvalidParameterError, OutputWriteError
 from hapgpu.resample import KERNELS, Drizzle, PixelMap
 
-from ..conftest import REAL_CHIPS, load_chip_wcs, output_frame, synthetic_scene
+from ..conftest import (
+    REAL_CHIPS,
+    load_chip_wcs,
+    output_frame,
+    shifted_wcs,
+    synthetic_scene,
+)
 
 SHAPE = (20, 24)
 TILE = 16  # the smallest tile: many tiles on these small frames
@@ -30,19 +35,12 @@ INPUTS = (((0.0, 0.0), 1, "counts"), ((7.0, -5.0), 2, "cps"), ((-30.0, 12.0), 33
           ((3.0, 4.0), 40, "cps"), ((5000.0, 0.0), 3, "cps"))
 
 
-def shifted(wcs, dx, dy):
-    out = copy.deepcopy(wcs)
-    out.wcs.crpix = out.wcs.crpix + np.array([dx, dy])
-    out.wcs.set()
-    return out
-
-
 @pytest.fixture(scope="module")
 def frame():
     w = load_chip_wcs(*REAL_CHIPS["uvis2"])
     out_wcs, out_shape, ratio = output_frame(w, SHAPE, rot_deg=30.0, scale_ratio=0.9,
                                              coverage=2.2)
-    pmaps = [PixelMap.from_wcs(shifted(w, dx, dy), out_wcs, SHAPE) for (dx, dy), _, _ in INPUTS]
+    pmaps = [PixelMap.from_wcs(shifted_wcs(w, dx, dy), out_wcs, SHAPE) for (dx, dy), _, _ in INPUTS]
     return pmaps, out_shape, ratio
 
 
