@@ -187,6 +187,19 @@ def _all_finite(image) -> bool:
     return bool(kmorph.all_finite(image))
 
 
+def _constant_like(image, value, xp):
+    """``xp.full_like(image, value)``; a 2-D host image is filled by a parallel compiled pass
+    (``value`` cast to the image dtype as ``full_like`` casts it)."""
+    if xp is np and isinstance(image, np.ndarray) and image.ndim == 2 \
+            and image.dtype.kind == "f" and image.dtype.isnative:
+        out = np.empty(image.shape, dtype=image.dtype)
+        with np.errstate(over="ignore"):   # full_like's cast: out of range becomes inf
+            fill = out.dtype.type(value)
+        kmorph.fill_constant(out, fill)
+        return out
+    return xp.full_like(image, value)
+
+
 def _std_above_zero(values) -> float:
     """Sample standard deviation of the values > 0 (scipy ``tstd(limits=(0, None))``)."""
     vals = values[values > 0]
@@ -205,7 +218,7 @@ def _zero_background(data, footprint, params, keywords, xp) -> ImageBackground |
     minimum = 1.0 / keywords["texpo_time"]
     if np.nan_to_num(rms) < minimum:
         rms_median = minimum
-    return ImageBackground(background=xp.zeros_like(data), rms=xp.full_like(data, rms),
+    return ImageBackground(background=xp.zeros_like(data), rms=_constant_like(data, rms, xp),
                            rms_median=rms_median, median=0.0, kind="zero_background")
 
 
@@ -311,7 +324,8 @@ def compute_background(data, footprint, params: CatalogParameters, keywords: dic
         minimum_rms = math.sqrt(max(median * texptime, 1.0)) / texptime
     madrms = detection.mad_rms(work, backend=bk)
     rms = max(rms, minimum_rms, madrms)  # Python's max, in drizzlepac's order (NaN rules alike)
-    result = ImageBackground(background=xp.full_like(work, median), rms=xp.full_like(work, rms),
+    result = ImageBackground(background=_constant_like(work, median, xp),
+                             rms=_constant_like(work, rms, xp),
                              rms_median=rms, median=median, kind="sigma_clipped_background")
     log.debug("sigma-clipped background %.6g, rms %.6g (skew %.3g)", median, rms, skew)
 
@@ -542,7 +556,13 @@ def region_threshold(nsigma, rms, regions, *, backend=None):
     for region in regions:
         _, median = region_rms(rms, region, xp, image=False)
         item = threshold.dtype.type(nsigma * threshold.dtype.type(median))
-        threshold += item * region.mask
+        mask = region.mask
+        if (xp is np and threshold.dtype == np.float32 and isinstance(mask, np.ndarray)
+                and mask.dtype == np.uint16 and mask.shape == threshold.shape
+                and mask.dtype.isnative):
+            kmorph.add_scaled_mask(threshold, mask, item)   # the same float32 steps, fused
+        else:
+            threshold += item * mask
     return threshold
 
 

@@ -21,6 +21,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..errors import InvalidInputError, WCSError
+from ..kernels.detection import morphology as kmorph
 
 __all__ = ["CatalogProduct", "read_catalog_product", "footprint_mask", "header_keywords"]
 
@@ -246,6 +247,23 @@ def _single_products(path: Path) -> list[Path]:
     return sorted(p for p in path.parent.glob(f"{root}*_{suffix}.fits") if p.name != name)
 
 
+def _read_float32(hdu) -> np.ndarray:
+    """The image of ``hdu`` as native float32 (``numpy.asarray(hdu.data, dtype=float32)``).
+
+    An unscaled big-endian float32 image (what drizzled products hold) on a little-endian
+    host is byte-swapped from the file's buffer (a memory map) by a parallel compiled pass
+    (:func:`hapgpu.kernels.detection.morphology.be32_to_native`): the same bits, rows in
+    parallel; anything else goes through NumPy.
+    """
+    data = hdu.data
+    if (data is not None and np.little_endian and data.ndim == 2
+            and data.dtype == np.dtype(">f4") and data.flags.c_contiguous):
+        out = np.empty(data.shape, dtype=np.float32)
+        kmorph.be32_to_native(data.view(np.uint32), out.view(np.uint32))
+        return out
+    return np.asarray(data, dtype=np.float32)
+
+
 def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
                          single_products=None, sci=None, wht=None) -> CatalogProduct:
     """Read a drizzled product for the catalog step.
@@ -301,8 +319,8 @@ def read_catalog_product(path, *, kind=None, mask=None, exposures=None,
                     raise InvalidInputError(f"{path}: SCI/WHT arrays of shape {data.shape}/{wht.shape} "
                                             f"given for a product of shape {shape}")
             else:
-                data = np.asarray(hdul["SCI"].data, dtype=np.float32)
-                wht = np.asarray(hdul["WHT"].data, dtype=np.float32)
+                data = _read_float32(hdul["SCI"])
+                wht = _read_float32(hdul["WHT"])
             wcs = _sci_wcs(hdul, path)
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the product: {exc}") from exc

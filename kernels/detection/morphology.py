@@ -23,7 +23,15 @@ result of the SciPy / NumPy expression it replaces (named in each docstring):
 * :func:`band_counts` / :func:`band_labels`: counts and labels of weight bands (``rel`` above a
   decreasing list of float32 limits);
 * :func:`region_rms_pass`: ``rms * sqrt(mask / max_rel)`` of one weight region (HAP's
-  per-region rms) with the count and range of its positive values.
+  per-region rms) with the count and range of its positive values;
+* :func:`fill_constant`: ``numpy.full_like`` of a 2-D image, rows filled in parallel;
+* :func:`be32_to_native`: the byte swap of big-endian 32-bit FITS pixels into a native array
+  (``numpy.asarray(data, dtype=float32)`` of a ``>f4`` buffer), rows in parallel;
+* :func:`add_scaled_mask`: ``image += value * mask`` (float32 image and value, uint16 mask);
+* :func:`shifted_block_product`: ``scale * fftshift(m)[:hy, :hx] * (block > 0)`` written into
+  an output window (the deconvolution's block result), rows in parallel;
+* :func:`paint_boxes`: ``maximum_filter(seeds, size=2 half + 1, mode="constant")`` of a binary
+  seed image given as seed positions (the union of the seeds' boxes, clipped to the image).
 
 The element-wise passes run rows in parallel (``prange``); each pixel's arithmetic, and every
 reduction (integer counts, first extreme in raster order), is the serial sweep's.
@@ -42,7 +50,9 @@ from numba import prange
 __all__ = ["taxicab_erosion", "box_dilate_erode", "sliding_max_reflect",
            "relative_max_filter", "quadrature_error", "finite_copy",
            "add_valid_count", "add_valid_count_be32", "gather_open_interval", "band_counts",
-           "band_labels", "region_planes", "all_finite", "region_rms_pass"]
+           "band_labels", "region_planes", "all_finite", "region_rms_pass", "fill_constant",
+           "be32_to_native", "paint_boxes", "add_scaled_mask",
+           "shifted_block_product"]
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -615,3 +625,79 @@ def region_rms_pass(rms, mask, max_rel, out, write):
         row_lo[j] = lo
         row_hi[j] = hi
     return counts.sum(), row_lo.min(), row_hi.max()
+
+
+@numba.njit(parallel=True, **_JIT)
+def fill_constant(out, value):
+    """``out[...] = value`` for a 2-D array (``value`` already of ``out``'s dtype)."""
+    ny, nx = out.shape
+    for j in prange(ny):
+        for i in range(nx):
+            out[j, i] = value
+
+
+@numba.njit(parallel=True, **_JIT)
+def be32_to_native(words, out):
+    """Byte-swap big-endian 32-bit words into ``out`` (native uint32 view of the result).
+
+    ``words`` are the file's 4-byte pixels read as native uint32 on a little-endian host;
+    ``out`` receives the same bits in native order, so a float32 view of it holds exactly
+    the values ``numpy.asarray(buffer, dtype=numpy.float32)`` gives.
+    """
+    ny, nx = words.shape
+    for j in prange(ny):
+        for i in range(nx):
+            w = np.uint32(words[j, i])
+            out[j, i] = np.uint32(((w & np.uint32(0xFF)) << np.uint32(24))
+                                  | ((w & np.uint32(0xFF00)) << np.uint32(8))
+                                  | ((w >> np.uint32(8)) & np.uint32(0xFF00))
+                                  | (w >> np.uint32(24)))
+
+
+@numba.njit(**_JIT)
+def paint_boxes(out, ys, xs, half):
+    """Set ``out`` to 1 within Chebyshev distance ``half`` of each seed ``(ys[k], xs[k])``.
+
+    The result is ``scipy.ndimage.maximum_filter(seeds, size=2 half + 1, mode="constant",
+    cval=0)`` of the binary image that is 1 at the seeds: a pixel is set when a seed lies in
+    the box around it, i.e. when it lies in the box around a seed. ``out`` must be zero on
+    entry; seeds may repeat.
+    """
+    ny, nx = out.shape
+    for k in range(ys.shape[0]):
+        y0 = max(0, ys[k] - half)
+        y1 = min(ny, ys[k] + half + 1)
+        x0 = max(0, xs[k] - half)
+        x1 = min(nx, xs[k] + half + 1)
+        for j in range(y0, y1):
+            for i in range(x0, x1):
+                out[j, i] = 1
+
+
+@numba.njit(parallel=True, **_JIT)
+def add_scaled_mask(image, mask, value):
+    """``image += value * mask`` for a float32 image, a float32 ``value`` and a uint16 mask:
+    NumPy's float32 product (the mask converted exactly to float32), then the float32 sum."""
+    ny, nx = image.shape
+    for j in prange(ny):
+        for i in range(nx):
+            image[j, i] = np.float32(image[j, i] + np.float32(value * np.float32(mask[j, i])))
+
+
+@numba.njit(parallel=True, **_JIT)
+def shifted_block_product(out, m_map, block, scale):
+    """``out[...] = scale * numpy.fft.fftshift(m_map)[:hy, :hx] * (block > 0)``.
+
+    ``out`` and ``block`` are (hy, hx) windows, ``m_map`` the full (by, bx) float64 block
+    result; ``fftshift`` moves element ``(k - n // 2) mod n`` to ``k`` along each axis. Each
+    value is ``(scale * m) * 1.0`` or ``* 0.0`` in float64, as the NumPy expression rounds.
+    """
+    hy, hx = out.shape
+    by, bx = m_map.shape
+    sy = by // 2
+    sx = bx // 2
+    for j in prange(hy):
+        src_j = (j - sy) % by
+        for i in range(hx):
+            v = scale * m_map[src_j, (i - sx) % bx]
+            out[j, i] = v * (1.0 if block[j, i] > 0 else 0.0)

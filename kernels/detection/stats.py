@@ -559,14 +559,19 @@ def _mad_diff(data, j, i):
     return abs((a + a) - b - d)
 
 
-@numba.njit(**_JIT)
+_MAD_CHUNKS = 8
+
+
+@numba.njit(parallel=True, **_JIT)
 def mad_rms_median_f32(data):
     """Median of :func:`mad_rms_diffs` of a float32 image without forming the differences.
 
     The differences are non-negative float32 values, whose bit patterns sort like the values:
     one sweep histograms the upper 16 bits, a second sweep the lower 16 bits of the values in
     the one or two bins holding the central ranks, which gives the central values exactly.
-    The median is NumPy's for float32 (``f32(lower + upper) / 2`` for an even count).
+    The median is NumPy's for float32 (``f32(lower + upper) / 2`` for an even count). Both
+    sweeps run blocks of rows in parallel, each into its own integer histogram, summed
+    afterwards (exact, whatever the number of threads).
 
     Returns
     -------
@@ -575,21 +580,31 @@ def mad_rms_median_f32(data):
     median : float
         NaN when ``n`` is 0.
     ok : bool
-        False when a difference is NaN (infinite pixels); the median is then not computed.
+        False when a difference is NaN (infinite pixels); the median is then not computed
+        (``n`` is then meaningless).
     """
     ny, nx = data.shape
     m = max(nx - 4, 0)
+    nchunks = max(1, min(ny, _MAD_CHUNKS))
+    rows = (ny + nchunks - 1) // nchunks
+    highs = np.zeros((nchunks, 65536), dtype=np.int64)
+    bad = np.zeros(nchunks, dtype=np.int64)
+    for c in prange(nchunks):
+        for j in range(c * rows, min(ny, (c + 1) * rows)):
+            for i in range(m):
+                v = _mad_diff(data, j, i)
+                if v >= 0:
+                    bits = np.uint32(np.float32(v).view(np.uint32))
+                    highs[c, bits >> 16] += 1
+                elif v != -1.0:
+                    bad[c] += 1
+    if bad.sum() > 0:
+        return 0, math.nan, False
     high = np.zeros(65536, dtype=np.int64)
-    n = 0
-    for j in range(ny):
-        for i in range(m):
-            v = _mad_diff(data, j, i)
-            if v >= 0:
-                bits = np.uint32(np.float32(v).view(np.uint32))
-                high[bits >> 16] += 1
-                n += 1
-            elif v != -1.0:
-                return n, math.nan, False
+    for c in range(nchunks):
+        for b in range(65536):
+            high[b] += highs[c, b]
+    n = high.sum()
     if n == 0:
         return 0, math.nan, True
     r2 = n // 2
@@ -609,18 +624,25 @@ def mad_rms_median_f32(data):
             below2 = acc
             break
         acc += c
+    lows1 = np.zeros((nchunks, 65536), dtype=np.int64)
+    lows2 = np.zeros((nchunks, 65536), dtype=np.int64)
+    for c in prange(nchunks):
+        for j in range(c * rows, min(ny, (c + 1) * rows)):
+            for i in range(m):
+                v = _mad_diff(data, j, i)
+                if v >= 0:
+                    bits = np.uint32(np.float32(v).view(np.uint32))
+                    h = bits >> 16
+                    if h == b1:
+                        lows1[c, bits & 0xFFFF] += 1
+                    if h == b2:
+                        lows2[c, bits & 0xFFFF] += 1
     low1 = np.zeros(65536, dtype=np.int64)
     low2 = np.zeros(65536, dtype=np.int64)
-    for j in range(ny):
-        for i in range(m):
-            v = _mad_diff(data, j, i)
-            if v >= 0:
-                bits = np.uint32(np.float32(v).view(np.uint32))
-                h = bits >> 16
-                if h == b1:
-                    low1[bits & 0xFFFF] += 1
-                if h == b2:
-                    low2[bits & 0xFFFF] += 1
+    for c in range(nchunks):
+        for b in range(65536):
+            low1[b] += lows1[c, b]
+            low2[b] += lows2[c, b]
     v1 = _value_of_rank(low1, r1 - below1, b1)
     v2 = _value_of_rank(low2, r2 - below2, b2)
     if r1 == r2:

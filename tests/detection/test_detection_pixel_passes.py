@@ -232,3 +232,94 @@ def test_box_dilate_erode_equals_scipy():
     shrunk = ndimage.minimum_filter(grown, size=31, mode="constant", cval=0)
     expected = (shrunk[13:-13, 13:-13] != 0).astype(np.int32)
     assert _bits_equal(kmorph.box_dilate_erode(data, 13, 25, 31), expected)
+
+
+def test_fill_constant_equals_full_like():
+    out = np.empty((13, 7), dtype=np.float32)
+    kmorph.fill_constant(out, np.float32(0.1))
+    assert _bits_equal(out, np.full_like(out, 0.1))
+
+
+def test_be32_to_native_equals_numpy_conversion():
+    rng = np.random.default_rng(11)
+    data = (rng.normal(size=(31, 17)) * 1e4).astype(">f4")
+    data[0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    data[1, 0] = np.float32(1e-40)  # subnormal
+    out = np.empty(data.shape, dtype=np.float32)
+    kmorph.be32_to_native(data.view(np.uint32), out.view(np.uint32))
+    assert _bits_equal(out, np.asarray(data, dtype=np.float32))
+
+
+def test_read_float32_of_a_fits_image_equals_astropy(tmp_path):
+    from astropy.io import fits
+
+    from hapgpu.catalogs._product import _read_float32
+
+    rng = np.random.default_rng(12)
+    image = rng.normal(size=(20, 23)).astype(np.float32)
+    path = tmp_path / "image.fits"
+    fits.PrimaryHDU(image).writeto(path)
+    with fits.open(path) as hdul:
+        assert hdul[0].data.dtype == np.dtype(">f4")   # the fast path is the one tested
+        got = _read_float32(hdul[0])
+        assert _bits_equal(got, np.asarray(hdul[0].data, dtype=np.float32))
+    assert _bits_equal(got, image)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (9, 14), (60, 45)])
+@pytest.mark.parametrize("half", [0, 1, 5])
+def test_paint_boxes_equals_maximum_filter(shape, half):
+    rng = np.random.default_rng(hash((shape, half)) % 2**32)
+    ys = rng.integers(0, shape[0], 12).astype(np.int64)
+    xs = rng.integers(0, shape[1], 12).astype(np.int64)
+    ys[0], xs[0] = shape[0] - 1, shape[1] - 1   # a seed in the corner, boxes cut at the edge
+    seeds = np.zeros(shape, dtype=np.uint8)
+    seeds[ys, xs] = 1
+    expected = ndimage.maximum_filter(seeds, size=2 * half + 1, mode="constant", cval=0)
+    out = np.zeros(shape, dtype=np.uint8)
+    kmorph.paint_boxes(out, ys, xs, half)
+    assert np.array_equal(out, expected)
+
+
+def test_add_scaled_mask_equals_numpy():
+    rng = np.random.default_rng(13)
+    image = rng.normal(size=(40, 29)).astype(np.float32)
+    mask = rng.integers(0, 2, image.shape).astype(np.uint16)
+    value = np.float32(3.0 * np.float32(0.0123456))
+    expected = image.copy()
+    expected += value * mask
+    kmorph.add_scaled_mask(image, mask, value)
+    assert _bits_equal(image, expected)
+
+
+@pytest.mark.parametrize("block", [(16, 16), (15, 17)])
+@pytest.mark.parametrize("window", [(16, 16), (9, 13)])
+def test_shifted_block_product_equals_numpy(block, window):
+    rng = np.random.default_rng(14)
+    hy, hx = min(window[0], block[0]), min(window[1], block[1])
+    m_map = rng.normal(size=block)
+    data = rng.normal(size=(hy, hx)).astype(np.float32)
+    n_pix = block[0] * block[1]
+    expected = n_pix * np.fft.fftshift(m_map)[:hy, :hx] * (data > 0)
+    out = np.full((hy + 2, hx + 3), 7.0)
+    kmorph.shifted_block_product(out[1:1 + hy, 2:2 + hx], m_map, data, float(n_pix))
+    assert _bits_equal(out[1:1 + hy, 2:2 + hx], expected)
+    assert (out[0] == 7.0).all() and (out[:, :2] == 7.0).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (3, 9), (40, 101), (301, 57)])
+def test_mad_rms_median_equals_median_of_differences(shape):
+    rng = np.random.default_rng(hash(shape) % 2**32)
+    image = rng.normal(size=shape).astype(np.float32)
+    image[image < -1.2] = 0.0
+    image.flat[::17] = np.nan
+    n, median, ok = kstats.mad_rms_median_f32(image)
+    diffs = kstats.mad_rms_diffs(image)
+    assert ok and n == diffs.size
+    if diffs.size:
+        assert median == float(np.median(diffs.astype(np.float32)))
+    else:
+        assert math.isnan(median)
+    if shape[1] >= 5:
+        image[0, :5] = [np.inf, 1.0, np.inf, 1.0, 1.0]   # (inf + inf) - inf: a NaN difference
+        assert not kstats.mad_rms_median_f32(image)[2]
