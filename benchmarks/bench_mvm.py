@@ -24,11 +24,14 @@ untouched) and, like ``runmultihap``, without alignment.
 Usage::
 
     python benchmarks/bench_mvm.py [--case comparison|full|all] [--size N] [--n-visits 8]
-        [--backend cpu|gpu] [--no-reference] [--workdir DIR]
+        [--backend cpu|gpu] [--no-reference] [--profile FILE] [--workdir DIR]
 
 ``--size N`` reads out N x N subarrays of each chip (IR: ``N // 2``, at least 32) instead of full chips: a
 quick run. In the ``full`` case the pointings still span the cell, so the output frame stays
 nearly the full cell while the inputs shrink.
+
+``--profile FILE`` writes a cProfile of hapgpu's timed call to ``FILE.<case>`` (read it with
+``python -m pstats``); ``--no-reference`` skips drizzlepac.
 
 Prints one table: per case, hapgpu and drizzlepac wall seconds, their ratio, and the peak
 resident memory of each side.
@@ -135,12 +138,22 @@ def copy_inputs(pollers: list[Path], dest: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- one side (subprocess)
-def _side_ours(pollers: list[Path], out: Path, backend: str) -> dict:
+def _side_ours(pollers: list[Path], out: Path, backend: str, profile: str | None = None) -> dict:
     from hapgpu.mvm import run_mvm
 
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = time.perf_counter()
     code = run_mvm(pollers, out, backend=backend, progress=False)
-    return {"wall": time.perf_counter() - t0, "code": int(code)}
+    wall = time.perf_counter() - t0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    return {"wall": wall, "code": int(code)}
 
 
 def _side_reference(pollers: list[Path]) -> dict:
@@ -170,6 +183,7 @@ def _run_side(argv) -> int:
     parser.add_argument("--result", required=True)
     parser.add_argument("--out")
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--profile")
     parser.add_argument("pollers", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -178,18 +192,24 @@ def _run_side(argv) -> int:
     warnings.simplefilter("ignore")
     pollers = [Path(p) for p in args.pollers]
     if args.side == "ours":
-        result = _side_ours(pollers, Path(args.out), args.backend)
+        result = _side_ours(pollers, Path(args.out), args.backend, args.profile)
     else:
         result = _side_reference(pollers)
     Path(args.result).write_text(json.dumps(result))
     return 0
 
 
-def measure(side: str, pollers: list[Path], folder: Path, backend: str) -> dict:
-    """Run one side in a subprocess; its wall time, exit status and peak RSS (bytes)."""
+def measure(side: str, pollers: list[Path], folder: Path, backend: str, profile: Path | None = None) -> dict:
+    """Run one side in a subprocess; its wall time, exit status and peak RSS (bytes).
+
+    ``profile``: write a cProfile of the timed call there (hapgpu side only).
+    """
     result = folder / f"{side}_result.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--result", str(result),
-               "--backend", backend, "--out", str(folder / f"{side}_out")] + [str(p) for p in pollers]
+               "--backend", backend, "--out", str(folder / f"{side}_out")]
+    if profile is not None:
+        command += ["--profile", str(Path(profile).resolve())]
+    command += [str(p) for p in pollers]
     with open(folder / f"{side}.log", "w") as log:  # drizzlepac prints its whole log
         process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
@@ -225,6 +245,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-visits", type=int, default=8, help="visits of the full-cell case")
     parser.add_argument("--backend", default="cpu", choices=("cpu", "gpu", "cudasim", "auto"))
     parser.add_argument("--no-reference", action="store_true", help="time hapgpu only")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="cProfile the hapgpu side into FILE (per case: FILE.<case>); the "
+                             "profiler slows it, so the ratio is not representative")
     parser.add_argument("--workdir", default=None, help="keep the files here (default: a temp folder)")
     args = parser.parse_args(argv)
     if args.n_visits < 1:
@@ -248,7 +271,8 @@ def main(argv=None) -> int:
         n_files = len({line.split(",")[0] for p in pollers for line in p.read_text().splitlines()})
         print(f"{case}: simulated {n_files} exposures in {time.perf_counter() - t0:.1f} s", flush=True)
         _warm_up(folder / "warmup", args.backend)  # just before: the cache key follows the kernel sources
-        ours = measure("ours", copy_inputs(pollers, folder / "ours_in"), folder, args.backend)
+        profile = None if args.profile is None else Path(f"{args.profile}.{case}")
+        ours = measure("ours", copy_inputs(pollers, folder / "ours_in"), folder, args.backend, profile)
         if ours["code"] != 0:
             raise RuntimeError(f"{case}: run_mvm returned {ours['code']}")
         print(f"{case}: hapgpu {ours['wall']:.1f} s, peak RSS {_gib(ours['peak_rss'])} GiB", flush=True)

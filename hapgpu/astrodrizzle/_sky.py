@@ -11,11 +11,22 @@ the chip's IDCSCALE. The methods (algorithms §4.2.2):
 * ``match``: relative levels from the pairwise overlaps, solved by least squares, the lowest
   image at 0;
 * ``globalmin+match``: ``match`` plus the global minimum of the matched statistics.
+
+Speed: the statistics of a set of host pixels are remembered, keyed by a digest of the pixel
+values and the statistics settings (:class:`_StatisticMemo`). Products made from the same
+exposures (the coarse and fine layers of an MVM cell, the sky cells that share exposures, the
+filter and total products of a visit) then compute each static-mask threshold and each chip
+overlap statistic once per process; a remembered result is the one the computation gives, so
+a run gives the same static masks and skies with and without the memo. Device arrays are not
+memoised (the statistics cost less there than the transfer a digest needs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +38,7 @@ from ._exposure import dq_good
 from ._footprint import chip_footprint, intersect_footprints, overlap_mask
 from ._runtime import host_map
 
-__all__ = ["SkySettings", "static_masks", "sky_masks", "compute_sky", "user_sky_from_file"]
+__all__ = ["SkySettings", "compute_sky", "sky_masks", "static_masks", "user_sky_from_file"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,7 @@ class SkySettings:
     binwidth: float
 
     @classmethod
-    def from_parameters(cls, params) -> "SkySettings":
+    def from_parameters(cls, params) -> SkySettings:
         """Settings from :class:`AstroDrizzleParameters`."""
         return cls(params.skymethod, params.skystat, params.skylower, params.skyupper,
                    params.skyclip, params.skylsigma, params.skyusigma, params.skywidth)
@@ -69,8 +80,8 @@ def static_masks(exposures, sigma: float, xp) -> dict:
         values = chip.sci if chip.finite is None else chip.sci[chip.finite]
         if values.size == 0:
             return None
-        stats = image_statistics(values, nclip=3, mode=True,
-                                 lower=float(values.min()), upper=float(values.max()))
+        stats = _image_statistics(values, nclip=3, mode=True,
+                                  lower=float(values.min()), upper=float(values.max()))
         log.debug("static mask %s[SCI,%d]: mode %.6g, rms %.6g", exposure.name, chip.extver,
                   stats.mode, stats.stddev)
         return stats.mode - sigma * stats.stddev if stats.nbins >= 2 else None
@@ -109,15 +120,83 @@ def sky_masks(exposures, bits, statics: dict | None, use_static: bool, xp) -> li
 
 
 # ----------------------------------------------------------------------------- statistics
+class _StatisticMemo:
+    """Bounded, thread-safe memo of :func:`hapgpu.kernels.imstats.image_statistics` results.
+
+    Keys are ``(BLAKE2b digest of the values' bytes, dtype, shape, keyword arguments)``: equal
+    keys mean equal inputs, so a remembered result (a frozen
+    :class:`~hapgpu.kernels.imstats.ImageStatistics`) is the one the computation gives. At most
+    ``max_entries`` results are kept, least recently used dropped first.
+
+    Parameters
+    ----------
+    max_entries : int
+        Capacity.
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = int(max_entries)
+        self._results: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def __repr__(self) -> str:
+        return f"_StatisticMemo(max_entries={self.max_entries}, n_entries={len(self._results)})"
+
+    @staticmethod
+    def key(values: np.ndarray, **kwargs):
+        """The memo key of ``values`` (a host array) and the ``image_statistics`` keywords."""
+        data = np.ascontiguousarray(values)
+        digest = hashlib.blake2b(memoryview(data).cast("B"), digest_size=32).digest()
+        return (digest, data.dtype.str, data.shape) + tuple(sorted(kwargs.items()))
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._results:
+                return None
+            self._results.move_to_end(key)
+            self.hits += 1
+            return self._results[key]
+
+    def put(self, key, result) -> None:
+        with self._lock:
+            self._results[key] = result
+            self._results.move_to_end(key)
+            while len(self._results) > self.max_entries:
+                self._results.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._results.clear()
+            self.hits = 0
+
+
+_MEMO = _StatisticMemo()
+
+
+def _image_statistics(values, **kwargs):
+    """:func:`~hapgpu.kernels.imstats.image_statistics`, through :data:`_MEMO` for host arrays.
+
+    Raises ValueError as ``image_statistics`` does (failures are not remembered)."""
+    if not isinstance(values, np.ndarray) or values.size == 0:
+        return image_statistics(values, **kwargs)
+    key = _MEMO.key(values, **kwargs)
+    stats = _MEMO.get(key)
+    if stats is None:
+        stats = image_statistics(values, **kwargs)
+        _MEMO.put(key, stats)
+    return stats
+
+
 def _statistic(values, settings: SkySettings):
     """``(value, npix)`` of the configured statistic, or ``(None, 0)`` without valid data."""
     if values.size < 1:
         return None, 0
     try:
-        stats = image_statistics(values, lower=settings.lower, upper=settings.upper,
-                                 nclip=settings.nclip, lsig=settings.lsigma, usig=settings.usigma,
-                                 binwidth=settings.binwidth, mode=settings.stat == "mode",
-                                 median=settings.stat == "median")
+        stats = _image_statistics(values, lower=settings.lower, upper=settings.upper,
+                                  nclip=settings.nclip, lsig=settings.lsigma, usig=settings.usigma,
+                                  binwidth=settings.binwidth, mode=settings.stat == "mode",
+                                  median=settings.stat == "median")
     except ValueError:
         return None, 0
     value = {"mode": stats.mode, "median": stats.median, "mean": stats.mean}[settings.stat]

@@ -13,13 +13,14 @@ names, renamed inputs); :func:`generate_poller_file` writes SVM or MVM pollers (
 >>> [layer.drizzle_filename for layer in build_layers(read_mvm_poller("cell_input.out"))]
 """
 
-from ._guiding import verify_guiding
+from ._guiding import GuidingCache, verify_guiding
 from ._layers import LayerExposure, SkyCellLayer, build_layers
 from ._make_poller import generate_poller_file, locate_exposure
 from ._pipeline import run_mvm
 from ._poller import MvmPoller, MvmPollerRow, NoViableDataError, mvm_switches, read_mvm_poller
 
 __all__ = [
+    "GuidingCache",
     "LayerExposure",
     "MvmPoller",
     "MvmPollerRow",

@@ -11,8 +11,9 @@ for them as drizzlepac does:
 3. segments above 0 with at least 17 pixels; fewer than 2: good guiding. Segments classified as
    cosmic rays (:func:`hapgpu.align._sources.classify_sources`, FWHM 1.5) are removed; none
    left: good guiding;
-4. on the image trimmed by 2 pixels on each side, Canny edges (sigma 2.5, thresholds 0 and 25)
-   and probabilistic Hough lines (threshold 0, no gap, at least 33 pixels long);
+4. on the float32 image trimmed by 2 pixels on each side, Canny edges (sigma 2.5, thresholds 0
+   and 25; computed in float32 as drizzlepac's FITS data are) and probabilistic Hough lines
+   (threshold 0, no gap, at least 33 pixels long);
 5. bad guiding when there are at least max(4, n_sources / 10) lines and, leaving out lines
    within 2 degrees of +-90 (CTE trails and bleeding along columns), the most populated 4-degree
    bin of the angle histogram over [-180, 180] holds more than max(n_lines / 10,
@@ -35,7 +36,7 @@ from astropy.io import fits
 
 from ..errors import InvalidInputError
 
-__all__ = ["ACCEPTED_DQ_FLAGS", "MIN_LINES", "lines_in_image", "verify_guiding"]
+__all__ = ["ACCEPTED_DQ_FLAGS", "MIN_LINES", "GuidingCache", "lines_in_image", "verify_guiding"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,65 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
     return bad
 
 
+class GuidingCache:
+    """Bad-guiding verdicts of one run, computed once per exposure file.
+
+    The pollers of a run (one per sky cell) often list the same exposures: an exposure
+    touching four cells would otherwise be checked four times. Calling the cache with a path
+    runs :func:`verify_guiding` the first time that file is seen and returns the stored
+    verdict afterwards. A file is identified by its resolved path, size and modification time
+    (ns), so a file replaced or rewritten during the run is checked again.
+
+    Parameters
+    ----------
+    min_length : int, keyword-only
+        Shortest line, pixels, passed to :func:`verify_guiding`.
+
+    Examples
+    --------
+    >>> guiding = GuidingCache()                                    # doctest: +SKIP
+    >>> [guiding(row.source) for row in rows]                       # doctest: +SKIP
+    """
+
+    def __init__(self, *, min_length: int = _MIN_LENGTH):
+        self.min_length = int(min_length)
+        self._verdicts: dict = {}
+
+    def __repr__(self) -> str:
+        return f"GuidingCache(min_length={self.min_length}, n_files={len(self._verdicts)})"
+
+    def __len__(self) -> int:
+        return len(self._verdicts)
+
+    def __call__(self, path) -> bool:
+        """Whether the exposure at ``path`` was affected by bad guiding (see :func:`verify_guiding`).
+
+        Raises
+        ------
+        InvalidInputError
+            The file cannot be found or read (errors are not stored: the next call retries).
+        """
+        key = _file_key(path)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = verify_guiding(path, min_length=self.min_length)
+            self._verdicts[key] = verdict
+        else:
+            log.debug("%s: guiding already checked in this run (%s)", path, "bad" if verdict else "good")
+        return verdict
+
+
+def _file_key(path) -> tuple:
+    """``(resolved path, size, mtime_ns)`` of a file: its identity within a run."""
+    path = Path(path)
+    try:
+        resolved = path.resolve()
+        stat = resolved.stat()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the exposure ({exc})") from None
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
 def _detect_lines(image: np.ndarray, min_length: int) -> np.ndarray:
     """Angles (degrees, ``arctan2(rise, run)``) of the Hough lines on Canny edges of ``image``."""
     try:
@@ -159,7 +219,9 @@ def lines_in_image(image, n_sources: int, *, min_length: int = 17,
     Parameters
     ----------
     image : array_like, shape (ny, nx)
-        Background-subtracted image, counts.
+        Background-subtracted image, counts. float32 and float64 images are processed in their
+        own precision (as scikit-image does for drizzlepac's float32 FITS data); any other
+        dtype as float64.
     n_sources : int
         Number of real (not cosmic-ray) sources in it.
     min_length : int, keyword-only
@@ -174,7 +236,11 @@ def lines_in_image(image, n_sources: int, *, min_length: int = 17,
         populated 4-degree angle bin, leaving out lines within 2 degrees of +-90, holds more
         than ``max(n_kept / 10, n_column_lines)``.
     """
-    angles = _detect_lines(np.asarray(image, dtype=float), min_length)
+    image = np.asarray(image)
+    if image.dtype not in (np.float32, np.float64):
+        image = image.astype(np.float64)
+    # float32 images are filtered in float32, as drizzlepac's FITS data are (and faster)
+    angles = _detect_lines(image, min_length)
     if angles.size == 0 or angles.size < max(min_lines, n_sources / 10):
         return False
     columns = np.isclose(np.abs(angles), 90, atol=2.0)

@@ -5,7 +5,9 @@
 
 1. read the poller (:func:`hapgpu.mvm.read_mvm_poller`: NEW/OLD rows, ``MVM_ONLY_CTE``,
    ``MVM_INCLUDE_SMALL``, the viability and guiding checks; nothing to process: 65 or 55) and
-   build the layers (:func:`hapgpu.mvm.build_layers`);
+   build the layers (:func:`hapgpu.mvm.build_layers`). The guiding verdicts are kept for the
+   whole run (:class:`hapgpu.mvm.GuidingCache`): an exposure listed by several pollers is
+   checked once;
 2. per layer: the cell's bounded frame at the layer's scale from every poller exposure (shared
    by every layer of that scale), the footprint keywords against the full cell (a layer whose
    exposures miss the cell is skipped with a warning), the parameters with n =
@@ -100,7 +102,7 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
         0; 1 when a drizzle failed; 15 when a product's keywords could not be written
         (drizzlepac's ``KEYWORD_UPDATE_PROBLEM``). The error is logged, naming the file.
     """
-    from ._products import drizzle_layer, refine_layer_headers, write_layer_keywords
+    from ._products import drizzle_layer, layer_headers
 
     folder = Path(folder)
     hapgpu_log = logging.getLogger("hapgpu")
@@ -113,12 +115,13 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
         for job in jobs:
             layer = job.layer
             log.info("CREATE DRIZZLE-COMBINED LAYER IMAGE: %s", layer.drizzle_filename)
-            path = drizzle_layer(layer, job.frame, job.config, folder, backend=bk, level=level)
-            try:
-                write_layer_keywords(path, job.footprint, layer.scellid, f"{layer.basename}_trl.log")
-                refine_layer_headers(path, layer, folder)
-            except (HapGpuError, OSError) as exc:
-                log.critical("trouble updating the keywords of %s: %s", layer.drizzle_filename, exc)
+            # the layer keywords and the HAPLEVEL 4 refinement go in before the product's one write
+            final = layer_headers(layer, job.footprint, folder, f"{layer.basename}_trl.log")
+            drizzle_layer(layer, job.frame, job.config, folder, backend=bk, level=level,
+                          finalize_headers=final)
+            if final.error is not None:
+                log.critical("trouble updating the keywords of %s: %s", layer.drizzle_filename,
+                             final.error)
                 return int(ExitCode.KEYWORD_UPDATE_PROBLEM)
         return int(ExitCode.OK)
     except (HapGpuError, OSError) as exc:
@@ -132,15 +135,17 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
 
 
 # --------------------------------------------------------------------------- preparation
-def _prepare_cell(run: _CellRun, *, custom_pars) -> int:
-    """Steps 1-3 of the module notes; fills ``run.jobs`` and ``run.groups``; returns a status."""
+def _prepare_cell(run: _CellRun, *, custom_pars, guiding=None) -> int:
+    """Steps 1-3 of the module notes; fills ``run.jobs`` and ``run.groups``; returns a status.
+
+    ``guiding``: the run's :class:`hapgpu.mvm.GuidingCache` (shared by every poller)."""
     from . import _products as products
     from ._layers import build_layers, manifest_filename
     from ._poller import NoViableDataError, read_mvm_poller
 
     log.info("MVM processing of %s into %s", run.poller, run.output_dir)
     try:
-        poller = read_mvm_poller(run.poller)
+        poller = read_mvm_poller(run.poller, guiding=guiding)
     except NoViableDataError as exc:
         log.error("%s", exc)
         return int(getattr(exc, "exit_code", ExitCode.NO_VIABLE_DATA))
@@ -327,8 +332,10 @@ def run_mvm(pollers, output_dir=".", *, custom_pars=None, output_custom_pars=Non
 def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custom_pars, diagnostic,
                workers, scheduler, backend, progress) -> int:
     from ..scaleout import Task
+    from ._guiding import GuidingCache
 
     started = time.perf_counter()
+    guiding = GuidingCache()  # each exposure's guiding is checked once, whatever lists it
     runs: list[_CellRun] = []
     codes: dict = {}
     for path in paths:
@@ -336,7 +343,7 @@ def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custo
         runs.append(run)
         try:
             run.open()
-            run.code = _prepare_cell(run, custom_pars=custom_pars)
+            run.code = _prepare_cell(run, custom_pars=custom_pars, guiding=guiding)
         except (HapGpuError, OSError) as exc:
             log.error("%s", exc)
             run.code = int(ExitCode.ERROR)

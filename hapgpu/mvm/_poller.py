@@ -214,7 +214,7 @@ def mvm_switches(environ=None) -> dict:
 
 
 def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool | None = None,
-                    check_guiding: bool = True, search_dirs=None) -> MvmPoller:
+                    check_guiding: bool = True, search_dirs=None, guiding=None) -> MvmPoller:
     """Read an MVM poller and select the rows to process (hap-pipeline.md §2.3).
 
     Parameters
@@ -230,6 +230,10 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
     search_dirs : sequence of str or os.PathLike, optional
         Folders where the listed files are looked for, in order (default: the current folder,
         then the poller's); the ``pathname`` column is tried last.
+    guiding : hapgpu.mvm.GuidingCache, optional
+        Where the bad-guiding verdicts are taken from and kept: a run reading several pollers
+        passes one cache to every call, so that an exposure listed by several pollers is
+        checked once. Default: a fresh cache (every viable exposure is checked).
 
     Returns
     -------
@@ -293,7 +297,7 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
     if old_rows:
         log.info("%s: %d OLD exposure(s) not processed (they widen the bounded frame): %s",
                  poller, len(old_rows), ", ".join(r.filename for r in old_rows))
-    usable = _viable_rows(candidates, dropped, check_guiding)
+    usable = _viable_rows(candidates, dropped, guiding if check_guiding else False)
     if not usable:
         raise NoViableDataError(f"{poller}: no viable exposure for MVM processing: "
                                 + _reasons(dropped))
@@ -374,8 +378,11 @@ def _check_unique(poller: Path, rows) -> None:
         seen[key] = row.line
 
 
-def _viable_rows(rows, dropped: list, check_guiding: bool) -> list:
-    """The rows passing the MVM viability filter, then the bad-guiding check (analyze_wrapper)."""
+def _viable_rows(rows, dropped: list, guiding) -> list:
+    """The rows passing the MVM viability filter, then the bad-guiding check (analyze_wrapper).
+
+    ``guiding``: a :class:`hapgpu.mvm.GuidingCache`, None (a fresh one) or False (no check).
+    """
     viable = []
     for row in rows:
         verdict = analyze_exposure(row.source, mode="mvm")
@@ -383,13 +390,15 @@ def _viable_rows(rows, dropped: list, check_guiding: bool) -> list:
             viable.append(row)
         else:
             dropped.append((row.filename, verdict.reason))
-    if not check_guiding:
+    if guiding is False:
         return viable
-    from ._guiding import verify_guiding
+    if guiding is None:
+        from ._guiding import GuidingCache
 
+        guiding = GuidingCache()
     kept = []
     for row in viable:
-        if verify_guiding(row.source):
+        if guiding(row.source):
             dropped.append((row.filename, "bad guiding"))
         else:
             kept.append(row)

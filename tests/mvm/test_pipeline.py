@@ -365,13 +365,14 @@ def test_cell_run_keywords_and_scales(cell_run):
 
 @pytest.mark.slow
 def test_keyword_update_failure_exits_15_and_writes_nothing(samples, tmp_path, monkeypatch, caplog):
+    import hapgpu.svm._headers as headers
     from hapgpu.errors import OutputWriteError
-    from hapgpu.mvm import _products
 
-    def full_disk(path, layer, folder):
+    def full_disk(hdul, path, **kwargs):
         raise OutputWriteError(f"{path}: cannot write: No space left on device")
 
-    monkeypatch.setattr(_products, "refine_layer_headers", full_disk)
+    # a layer's HAPLEVEL 4 keywords go in right before its one write
+    monkeypatch.setattr(headers, "refine_product_hdulist", full_disk)
     poller = write_mvm_poller(tmp_path / "uvis_input.out", samples[:1])
     out = tmp_path / "out"
     with caplog.at_level(logging.CRITICAL, logger="hapgpu"):

@@ -3,7 +3,7 @@
 :func:`hapgpu.mvm._products.layer_headers` gives AstroDrizzle the layer keywords
 (footprint, SCELLID, MEANWHT/MEDWHT) and the HAPLEVEL 4 refinement before the product's only
 write; the file must be the one :func:`drizzle_layer` + :func:`write_layer_keywords` +
-:func:`refine_layer_headers` make, byte for byte apart from the ``DATE`` cards.
+:func:`refine_layer_headers` make, byte for byte apart from the ``DATE`` cards. ``run_mvm`` uses the hook; the old sequence is patched in.
 """
 
 from __future__ import annotations
@@ -23,39 +23,37 @@ def _run(poller, out):
     return run_mvm(poller, out, backend="cpu", progress=False)
 
 
-def _single_write_sequence(monkeypatch, hooks):
-    """Make ``run_mvm`` drizzle each layer with :func:`layer_headers` as the hook: the drizzle
-    is delayed until the footprint is known (``write_layer_keywords``'s arguments), and the
-    after-write updates do nothing."""
-    real_drizzle = _products.drizzle_layer
-    pending = {}
+def _three_step_sequence(monkeypatch, hooks):
+    """Make ``run_mvm`` write each layer the old way: :func:`drizzle_layer` without a hook,
+    then :func:`write_layer_keywords` and :func:`refine_layer_headers` on the written file."""
+    real_drizzle, real_headers = _products.drizzle_layer, _products.layer_headers
 
-    def drizzle_later(layer, frame, config, folder, **kwargs):
-        path = folder / layer.drizzle_filename
-        pending[path] = (layer, frame, config, folder, kwargs)
+    def headers_after_the_write(layer, footprint, folder, runfile=None):
+        hook = real_headers(layer, footprint, folder, runfile)
+        hooks.append(hook)
+        return hook
+
+    def drizzle_then_update(layer, frame, config, folder, *, finalize_headers, **kwargs):
+        path = real_drizzle(layer, frame, config, folder, **kwargs)
+        hook = finalize_headers
+        _products.write_layer_keywords(path, hook.footprint, layer.scellid, hook.runfile)
+        _products.refine_layer_headers(path, layer, folder)
         return path
 
-    def drizzle_with_hook(path, footprint, scellid, runfile=None):
-        layer, frame, config, folder, kwargs = pending.pop(path)
-        assert scellid == layer.scellid
-        hook = _products.layer_headers(layer, footprint, folder, runfile)
-        hooks.append(hook)
-        assert real_drizzle(layer, frame, config, folder, finalize_headers=hook, **kwargs) == path
-
-    monkeypatch.setattr(_products, "drizzle_layer", drizzle_later)
-    monkeypatch.setattr(_products, "write_layer_keywords", drizzle_with_hook)
-    monkeypatch.setattr(_products, "refine_layer_headers", lambda path, layer, folder: None)
+    monkeypatch.setattr(_products, "layer_headers", headers_after_the_write)
+    monkeypatch.setattr(_products, "drizzle_layer", drizzle_then_update)
 
 
 @pytest.mark.slow
 def test_layer_hook_writes_the_same_products(tmp_path, monkeypatch):
     rows = sample_rows(tmp_path / "in")
     poller = write_mvm_poller(tmp_path / f"{CELL}_input.out", rows)
-    assert _run(poller, tmp_path / "updated") == 0
-    hooks = []
-    _single_write_sequence(monkeypatch, hooks)
     assert _run(poller, tmp_path / "once") == 0
-    assert hooks and all(h.done and h.error is None for h in hooks)
+    hooks = []
+    with monkeypatch.context() as patch:
+        _three_step_sequence(patch, hooks)
+        assert _run(poller, tmp_path / "updated") == 0
+    assert hooks and all(not h.done and h.error is None for h in hooks)  # never called
     products = sorted(p.name for p in (tmp_path / "updated").glob("*_dr?.fits"))
     assert products and products == sorted(p.name for p in (tmp_path / "once").glob("*_dr?.fits"))
     for name in products:

@@ -1,0 +1,82 @@
+"""The bad-guiding check runs once per exposure per run (:class:`hapgpu.mvm._guiding.GuidingCache`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from hapgpu.errors import InvalidInputError
+from hapgpu.mvm import _guiding, read_mvm_poller, verify_guiding
+from hapgpu.mvm._guiding import GuidingCache
+from hapgpu.mvm._pipeline import run_mvm
+
+from ._cell_inputs import sample_rows, write_mvm_poller
+from ._poller_inputs import mvm_line, svm_copy
+from ._poller_inputs import write_mvm_poller as write_poller_lines
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Paths given to the real :func:`verify_guiding`, in call order (it still runs)."""
+    calls = []
+    real = _guiding.verify_guiding
+
+    def spy(path, **kwargs):
+        calls.append(str(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(_guiding, "verify_guiding", spy)
+    return calls
+
+
+def test_cache_checks_each_file_once_with_the_same_verdicts(exposures, tmp_path, counted):
+    good = svm_copy(exposures["uvis0"], tmp_path / "in")
+    bad = svm_copy(exposures["ir1"], tmp_path / "in", QUALITY="GSFAIL")
+    expected = {good: verify_guiding(good), bad: verify_guiding(bad)}
+    assert expected == {good: False, bad: True}
+    counted.clear()
+    cache = GuidingCache()
+    for _ in range(3):
+        assert {path: cache(path) for path in (good, bad)} == expected
+    assert counted == [str(good), str(bad)]
+    assert len(cache) == 2 and "n_files=2" in repr(cache)
+    # the same file through another spelling of its path: still one check
+    assert cache(tmp_path / "in" / ".." / "in" / good.name) is False
+    assert len(counted) == 2
+    # a rewritten file (new modification time) is checked again
+    stat = good.stat()
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert cache(good) is False
+    assert counted == [str(good), str(bad), str(good)]
+    with pytest.raises(InvalidInputError, match="missing_flt.fits: cannot read"):
+        cache(tmp_path / "missing_flt.fits")
+
+
+def test_pollers_sharing_a_cache_check_shared_exposures_once(exposures, tmp_path, counted):
+    visit = {key: svm_copy(exposures[key], tmp_path / "in") for key in ("uvis0", "uvis1", "ir0")}
+    first = write_poller_lines(tmp_path / "a_input.out", [mvm_line(visit["uvis0"]), mvm_line(visit["uvis1"])])
+    second = write_poller_lines(tmp_path / "b_input.out", [mvm_line(visit["uvis1"]), mvm_line(visit["ir0"])])
+    cache = GuidingCache()
+    rows = [read_mvm_poller(path, guiding=cache).rows for path in (first, second)]
+    assert [r.filename for r in rows[0]] == [visit["uvis0"].name, visit["uvis1"].name]
+    assert [r.filename for r in rows[1]] == [visit["uvis1"].name, visit["ir0"].name]
+    assert sorted(counted) == sorted(str(visit[k].resolve()) for k in ("uvis0", "uvis1", "ir0"))
+    # without a shared cache each poller checks its own rows
+    counted.clear()
+    for path in (first, second):
+        read_mvm_poller(path)
+    assert len(counted) == 4
+
+
+@pytest.mark.slow
+def test_run_checks_each_exposure_once_over_all_pollers(tmp_path, counted, caplog):
+    rows = sample_rows(tmp_path / "in")
+    # two cells the samples do not land on: the run reads both pollers, then makes no layer
+    cells = ("skycell-p0121x14y16", "skycell-p0121x15y16")
+    pollers = [write_mvm_poller(tmp_path / f"{cell}_input.out", rows, cell) for cell in cells]
+    with caplog.at_level(logging.INFO, logger="hapgpu"):
+        assert run_mvm(pollers, tmp_path / "out", backend="cpu", progress=False) == 0
+    assert sorted(counted) == sorted(str(row[1].resolve()) for row in rows)
+    assert caplog.text.count("none of the exposures lands on the sky cell") >= 2
