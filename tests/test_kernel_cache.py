@@ -95,7 +95,7 @@ def test_kernels_are_cached_outside_the_package(tmp_path):
     index = {p.name for p in (folder / "drizzle").glob("*.nbi")}
     # one driver per kernel, told apart in the file names
     assert any("square_pixel" in name for name in index)
-    assert any("turbo_pixel" in name for name in index)
+    assert any("turbo_drop" in name for name in index)
     assert any("sample_poly3" in p.name for p in (folder / "blot").glob("*.nbi"))
     assert package_cache_files() == before
 
