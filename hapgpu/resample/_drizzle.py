@@ -186,7 +186,7 @@ class Drizzle:
         tile the first time an input reaches it, so memory follows the area covered; a tile at
         least as large as the frame gives one full-frame tile. By default the memory budget
         chooses (:func:`~hapgpu.resample.plan_drizzle` does the same): one full-frame tile
-        when the frame's accumulators fit in it, else 1024-pixel tiles. Results do not
+        when the frame's accumulators fit in it, else 512-pixel tiles. Results do not
         depend on it.
     memory_budget : int, optional
         Bytes the accumulators may occupy on the backend's device (host memory for ``cpu``

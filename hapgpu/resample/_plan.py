@@ -132,7 +132,7 @@ def plan_drizzle(pmaps, output_shape, kernel: str = "square", pixfrac: float = 1
         of the free device memory).
     tile_shape : int or (int, int), optional
         Force these tile sides; default: the frame as one tile when its accumulators fit the
-        budget, else 1024-pixel tiles.
+        budget, else 512-pixel tiles (:data:`DEFAULT_TILE`).
     backend : str or Backend, optional
         Backend whose memory sets the default budget (None reads ``HAPGPU_BACKEND``).
     error, dq : bool

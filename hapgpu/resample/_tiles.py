@@ -35,8 +35,9 @@ __all__ = ["DEFAULT_TILE", "Tile", "TileGrid", "TileSpill", "accumulator_bytes",
 log = logging.getLogger(__name__)
 
 #: Default tile side in output pixels when the frame does not fit the memory budget as one
-#: tile (see benchmarks/RESULTS.md, "mosaic").
-DEFAULT_TILE = 1024
+#: tile. 512 measured faster and smaller than 1024 on a full sky cell: less untouched area in
+#: each input's window to copy and hold (benchmarks/RESULTS.md, fourth session, bench_mosaic).
+DEFAULT_TILE = 512
 #: Fraction of the available host memory (``MemAvailable``) a Drizzle may plan to use.
 HOST_BUDGET_FRACTION = 0.5
 #: Fraction of the free device memory (CuPy's pool included) a Drizzle may plan to use.
