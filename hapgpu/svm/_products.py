@@ -65,9 +65,6 @@ class DrizzledProduct:
         Renamed inputs drizzled into it.
     mask : numpy.ndarray or None
         Footprint count mask (int16, frame shape) of filter and total products.
-    s_region : concurrent.futures.Future or None
-        The product's :class:`~hapgpu.svm._headers.SRegionValues` when traced elsewhere
-        (None: traced by whoever refines the header).
     sci, wht : numpy.ndarray or None
         Filter and total products: the SCI and WHT arrays written into the file (float32
         ``(ny, nx)``, host memory), for the catalogs and previews; None once released.
@@ -83,7 +80,6 @@ class DrizzledProduct:
     hap_level: int
     inputs: list = field(default_factory=list)
     mask: object = None
-    s_region: object = None
     sci: object = field(default=None, repr=False)
     wht: object = field(default=None, repr=False)
     refined: bool = False
@@ -400,9 +396,8 @@ def refine_headers(products, totals, folder) -> None:
             continue
         aperture = getattr(item.product, "aperture", None)
         log.info("refining the header of %s", item.path.name)
-        s_region = item.s_region.result() if item.s_region is not None else None
         refine_product_headers(item.path, hap_level=item.hap_level, hap_exposure_names=names,
-                               poller_aperture=aperture, input_dir=Path(folder), s_region=s_region)
+                               poller_aperture=aperture, input_dir=Path(folder))
 
 
 class _NoStep:
