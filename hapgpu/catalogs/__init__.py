@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,12 @@ from ._output import (
 )
 from ._parameters import CatalogParameters, catalog_parameters, ci_limits
 from ._photometry import measure_apertures
-from ._point import identify_point_sources, measure_point_catalog, total_point_table
+from ._point import (
+    drizzled_total_psf,
+    identify_point_sources,
+    measure_point_catalog,
+    total_point_table,
+)
 from ._prepare import PreparedImage, compute_background, make_wht_masks, prepare_image, region_threshold
 from ._product import CatalogProduct, footprint_mask, read_catalog_product
 from ._segment import SegmentDetection, identify_segments, measure_segment_catalog
@@ -172,6 +178,12 @@ def _types(types) -> tuple[str, ...]:
     return tuple(t for t in CATALOG_TYPES if t in out)
 
 
+def _filter_inputs(product: CatalogProduct, params: CatalogParameters, bk):
+    """A filter image prepared, and its flag inputs (None for a blank image)."""
+    image = prepare_image(product, params, backend=bk)
+    return image, (flag_inputs(image, backend=bk) if not image.blank else None)
+
+
 def make_hap_catalogs(total, filters, *, config=None, backend=None, diagnostic=False,
                       types="both") -> HapCatalogs:
     """Point and segment catalogs of a total detection product and its filter products.
@@ -218,41 +230,61 @@ def make_hap_catalogs(total, filters, *, config=None, backend=None, diagnostic=F
                                     overrides=config)
     gen = params.generation
 
-    total_image = prepare_image(total_product, params, backend=bk)
-    detection: SegmentDetection | None = None
-    sources: Table | None = None
-    nsigma = {"point": float(gen["nsigma"]), "segment": float(params.sourcex["segm_nsigma"])}
-    if "segment" in wanted:
-        detection = identify_segments(total_image, backend=bk)
-        # None when the segmentation found nothing (drizzlepac then writes a null threshold)
-        nsigma["segment"] = detection.final_nsigma
-    if "point" in wanted:
-        sources = identify_point_sources(total_image, backend=bk)
+    # On the host, the work that does not depend on the total's sources -- the total's
+    # drizzled library PSF, each filter image's preparation and flag inputs -- runs in a
+    # worker thread beside the total's source identification (the compiled passes release the
+    # GIL); the results are the same objects the serial order makes.
+    pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="hapgpu-catalogs")
+            if bk.name == "cpu" else None)
+    try:
+        psf_future = None
+        if (pool is not None and "point" in wanted
+                and gen.get("starfinder_algorithm", "psf") == "psf"):
+            # its own copy of the WCS: the identification uses the product's meanwhile
+            psf_future = pool.submit(drizzled_total_psf, total_product,
+                                     wcs=total_product.wcs.deepcopy(), backend=bk)
+        filter_futures = [pool.submit(_filter_inputs, product, params, bk) if pool else None
+                          for product in filter_products]
 
-    totals = {}
-    if detection is not None:
-        totals["segment"] = detection.total_table
-    if sources is not None:
-        totals["point"] = total_point_table(sources)
+        total_image = prepare_image(total_product, params, backend=bk)
+        detection: SegmentDetection | None = None
+        sources: Table | None = None
+        nsigma = {"point": float(gen["nsigma"]), "segment": float(params.sourcex["segm_nsigma"])}
+        if "segment" in wanted:
+            detection = identify_segments(total_image, backend=bk)
+            # None when the segmentation found nothing (drizzlepac then writes a null threshold)
+            nsigma["segment"] = detection.final_nsigma
+        if "point" in wanted:
+            sources = identify_point_sources(total_image, backend=bk, library_psf=psf_future)
 
-    images = {"total": total_image}
-    filter_tables = {}
-    for product in filter_products:
-        name = product.filter_name
-        image = prepare_image(product, params, backend=bk)
-        images[name] = image
-        inputs = flag_inputs(image, backend=bk) if not image.blank else None
-        tables = {}
-        for cat_type in wanted:
-            if cat_type == "point":
-                table, subset = measure_point_catalog(image, sources, backend=bk)
-            else:
-                table, subset = measure_segment_catalog(image, detection, backend=bk)
-            if inputs is not None and len(table):
-                table = flag_sources(table, cat_type, image, inputs=inputs, backend=bk)
-            tables[cat_type] = table
-            totals[cat_type] = combine_total(totals[cat_type], [subset_with_flags(subset, table, name)])
-        filter_tables[name] = tables
+        totals = {}
+        if detection is not None:
+            totals["segment"] = detection.total_table
+        if sources is not None:
+            totals["point"] = total_point_table(sources)
+
+        images = {"total": total_image}
+        filter_tables = {}
+        for product, future in zip(filter_products, filter_futures):
+            name = product.filter_name
+            image, inputs = (future.result() if future is not None
+                             else _filter_inputs(product, params, bk))
+            images[name] = image
+            tables = {}
+            for cat_type in wanted:
+                if cat_type == "point":
+                    table, subset = measure_point_catalog(image, sources, backend=bk)
+                else:
+                    table, subset = measure_segment_catalog(image, detection, backend=bk)
+                if inputs is not None and len(table):
+                    table = flag_sources(table, cat_type, image, inputs=inputs, backend=bk)
+                tables[cat_type] = table
+                totals[cat_type] = combine_total(totals[cat_type],
+                                                 [subset_with_flags(subset, table, name)])
+            filter_tables[name] = tables
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     flag_trim_value = gen["flag_trim_value"]
     for cat_type in wanted:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from concurrent.futures import Future
 
 import numpy as np
 from astropy.table import Column, MaskedColumn, Table, vstack
@@ -40,6 +41,7 @@ from ._psf import (
 
 __all__ = [
     "POINT_COLUMNS",
+    "drizzled_total_psf",
     "empty_point_sources",
     "identify_point_sources",
     "measure_point_catalog",
@@ -228,26 +230,64 @@ def _iraf_sources(region, fwhm, threshold, inv_footprint, bk) -> Table | None:
         return _finder_table(finder.find_stars(region, mask=inv_footprint))
 
 
-class _TotalPsf:
-    """The total's drizzled library PSF, made on first use, and its FWHM per starting guess."""
+def drizzled_total_psf(product, *, wcs=None, backend=None):
+    """The library PSF drizzled onto a total product's frame (drizzlepac's PSF for
+    ``find_point_sources``).
 
-    def __init__(self, total, bk):
+    The PSFs of every input exposure's detector and filter (:func:`~hapgpu.catalogs._psf.
+    exposure_psf_keys`, :func:`~hapgpu.catalogs._psf.load_library_psf`) are placed in the first
+    exposure (``D001DATA``) and drizzled onto the product WCS
+    (:func:`~hapgpu.catalogs._psf.drizzle_library_psf`).
+
+    Parameters
+    ----------
+    product : CatalogProduct
+        The total detection product (its ``exposures``, ``wcs`` and ``data.shape``).
+    wcs : astropy.wcs.WCS, optional
+        Used instead of ``product.wcs`` (a copy, for a worker thread: astropy's WCS objects
+        are not thread-safe).
+    backend : str, Backend or None
+
+    Returns
+    -------
+    DrizzledPsf
+
+    Raises
+    ------
+    InvalidInputError
+        The product lists no input exposure, or a PSF or the exposure cannot be read.
+    """
+    exposures = list(dict.fromkeys(str(p) for p in (product.exposures or [])))
+    if not exposures:  # drizzlepac needs D001DATA to place the PSF
+        raise InvalidInputError(f"{product.filename}: no input exposure (D001DATA) to "
+                                "place the library PSF in")
+    keys = [exposure_psf_keys(p) for p in exposures]
+    psfs = [load_library_psf(p) for p in library_psf_paths(keys)]
+    return drizzle_library_psf(psfs, exposures[0], product.wcs if wcs is None else wcs,
+                               product.data.shape, backend=backend)
+
+
+class _TotalPsf:
+    """The total's drizzled library PSF, made on first use (or taken from a result made
+    beforehand: a value or a :class:`concurrent.futures.Future`, whose exception is raised
+    here, on first use, as making it here would raise it), and its FWHM per starting guess."""
+
+    def __init__(self, total, bk, given=None):
         self.total = total
         self.bk = bk
+        self._given = given
         self._drizzled = None
         self._fwhm = {}
 
     def drizzled(self):
         if self._drizzled is None:
-            product = self.total.product
-            exposures = list(dict.fromkeys(str(p) for p in (product.exposures or [])))
-            if not exposures:  # drizzlepac needs D001DATA to place the PSF
-                raise InvalidInputError(f"{product.filename}: no input exposure (D001DATA) to "
-                                        "place the library PSF in")
-            keys = [exposure_psf_keys(p) for p in exposures]
-            psfs = [load_library_psf(p) for p in library_psf_paths(keys)]
-            self._drizzled = drizzle_library_psf(psfs, exposures[0], product.wcs,
-                                                 product.data.shape, backend=self.bk)
+            given = self._given
+            if given is None:
+                self._drizzled = drizzled_total_psf(self.total.product, backend=self.bk)
+            elif isinstance(given, Future):
+                self._drizzled = given.result()
+            else:
+                self._drizzled = given
         return self._drizzled
 
     def fwhm(self, default_fwhm, box_size):
@@ -258,7 +298,7 @@ class _TotalPsf:
 
 
 # ----------------------------------------------------------------------------- identify
-def identify_point_sources(total, *, backend=None) -> Table:
+def identify_point_sources(total, *, backend=None, library_psf=None) -> Table:
     """Point sources of the total detection image (drizzlepac ``identify_sources``).
 
     The image is ``(SCI with NaN as 0) - background``, clipped at 0. For each weight region
@@ -285,6 +325,10 @@ def identify_point_sources(total, *, backend=None) -> Table:
     total : PreparedImage
         The prepared total detection image.
     backend : str, Backend or None
+    library_psf : DrizzledPsf or concurrent.futures.Future, optional
+        :func:`drizzled_total_psf` of ``total.product`` made beforehand (or being made); by
+        default it is made here when the ``"psf"`` finder first needs it. A future's
+        exception is raised where making the PSF here would raise it.
 
     Returns
     -------
@@ -318,7 +362,7 @@ def identify_point_sources(total, *, backend=None) -> Table:
     rms = bk.asarray(total.background.rms)
     footprint = bk.asarray(total.footprint, dtype=bool)
     inv_footprint = bk.asarray(total.inv_footprint, dtype=bool)
-    psf = _TotalPsf(total, bk)
+    psf = _TotalPsf(total, bk, library_psf)
     tables = []
     for number, region_def in enumerate(total.regions):
         mask = bk.asarray(region_def.mask)

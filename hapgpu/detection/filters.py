@@ -266,17 +266,21 @@ def convolve(array, kernel, boundary="fill", fill_value=0.0, nan_treatment="inte
     kernel_sum = float(kern.sum())
     if (bk.name == "cpu" and mask is None and fill_value == 0
             and arr.dtype in (np.float32, np.float64) and min(arr.shape) > 0):
-        factors = _separable_factors(kern)
-        if factors is not None and kmorph.all_finite(arr):
-            # nothing to interpolate or fill: the two 1-D passes of _convolve_filled, in
-            # SciPy's order (bit-identical), compiled, rows in parallel, no float64 copy of
-            # the input and the division and cast fused into the second pass
+        if kmorph.all_finite(arr):
+            # nothing to interpolate or fill: _convolve_filled's SciPy passes in SciPy's
+            # order (bit-identical), compiled, rows in parallel, no float64 copy of the
+            # input and the division and cast fused into the last pass -- two 1-D passes for
+            # a rank-1 kernel, one 2-D pass otherwise
             if normalize_kernel and np.isclose(kernel_sum, 0.0, atol=1e-8):
                 raise InvalidParameterError(
                     "the kernel sums to zero: it cannot be normalised nor used to interpolate "
                     "NaNs; use normalize_kernel=False and nan_treatment='fill'")
-            return kfilt.separable_convolve_zero_cpu(
-                arr, factors[0], factors[1], kernel_sum if normalize_kernel else 1.0, out_dtype)
+            divisor = kernel_sum if normalize_kernel else 1.0
+            factors = _separable_factors(kern)
+            if factors is not None:
+                return kfilt.separable_convolve_zero_cpu(arr, factors[0], factors[1], divisor,
+                                                         out_dtype)
+            return kfilt.convolve_zero_cpu(arr, kern, divisor, out_dtype)
     data = arr.astype(xp.float64, copy=True)
     if mask is not None:
         mask = to_backend(mask, bk, dtype=bool)

@@ -32,7 +32,7 @@ M_CENTER = am.M_CENTER
 M_SUBPIXEL = am.M_SUBPIXEL
 
 _FUNCTIONS = _select.SELECT_FUNCTIONS + am.APERTURE_FUNCTIONS
-_cpu = compile_namespace(_FUNCTIONS, "cpu")
+_cpu = compile_namespace(_FUNCTIONS, "cpu", inline=("annulus_touches",))
 _aperture_sum_one = _cpu.aperture_sum_one
 _annulus_gather_one = _cpu.annulus_gather_one
 _clipped_moments_one = _cpu.clipped_moments_one

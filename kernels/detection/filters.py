@@ -16,6 +16,15 @@ SciPy's order (``NI_Correlate1D``): a correlation with the reversed weights; for
 symmetric to ``DBL_EPSILON`` the centre term first, then ``(left + right) * weight`` pairs from
 the outermost inwards; otherwise the last term first, then the others from the first on. The
 results are bit-identical to SciPy's.
+
+:func:`convolve_zero_cpu` is ``scipy.ndimage.convolve`` of a 2-D image with a 2-D kernel that
+is not separable (a RickerWavelet), zero border, in float64: SciPy's ``NI_Correlate`` sums,
+for each output pixel, the products of the reversed kernel's weights larger than
+``DBL_EPSILON`` in magnitude with the pixels under them, in the raster order of the weights,
+starting from 0. Here each row keeps one accumulator per output pixel and adds the weights in
+that same order, so every pixel's sum has SciPy's terms in SciPy's order (terms outside the
+image are SciPy's ``0 * weight``, which leave a sum started at +0 unchanged), while the
+additions of one weight run along the row (vectorised), rows in parallel.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import numpy as np
 from numba import prange
 
 __all__ = ["gaussian_kernels", "reflect_index", "gaussian_laplace_cpu", "median_filter_cpu",
-           "is_symmetric_weights", "separable_convolve_zero_cpu"]
+           "is_symmetric_weights", "separable_convolve_zero_cpu", "convolve_zero_cpu"]
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -269,4 +278,66 @@ def separable_convolve_zero_cpu(img, column, row, divisor=1.0, out_dtype=np.floa
     _columns_zero(img, wc, is_symmetric_weights(wc), tmp)
     out = np.empty(img.shape, dtype=out_dtype)
     _rows_zero(tmp, wr, is_symmetric_weights(wr), float(divisor), out)
+    return out
+
+
+@numba.njit(**_JIT)
+def _add_scaled(acc, x, f):
+    """``acc += f * x`` element by element (one vectorised sweep)."""
+    for i in range(acc.shape[0]):
+        acc[i] += f * x[i]
+
+
+@numba.njit(parallel=True, **_JIT)
+def _correlate_zero(img, w, use, divisor, out):
+    """``out = cast(correlate(img, w, mode='constant', cval=0) / divisor)``, SciPy's order.
+
+    Each image row under the window is copied once into a zero-padded float64 line; the
+    zeros beyond the edges add SciPy's ``0 * weight`` terms, which leave a sum started at +0
+    unchanged.
+    """
+    ny, nx = img.shape
+    ky, kx = w.shape
+    hy = ky // 2
+    hx = kx // 2
+    for j in prange(ny):
+        acc = np.zeros(nx)
+        line = np.zeros(nx + 2 * hx)
+        for a in range(ky):
+            y = j + a - hy
+            if y < 0 or y >= ny:
+                continue
+            for i in range(nx):
+                line[i + hx] = img[y, i]
+            for b in range(kx):
+                if use[a, b]:
+                    _add_scaled(acc, line[b:b + nx], w[a, b])
+        for i in range(nx):
+            out[j, i] = acc[i] / divisor
+
+
+def convolve_zero_cpu(img, kernel, divisor=1.0, out_dtype=np.float64):
+    """``scipy.ndimage.convolve(img.astype(float64), kernel, mode='constant', cval=0)``,
+    divided by ``divisor`` and cast to ``out_dtype``, bit-identical to SciPy.
+
+    Parameters
+    ----------
+    img : ndarray, shape (ny, nx)
+        Float image, native byte order, finite (read as float64).
+    kernel : ndarray, shape (ky, kx)
+        Convolution kernel, odd sizes (flipped here into correlation weights, as SciPy does;
+        weights with ``|w| <= DBL_EPSILON`` are left out, as SciPy leaves them out).
+    divisor : float
+        1.0 leaves the sums unchanged.
+    out_dtype : dtype
+        float32 or float64.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), ``out_dtype``
+    """
+    w = np.ascontiguousarray(np.asarray(kernel, dtype=np.float64)[::-1, ::-1])
+    use = np.abs(w) > np.finfo(np.float64).eps
+    out = np.empty(img.shape, dtype=out_dtype)
+    _correlate_zero(img, w, use, float(divisor), out)
     return out

@@ -97,6 +97,13 @@ def test_identify_psf_path_finds_the_stars(field):
     np.testing.assert_allclose(sources["RA"], ra)
     np.testing.assert_allclose(sources["DEC"], dec)
     assert "daofind_mag" not in sources.colnames
+    # the same PSF drizzled beforehand on a copy of the WCS (make_hap_catalogs' worker)
+    psf = _point.drizzled_total_psf(total.product, wcs=total.product.wcs.deepcopy(),
+                                    backend="cpu")
+    given = _point.identify_point_sources(total, backend="cpu", library_psf=psf)
+    assert len(given) == len(sources)
+    for name in ("xcentroid", "ycentroid", "flux", "sharpness"):
+        np.testing.assert_array_equal(given[name], sources[name])
 
 
 def _dao_reference(total):
@@ -118,6 +125,18 @@ def test_psf_failure_falls_over_to_daofind(tmp_path, case, caplog):
     with caplog.at_level(logging.INFO, logger="hapgpu.catalogs._point"):
         sources = _point.identify_point_sources(total, backend="cpu")
     assert "PSF source finding failed" in caplog.text
+    # the PSF made beforehand in a worker thread (as make_hap_catalogs does): its failure
+    # takes the same path, at the same place
+    from concurrent.futures import ThreadPoolExecutor
+
+    caplog.clear()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_point.drizzled_total_psf, total.product, backend="cpu")
+        with caplog.at_level(logging.INFO, logger="hapgpu.catalogs._point"):
+            threaded = _point.identify_point_sources(total, backend="cpu", library_psf=future)
+    assert "PSF source finding failed" in caplog.text
+    assert len(threaded) == len(sources)
+    np.testing.assert_array_equal(threaded["xcentroid"], sources["xcentroid"])
     assert "reverting to DAOStarFinder" in caplog.text
     ref = _dao_reference(total)
     assert len(sources) == len(ref) > 10

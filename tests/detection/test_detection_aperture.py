@@ -44,6 +44,44 @@ def test_exact_overlap_analytic_cases():
     assert grid.sum() == pytest.approx(3 * math.pi, rel=1e-12)
 
 
+def test_annulus_touches_is_the_sign_of_the_weight():
+    """The annulus pixel test decides as ``annulus_weight > 0`` does, pixel for pixel, for
+    HAP's sky annulus and random radii, centres on and off half pixels, and near-tangent
+    pixels."""
+    rng = np.random.default_rng(5)
+    n = 600
+    x = rng.uniform(0.0, 50.0, n)
+    y = rng.uniform(0.0, 50.0, n)
+    half = rng.random(n) < 0.3
+    x[half] = np.round(x[half] * 2) / 2
+    y[half] = np.round(y[half] * 2) / 2
+    r_in = np.where(rng.random(n) < 0.5, 0.25 / 0.04, rng.uniform(0.0, 8.0, n))
+    r_out = np.where(rng.random(n) < 0.5, 0.5 / 0.04, r_in + rng.uniform(0.01, 8.0, n))
+    whole = rng.random(n) < 0.2
+    r_in[whole] = np.round(r_in[whole])
+    r_out[whole] = np.round(r_out[whole]) + 1.0
+    r_in[rng.random(n) < 0.1] = 0.0
+    ns = kap._cpu
+    checked = 0
+    for k in range(n):
+        ix0, ix1 = math.floor(x[k] - r_out[k] + 0.5), math.ceil(x[k] + r_out[k] + 0.5)
+        iy0, iy1 = math.floor(y[k] - r_out[k] + 0.5), math.ceil(y[k] + r_out[k] + 0.5)
+        ex0, ey0 = ix0 - 0.5 - x[k], iy0 - 0.5 - y[k]
+        sx = ((ix1 - 0.5 - x[k]) - ex0) / (ix1 - ix0)
+        sy = ((iy1 - 0.5 - y[k]) - ey0) / (iy1 - iy0)
+        grid = kap.overlap_grid_cpu(x[k], y[k], r_in[k], r_out[k], ix0, iy0, iy1 - iy0,
+                                    ix1 - ix0, kap.M_EXACT, 5)
+        for j in range(iy1 - iy0):
+            py0 = ey0 + j * sy
+            for i in range(ix1 - ix0):
+                px0 = ex0 + i * sx
+                touches = ns.annulus_touches(kap.M_EXACT, 5, px0, px0 + sx, py0, py0 + sy,
+                                             r_in[k], r_out[k])
+                assert touches == (grid[j, i] > 0.0), (x[k], y[k], r_in[k], r_out[k], j, i)
+                checked += 1
+    assert checked > 50000
+
+
 @pytest.mark.reference
 @pytest.mark.parametrize("method", ["exact", "center", "subpixel"])
 def test_aperture_photometry_matches_photutils(phot_inputs, method):

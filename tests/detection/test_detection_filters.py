@@ -102,6 +102,31 @@ def test_separable_convolve_is_scipys_two_passes(field, dtype, normalize, kernel
                                atol=1e-6 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_nonseparable_convolve_is_scipys_correlate(field, dtype, normalize):
+    """The compiled 2-D path (a RickerWavelet-like kernel) sums as SciPy's ``convolve``:
+    bit-identical, including the border rows and columns and weights SciPy leaves out."""
+    y, x = np.mgrid[:15, :13] - np.array([7, 6])[:, None, None]
+    r2 = (x * x + y * y) / 4.0
+    kernel = (1 - r2 / 2) * np.exp(-r2 / 2) + 0.01
+    kernel[0, 1] = 1e-17            # |w| <= DBL_EPSILON: not a term of SciPy's sums
+    kernel[3, 3] = -2e-16
+    img = (field.data - field.sky).astype(dtype)
+    img[:, 100] = -0.0
+    ref = ndimage.convolve(img.astype(np.float64), kernel, mode="constant", cval=0.0)
+    if normalize:
+        ref /= float(kernel.sum())
+    ours = convolve(img, kernel, normalize_kernel=normalize, backend="cpu")
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(ours.view(f"u{ours.itemsize}"),
+                                  ref.astype(dtype).view(f"u{ours.itemsize}"))
+    small = img[:9, :6]              # smaller than the kernel
+    ref = ndimage.convolve(small.astype(np.float64), kernel, mode="constant", cval=0.0)
+    np.testing.assert_array_equal(convolve(small, kernel, normalize_kernel=False,
+                                           backend="cpu"), ref.astype(dtype))
+
+
 @pytest.mark.reference
 def test_convolve_interpolates_nans_like_astropy(field):
     from astropy.convolution import convolve as ref_convolve
