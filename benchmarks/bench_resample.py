@@ -92,6 +92,14 @@ def rotated_frame(in_wcs, chip_shape=CHIP_SHAPE, rot_deg=17.0):
     return w, (ony, onx)
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared), or "n/a"."""
+    try:
+        return "/".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def timed(fn, sync=lambda: None) -> float:
     t0 = time.perf_counter()
     fn()
@@ -159,7 +167,7 @@ def main(argv=None) -> int:
 
     print(f"# hapgpu bench_resample  {time.strftime('%Y-%m-%d %H:%M')}  backend={backend.name}  "
           f"python {platform.python_version()}  cpus={os.cpu_count()}  numba threads="
-          f"{__import__('numba').get_num_threads()}")
+          f"{__import__('numba').get_num_threads()}  load {_load()}")
     if backend.name == "gpu":
         import cupy
 
@@ -225,6 +233,7 @@ def main(argv=None) -> int:
     t_ours, t_ref = best_pair(ours_blot, ref_blot if cdriz is not None else None, args.repeat, sync)
     rows.append(("blot poly5", t_ours, "cdriz.tblot", t_ref))
 
+    print(f"# load at the end {_load()}")
     print(f"{'operation':<24}{'hapgpu [s]':>12}{'Mpix/s':>10}  {'reference':<16}{'ref [s]':>10}{'speed-up':>10}")
     for name, t_o, ref_name, t_r in rows:
         print(f"{name:<24}{t_o:>12.4f}{npix / t_o / 1e6:>10.1f}  {ref_name:<16}{t_r:>10.4f}{t_r / t_o:>9.2f}x")
@@ -281,7 +290,8 @@ def kernels_only(args) -> int:
                    np.zeros(out_shape, np.int32)]
         ref_data = data.copy()
     print(f"# hapgpu bench_resample --kernels-only  {time.strftime('%Y-%m-%d %H:%M')}  python "
-          f"{platform.python_version()}  cpus={os.cpu_count()}  numba threads={numba.get_num_threads()}")
+          f"{platform.python_version()}  cpus={os.cpu_count()}  numba threads={numba.get_num_threads()}"
+          f"  load {_load()}")
     print(f"# input {chip_shape[1]}x{chip_shape[0]} -> output {out_shape[1]}x{out_shape[0]} rotated "
           f"17 deg, table step 10, pixfrac 1, scale 1; preallocated outputs; {args.repeat} runs, "
           "alternated")

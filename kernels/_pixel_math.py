@@ -549,13 +549,32 @@ def centred_span(j, i0, i1, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                         num, den, var, outdq, zidx, ctx, ctxbit)
 
 
-def final_value(num, den, last_zero, fill, has_fill):
-    """Output SCI of one pixel from its sums: weighted mean, else fill, else INDEF value."""
-    if den != 0.0:
-        return f32(num / den)
-    if has_fill:
-        return fill
-    return last_zero
+def finish_pixel(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits,
+                 out_wht):
+    """Write output SCI and WHT of pixel ``[jj, ii]`` from its sums: the weighted mean, else the
+    fill value, else drizzlepac's INDEF value (the last zero-weight value, else the initial
+    value).
+
+    ``last_zero`` (int32) holds the bits of the last zero-weight value XOR ``init_bits``, the
+    bits of the float32 initial value, so that zeroed storage means "none" (and costs nothing
+    until written); ``out_sci_bits`` is an int32 view of ``out_sci``. Only the planes a pixel
+    needs are read.
+    """
+    d = den[jj, ii]
+    if d != 0.0:
+        out_sci[jj, ii] = f32(num[jj, ii] / d)
+    elif has_fill:
+        out_sci[jj, ii] = fill
+    else:
+        out_sci_bits[jj, ii] = last_zero[jj, ii] ^ init_bits
+    out_wht[jj, ii] = f32(d)
+
+
+def store_zero_weight(jj, ii, value, init_bits, last_zero_f32, last_zero):
+    """Record ``value`` as pixel ``[jj, ii]``'s last zero-weight value in the encoding of
+    :func:`finish_pixel` (``last_zero_f32`` is a float32 view of the int32 ``last_zero``)."""
+    last_zero_f32[jj, ii] = value
+    last_zero[jj, ii] = last_zero[jj, ii] ^ init_bits
 
 
 def zero_weight_value(data, idx, nx, fp, flags):
@@ -608,6 +627,7 @@ DRIZZLE_FUNCTIONS = (
     square_span,
     pixel_span,
     centred_span,
-    final_value,
     zero_weight_value,
+    finish_pixel,
+    store_zero_weight,
 )

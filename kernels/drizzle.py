@@ -103,7 +103,8 @@ _cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit
                          inline=_CPU_INLINE)
 _map_offset_cpu = _cpu.map_offset
 _table_map_cpu = _cpu.table_map
-_final_value_cpu = _cpu.final_value
+_finish_pixel_cpu = _cpu.finish_pixel
+_store_zero_weight_cpu = _cpu.store_zero_weight
 _zero_weight_value_cpu = _cpu.zero_weight_value
 
 
@@ -140,13 +141,18 @@ def _tiles_driver(unit: str):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def finalize_cpu(num, den, last_zero, fill, has_fill, out_sci, out_wht):
-    """Write the output SCI and WHT (float32) from the accumulators, in parallel over rows."""
+def finalize_cpu(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht):
+    """Write the output SCI and WHT (float32) from the accumulators, in parallel over rows.
+
+    ``last_zero`` is the int32 zero-weight plane and ``init_bits`` the int32 bits of the
+    initial value (see ``_pixel_math.finish_pixel``); ``out_sci_bits`` is an int32 view of
+    ``out_sci``.
+    """
     ny, nx = out_sci.shape
     for jj in prange(ny):
         for ii in range(nx):
-            out_sci[jj, ii] = _final_value_cpu(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
-            out_wht[jj, ii] = np.float32(den[jj, ii])
+            _finish_pixel_cpu(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci,
+                              out_sci_bits, out_wht)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -314,8 +320,12 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def resolve_zero_weight_cpu(zidx, last_zero, data, fp, ip):
-    """Store the value of the last zero-weight contribution per pixel and reset ``zidx``."""
+def resolve_zero_weight_cpu(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip):
+    """Store the value of the last zero-weight contribution per pixel and reset ``zidx``.
+
+    ``last_zero`` is the int32 zero-weight plane, ``last_zero_f32`` a float32 view of it and
+    ``init_bits`` the int32 bits of the initial value (see ``_pixel_math.finish_pixel``).
+    """
     ny, nx = zidx.shape
     flags = ip[pm.I_FLAGS]
     inx = data.shape[1]
@@ -323,7 +333,8 @@ def resolve_zero_weight_cpu(zidx, last_zero, data, fp, ip):
         for ii in range(nx):
             k = zidx[jj, ii]
             if k > 0:
-                last_zero[jj, ii] = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)
+                value = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)
+                _store_zero_weight_cpu(jj, ii, value, init_bits, last_zero_f32, last_zero)
                 zidx[jj, ii] = 0
 
 
@@ -354,20 +365,21 @@ def _drizzle_kernel(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                       num, den, var, outdq, zidx, ctx, ctxbit)
 
 
-def _resolve_kernel(zidx, last_zero, data, fp, ip):
+def _resolve_kernel(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip):
     ii, jj = cuda.grid(2)
     if jj < zidx.shape[0] and ii < zidx.shape[1]:
         k = zidx[jj, ii]
         if k > 0:
-            last_zero[jj, ii] = zero_weight_value(data, k - 1, data.shape[1], fp, ip[I_FLAGS])
+            value = zero_weight_value(data, k - 1, data.shape[1], fp, ip[I_FLAGS])
+            store_zero_weight(jj, ii, value, init_bits, last_zero_f32, last_zero)
             zidx[jj, ii] = 0
 
 
-def _finalize_kernel(num, den, last_zero, fill, has_fill, out_sci, out_wht):
+def _finalize_kernel(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht):
     ii, jj = cuda.grid(2)
     if jj < out_sci.shape[0] and ii < out_sci.shape[1]:
-        out_sci[jj, ii] = final_value(num[jj, ii], den[jj, ii], last_zero[jj, ii], fill, has_fill)
-        out_wht[jj, ii] = np.float32(den[jj, ii])
+        finish_pixel(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits,
+                     out_wht)
 
 
 @functools.lru_cache(maxsize=None)

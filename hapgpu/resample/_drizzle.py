@@ -107,7 +107,8 @@ class _Window:
     x1)`` of the frame (2-D arrays of that shape on the backend's device). ``direct``: the
     arrays are views of one tile's storage (nothing to copy back); else fresh arrays copied
     from and back to the tiles ``keys``. ``var`` / ``dq`` are None when this input does not
-    propagate errors / DQ."""
+    propagate errors / DQ. ``last_zero`` is the int32 zero-weight plane: the bits of a pixel's
+    last zero-weight value XOR those of ``initial_value`` (0: no such value)."""
 
     bounds: tuple
     keys: list
@@ -204,10 +205,11 @@ class Drizzle:
     resolved on that window only; so the work per input follows its footprint. When the
     window is one tile (always, for a one-tile frame), the kernels write into the tile's own
     storage, restricted to the rows the input reaches, with nothing copied. Tile storage
-    costs 24 bytes per pixel (float64 sums and weights, float32 last zero-weight value, int32
-    context per 32 inputs), plus 12 with errors and DQ, plus a reused 4-byte zero-weight
-    index per pixel of the largest window. On the host, zeros are mapped lazily: parts of a
-    tile no input reached cost no memory except the last zero-weight value.
+    costs 24 bytes per pixel (float64 sums and weights, the last zero-weight value as int32
+    bits XOR those of ``initial_value``, int32 context per 32 inputs), plus 12 with errors and
+    DQ, plus a reused 4-byte zero-weight index per pixel of the largest window. Every plane
+    starts as zeros: on the host they are mapped lazily, so parts of a tile no input reached
+    cost no memory.
     """
 
     def __init__(self, output_shape, kernel: str = "square", pixfrac: float = 1.0,
@@ -224,6 +226,9 @@ class Drizzle:
         self.pixfrac = pixfrac
         self.fillval = _parse_fillval(fillval)
         self.initial_value = np.float32(initial_value)
+        # the zero-weight plane holds value bits XOR these, so that zeroed storage (free
+        # until written) reads as the initial value
+        self._init_bits = np.array(self.initial_value, dtype=np.float32).view(np.int32)[()]
         self.backend = resolve_backend(backend)
         tile = parse_tile_shape(tile_shape)
         if tile is None or memory_budget is not None:
@@ -381,13 +386,15 @@ class Drizzle:
         try:
             if backend.name == "cpu":
                 drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
-                resolve_zero_weight_cpu(window.zidx, window.last_zero, data, fp, ip)
+                resolve_zero_weight_cpu(window.zidx, window.last_zero.view(np.float32),
+                                        window.last_zero, self._init_bits, data, fp, ip)
             else:
                 fp_dev = backend.asarray(fp)
                 ip_dev = backend.asarray(ip)
                 kernel, resolve, _ = self._cuda_kernels()
                 launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
-                launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window.zidx, window.last_zero,
+                launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window.zidx,
+                          window.last_zero.view(np.float32), window.last_zero, self._init_bits,
                           data, fp_dev, ip_dev)
         except BaseException:
             self._zidx = None  # it may hold indices the resolution did not reset
@@ -405,12 +412,13 @@ class Drizzle:
         return self._zidx[:n].reshape(shape)
 
     def _new_tile(self, key, plane: int) -> Tile:
-        """Storage of tile ``key`` before any input: zeros and ``initial_value``."""
+        """Storage of tile ``key`` before any input: zeros (the zero-weight plane's zeros read
+        as ``initial_value``; on the host, none of it is resident memory until written)."""
         xp = self.backend.xp
         y0, y1, x0, x1 = self.grid.bounds(key)
         shape = (y1 - y0, x1 - x0)
         tile = Tile(num=xp.zeros(shape, dtype=np.float64), den=xp.zeros(shape, dtype=np.float64),
-                    last_zero=xp.full(shape, self.initial_value, dtype=np.float32),
+                    last_zero=xp.zeros(shape, dtype=np.int32),
                     ctx=xp.zeros((plane + 1,) + shape, dtype=np.int32))
         self._tiles[key] = tile
         return tile
@@ -464,9 +472,9 @@ class Drizzle:
             bounds=bounds, keys=keys,
             num=xp.zeros(shape, dtype=np.float64),
             den=xp.zeros(shape, dtype=np.float64),
-            # only the tiles' parts are set: the rest is never read nor written (and, on the
-            # host, never becomes resident memory)
-            last_zero=xp.empty(shape, dtype=np.float32),
+            # zeros: the initial value (see _Window); the parts outside the tiles are never
+            # read nor written (and, on the host, never become resident memory)
+            last_zero=xp.zeros(shape, dtype=np.int32),
             ctx=xp.zeros(shape, dtype=np.int32),
             zidx=self._scratch_index(shape),
             var=xp.zeros(shape, dtype=np.float64) if error else None,
@@ -477,7 +485,6 @@ class Drizzle:
             sl = self._window_slice(key, bounds)
             tile = self._tiles.get(key)
             if tile is None:
-                window.last_zero[sl] = self.initial_value
                 continue
             window.num[sl] = tile.num
             window.den[sl] = tile.den
@@ -569,8 +576,8 @@ class Drizzle:
     def _finalize(self, tile: Tile, rows: slice, out_sci, out_wht) -> None:
         """Write SCI and WHT of ``tile``'s rows ``rows`` into ``out_sci``, ``out_wht``."""
         fill = np.float32(0.0 if self.fillval is None else self.fillval)
-        args = (tile.num[rows], tile.den[rows], tile.last_zero[rows], fill, self.fillval is not None,
-                out_sci, out_wht)
+        args = (tile.num[rows], tile.den[rows], tile.last_zero[rows], self._init_bits, fill,
+                self.fillval is not None, out_sci, out_sci.view(np.int32), out_wht)
         if self.backend.name == "cpu":
             finalize_cpu(*args)
         else:

@@ -121,6 +121,41 @@ def test_fill_value_and_initial_value():
     assert drz.sci[0, 0] == 0.0
 
 
+@pytest.mark.parametrize("initial_value", [-7.25, np.nan, 0.0])
+@pytest.mark.parametrize("tile_shape", [None, 16])
+def test_indef_value_encoding(initial_value, tile_shape):
+    """drizzlepac's INDEF rule through the zero-weight plane, which starts as zeros and holds
+    value bits XOR the initial value's: untouched pixels read ``initial_value``; a pixel only
+    zero-weight drops reached reads the last such value (0.0 and the initial value included,
+    later inputs' replacing earlier ones'); positive weight wins. The same with one tile and
+    with 16-pixel tiles (windows copied across tiles)."""
+    in_shape = (10, 10)
+    in_wcs = linear_wcs(in_shape)
+    out_wcs = linear_wcs((40, 40))
+    pmap = PixelMap.from_wcs(in_wcs, out_wcs, in_shape)
+    data = np.arange(100, dtype=np.float32).reshape(in_shape) - 40.0
+    data[2, 3] = 0.0
+    data[4, 4] = np.float32(initial_value)
+    weight = np.zeros(in_shape, np.float32)
+    weight[7:, :] = 1.0
+    drz = Drizzle((40, 40), kernel="point", backend="cpu", initial_value=initial_value,
+                  tile_shape=tile_shape)
+    drz.add_image(data, pmap, weight=weight)
+    sci = drz.sci
+    # input pixel [j, i] lands on output pixel [j + 15, i + 15] (same scale, centred frames)
+    expected = np.full((40, 40), np.float32(initial_value), np.float32)
+    expected[15:25, 15:25] = data
+    if np.isnan(initial_value):
+        expected[19, 19] = 0.0  # a non-finite value counts as 0 (documented deviation)
+    np.testing.assert_array_equal(sci, expected)
+    assert sci[17, 18] == 0.0 and not np.signbit(sci[17, 18])
+    later_weight = np.zeros(in_shape, np.float32)
+    later_weight[0, 0] = 1.0
+    drz.add_image(np.full(in_shape, 5.0, np.float32), pmap, weight=later_weight)
+    expected[15:22, 15:25] = 5.0  # the later zero-weight values replace the earlier ones
+    np.testing.assert_array_equal(drz.sci, expected)
+
+
 def test_counts_units_and_scale():
     in_shape = (10, 10)
     in_wcs = linear_wcs(in_shape)
