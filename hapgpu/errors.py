@@ -7,6 +7,7 @@ __all__ = [
     "HapGpuError",
     "BackendUnavailableError",
     "InvalidParameterError",
+    "MemoryBudgetError",
     "InvalidInputError",
     "WCSError",
     "UnusableInputError",
@@ -43,6 +44,25 @@ class BackendUnavailableError(HapGpuError, RuntimeError):
 
 class InvalidParameterError(HapGpuError, ValueError):
     """A parameter value is out of range or not one of the accepted choices."""
+
+
+class MemoryBudgetError(InvalidParameterError):
+    """A memory budget (host or device) is too small for the work asked of it: even one input
+    alone needs more accumulator memory than the budget allows. The message names the input,
+    the bytes it needs and the budget; ``need`` and ``budget`` hold them as numbers.
+
+    Parameters
+    ----------
+    message : str
+        The full message.
+    need, budget : int
+        Bytes needed and bytes allowed.
+    """
+
+    def __init__(self, message: str, need: int = 0, budget: int = 0):
+        super().__init__(message)
+        self.need = int(need)
+        self.budget = int(budget)
 
 
 class InvalidInputError(HapGpuError, ValueError):

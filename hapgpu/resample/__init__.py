@@ -13,6 +13,10 @@ Many inputs onto a large frame within a memory budget (tiles finished as the swe
 >>> for step in plan.steps:
 ...     drz.add_image(images[step.index], pmaps[step.index])
 ...     drz.finish_tiles(tiles=step.finish)
+
+Each step says what the Drizzle then holds (``step.held_bytes``, ``step.peak_bytes``); a
+budget that even one input alone exceeds raises :class:`~hapgpu.errors.MemoryBudgetError`
+naming the input, its need and the budget.
 """
 
 from ._blot import INTERPOLANTS, blot

@@ -3,10 +3,13 @@
 The file is written by hand in the FITS layout (FITS Standard 4.0, §3-§4: 2880-byte blocks,
 headers of 80-character cards ending with END, big-endian data padded with zeros): a data-less
 primary HDU, then SCI (float32), WHT (float32) and CTX (int32; 3-D when there is more than
-one context plane) image extensions. Only one band of rows is finished and held at a time,
-so a frame far larger than memory can be written. Row bands of tiles no input reached are
-skipped with a seek when their bytes are all zero (WHT and CTX always; SCI when the fill value
-is 0), which leaves holes in the file on file systems that support sparse files.
+one context plane) image extensions. The layout is computed first (every header and the
+offset of every extension's data); then one pass over bands of rows finishes each band from
+the tiles once and writes it, with ``os.pwrite``, at its place in all three extensions. Only
+one band (about 32 MB of products in all) is held at a time, so a frame far larger than
+memory can be written. Parts of the frame no tile covers are not written when their bytes
+are all zero (WHT and CTX always; SCI when the fill value is 0): they stay holes in the file,
+read back as zeros, on file systems that support sparse files.
 
 The product is written to a temporary name in the target's directory and renamed on success.
 """
@@ -29,7 +32,7 @@ _BLOCK = 2880
 #: Keywords that describe the HDU layout: set by the writer, never copied from the caller.
 _STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT",
                "EXTNAME", "EXTVER", "BSCALE", "BZERO", "BLANK", "NEXTEND", "END", "GROUPS"}
-#: Bytes of one output band: about 32 MB of float32 rows.
+#: Bytes of the products of one output band (SCI, WHT and every CTX plane): about 32 MB.
 _BAND_BYTES = 1 << 25
 
 
@@ -66,60 +69,100 @@ def _primary_header(n_extensions: int) -> bytes:
     return hdr.tostring().encode("ascii")
 
 
-def _write_product(handle, drz, name: str, header) -> None:
-    """Write one extension (header and data) at the handle's position."""
-    ny, nx = drz.output_shape
-    planes = drz._n_planes if name == "CTX" else 1
-    dtype = np.dtype(">i4") if name == "CTX" else np.dtype(">f4")
-    shape = (planes, ny, nx) if planes > 1 else (ny, nx)
-    handle.write(_extension_header(name, 32 if name == "CTX" else -32, shape, header))
-    empty = {"SCI": drz._empty_sci, "WHT": np.float32(0.0), "CTX": np.int32(0)}[name]
-    empty_is_zero = not np.asarray(empty, dtype=dtype).tobytes().strip(b"\0")
-    tile_rows, tile_cols = drz.grid.tile
-    keys = set(drz._tiles) | set(drz._finished)
-    occupied = {key[0] for key in keys}
-    # per tile row: runs (x0, x1, has_tiles) of columns, so empty columns can be skipped
-    runs = {}
-    for row in occupied:
-        spans = []
-        for col in range(drz.grid.n_cols):
-            x0, x1 = col * tile_cols, min((col + 1) * tile_cols, nx)
-            filled = (row, col) in keys or not empty_is_zero
-            if spans and spans[-1][2] == filled:
-                spans[-1][1] = x1
-            else:
-                spans.append([x0, x1, filled])
-        runs[row] = spans
-    band_rows = max(1, min(tile_rows, _BAND_BYTES // (4 * nx)))
-    product = {"SCI": "sci", "WHT": "wht", "CTX": "ctx"}[name]
-    for plane in range(planes):
-        y0 = 0
-        while y0 < ny:
-            # bands never straddle a tile row, so a band is either all empty or not
-            y1 = min(y0 + band_rows, ny, (y0 // tile_rows + 1) * tile_rows)
-            if y0 // tile_rows not in occupied and empty_is_zero:
-                handle.seek((y1 - y0) * nx * 4, os.SEEK_CUR)
-            else:
-                band = drz.band(y0, y1, products=(product,))[product]
-                if name == "CTX":
-                    band = band[plane]
-                band = np.ascontiguousarray(drz.backend.to_host(band), dtype=dtype)
-                spans = runs.get(y0 // tile_rows)
-                if spans is None or len(spans) == 1:
-                    handle.write(band.view(np.uint8).data)
+#: extension name -> (Drizzle.band product, BITPIX, big-endian dtype)
+_PRODUCTS = {"SCI": ("sci", -32, np.dtype(">f4")), "WHT": ("wht", -32, np.dtype(">f4")),
+             "CTX": ("ctx", 32, np.dtype(">i4"))}
+
+
+class _Layout:
+    """Where each extension's header and data go in the file, and which parts of the frame
+    hold data (the rest is left as holes, read back as zeros)."""
+
+    def __init__(self, drz, header):
+        ny, nx = drz.output_shape
+        self.ny, self.nx = ny, nx
+        self.planes = drz._n_planes
+        self.tile_rows, tile_cols = drz.grid.tile
+        keys = set(drz._tiles) | set(drz._finished)
+        self.occupied = {key[0] for key in keys}
+        self.headers, self.offsets = {}, {}
+        position = len(_primary_header(len(_PRODUCTS)))
+        for name, (_, bitpix, _) in _PRODUCTS.items():
+            shape = (self.planes, ny, nx) if name == "CTX" and self.planes > 1 else (ny, nx)
+            self.headers[name] = _extension_header(name, bitpix, shape, header)
+            self.offsets[name] = position + len(self.headers[name])
+            data_bytes = (self.planes if name == "CTX" else 1) * ny * nx * 4
+            position = self.offsets[name] + data_bytes + (-data_bytes % _BLOCK)
+        self.size = position
+        # per tile row: column runs (x0, x1) holding tiles, so empty columns stay holes
+        self.runs = {}
+        for row in self.occupied:
+            spans = []
+            for col in range(drz.grid.n_cols):
+                if (row, col) not in keys:
+                    continue
+                x0, x1 = col * tile_cols, min((col + 1) * tile_cols, nx)
+                if spans and spans[-1][1] == x0:
+                    spans[-1][1] = x1
                 else:
-                    for row in band:
-                        for x0, x1, filled in spans:
-                            if filled:
-                                handle.write(row[x0:x1].view(np.uint8).data)
-                            else:
-                                handle.seek((x1 - x0) * 4, os.SEEK_CUR)
-                del band
+                    spans.append([x0, x1])
+            self.runs[row] = spans
+
+
+def _write_rows(fd, offset: int, rows, nx: int, spans) -> None:
+    """``os.pwrite`` big-endian ``rows`` (2-D) whose first row starts at ``offset``; with
+    ``spans`` only those column runs of each row (the rest stays a hole)."""
+    row_bytes = nx * rows.dtype.itemsize
+    if spans is None:
+        _pwrite_all(fd, rows.view(np.uint8).data, offset)
+        return
+    for r, row in enumerate(rows):
+        for x0, x1 in spans:
+            _pwrite_all(fd, row[x0:x1].view(np.uint8).data, offset + r * row_bytes + x0 * rows.dtype.itemsize)
+
+
+def _pwrite_all(fd, buffer, offset: int) -> None:
+    view = memoryview(buffer).cast("B")
+    while len(view):
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done
+
+
+def _write_data(fd, drz, layout: _Layout) -> None:
+    """Write the data of SCI, WHT and CTX in one pass over bands of rows: each band is
+    finished from the tiles once (SCI and WHT come from the same finishing pass) and
+    written at its place in all three extensions. Bands never straddle a tile row, so a band
+    is either all empty (skipped) or not."""
+    ny, nx, planes, tile_rows = layout.ny, layout.nx, layout.planes, layout.tile_rows
+    empty_sci = np.asarray(drz._empty_sci, dtype=">f4")
+    sci_is_zero = not empty_sci.tobytes().strip(b"\0")
+    band_rows = max(1, min(tile_rows, _BAND_BYTES // (4 * nx * (2 + planes))))
+    y0 = 0
+    while y0 < ny:
+        y1 = min(y0 + band_rows, ny, (y0 // tile_rows + 1) * tile_rows)
+        tile_row = y0 // tile_rows
+        if tile_row not in layout.occupied:
+            if not sci_is_zero:
+                fill = np.full((y1 - y0, nx), empty_sci, dtype=">f4")
+                _write_rows(fd, layout.offsets["SCI"] + y0 * nx * 4, fill, nx, None)
             y0 = y1
-    data_bytes = planes * ny * nx * 4
-    pad = -data_bytes % _BLOCK
-    if pad:
-        handle.seek(pad, os.SEEK_CUR)  # FITS pads data with zeros
+            continue
+        spans = layout.runs[tile_row]
+        full = len(spans) == 1 and spans[0] == [0, nx]
+        band = drz.band(y0, y1, products=("sci", "wht", "ctx"))
+        for name, (product, _, dtype) in _PRODUCTS.items():
+            arr = band.pop(product)
+            stack = arr if name == "CTX" else arr[None]
+            for plane in range(stack.shape[0]):
+                rows = np.ascontiguousarray(drz.backend.to_host(stack[plane]), dtype=dtype)
+                offset = layout.offsets[name] + (plane * ny + y0) * nx * 4
+                # SCI outside the tiles holds the fill value: written unless it is 0
+                _write_rows(fd, offset, rows, nx, None if full or (name == "SCI" and not sci_is_zero)
+                            else spans)
+                del rows
+            del arr, stack
+        y0 = y1
 
 
 def write_drizzle_fits(drz, path, header=None, *, overwrite: bool = False) -> Path:
@@ -163,11 +206,15 @@ def write_drizzle_fits(drz, path, header=None, *, overwrite: bool = False) -> Pa
     except OSError as exc:
         raise OutputWriteError(f"{path}: cannot create a file in {directory} ({exc})") from exc
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_primary_header(3))
-            for name in ("SCI", "WHT", "CTX"):
-                _write_product(handle, drz, name, header)
-            handle.truncate(handle.tell())  # the last seek past a hole sets the length
+        try:
+            layout = _Layout(drz, header)
+            _pwrite_all(fd, _primary_header(len(_PRODUCTS)), 0)
+            for name in _PRODUCTS:
+                _pwrite_all(fd, layout.headers[name], layout.offsets[name] - len(layout.headers[name]))
+            _write_data(fd, drz, layout)
+            os.ftruncate(fd, layout.size)  # holes and the FITS padding read as zeros
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -9,7 +9,7 @@ budget one input alone exceeds.
 import numpy as np
 import pytest
 
-from hapgpu.errors import InvalidInputError, InvalidParameterError
+from hapgpu.errors import InvalidInputError, InvalidParameterError, MemoryBudgetError
 from hapgpu.resample import Drizzle, DrizzlePlan, PixelMap, plan_drizzle
 from hapgpu.resample._tiles import DEFAULT_TILE, accumulator_bytes, choose_tile_shape
 
@@ -85,8 +85,44 @@ def test_frame_that_fits_is_one_tile(spread):
 
 def test_one_input_over_the_budget_is_refused(spread):
     pmaps, out_shape, ratio = spread
-    with pytest.raises(InvalidParameterError, match=r"input 0 .*24x20 image.*over the memory budget of 5000 bytes"):
+    with pytest.raises(MemoryBudgetError, match=r"input \d .*24x20 image.*alone needs \d+ bytes.*"
+                       r"over the memory budget of 5000 bytes") as info:
         plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=5000, tile_shape=TILE)
+    assert isinstance(info.value, InvalidParameterError)  # the error class callers catch today
+    assert info.value.budget == 5000 and info.value.need > 5000
+    assert str(info.value.need) in str(info.value)
+    # the input named is the one that needs most, and its need is its tiles, window and index
+    plan = plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=1 << 30, tile_shape=TILE)
+    step = next(step for step in plan.steps if step.index == int(str(info.value).split()[1]))
+    assert len(step.tiles) == max(len(s.tiles) for s in plan.steps)
+
+
+def test_default_tiles_shrink_to_fit_one_input(spread):
+    """Without tile_shape, a budget one input exceeds with 512-pixel tiles is met with smaller
+    tiles (they hug its footprint); below the smallest tried, MemoryBudgetError."""
+    from hapgpu.resample._plan import _alone_bytes
+    from hapgpu.resample._tiles import MIN_AUTO_TILE, TileGrid
+
+    w = load_chip_wcs(*REAL_CHIPS["uvis1"])
+    shape = (300, 600)
+    out_wcs, out_shape, ratio = output_frame(w, shape, rot_deg=35.0, coverage=4.0)
+    pmaps = [PixelMap.from_wcs(w, out_wcs, shape)]
+
+    def alone(side):
+        grid = TileGrid(out_shape, (side, side))
+        keys = plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=1 << 40,
+                            tile_shape=side).steps[0].tiles
+        return _alone_bytes(grid, keys, accumulator_bytes(scratch=False),
+                            accumulator_bytes(scratch=False))
+
+    need = {side: alone(side) for side in (DEFAULT_TILE, DEFAULT_TILE // 2, MIN_AUTO_TILE)}
+    assert need[MIN_AUTO_TILE] < need[DEFAULT_TILE // 2] < need[DEFAULT_TILE]
+    frame = out_shape[0] * out_shape[1] * accumulator_bytes()
+    assert need[DEFAULT_TILE] < frame  # the frame is tiled, not one tile
+    plan = plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=need[DEFAULT_TILE // 2])
+    assert plan.tile_shape == (DEFAULT_TILE // 2,) * 2 and plan.peak_bytes <= need[DEFAULT_TILE // 2]
+    with pytest.raises(MemoryBudgetError, match=f"tile\\(s\\) of {MIN_AUTO_TILE}x{MIN_AUTO_TILE}"):
+        plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=need[MIN_AUTO_TILE] - 1)
 
 
 def test_plan_validation(spread):
