@@ -8,6 +8,7 @@ the same name; a step whose input is missing is skipped with a log message (docu
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from ._stages import (
     cr_mask,
     drizzle_final,
     drizzle_separate,
+    final_accumulator,
     median_chunk,
     weight_means,
 )
@@ -342,11 +344,32 @@ def _stack(arrays):
     return array_module(*arrays).stack(arrays)
 
 
-def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, band_rows: int | None):
+#: Tile side of the final drizzle of a streamed product: its accumulators are allocated where
+#: the inputs land, so host memory follows the covered part of the frame.
+STREAM_TILE = 512
+
+
+def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, band_rows: int | None,
+                 stream_rows: int | None = None):
     """Final ``(row0, row1, sci, wht, ctx)`` host bands (one band: the whole frame); SCI in
-    counts when ``final_units`` says so."""
+    counts when ``final_units`` says so.
+
+    With ``stream_rows`` and no device bands (``band_rows`` None), the whole frame is drizzled
+    once into an accumulator of :data:`STREAM_TILE` tiles and read out in bands of
+    ``stream_rows`` rows (the same values); otherwise each band of ``band_rows`` rows is
+    drizzled on its own."""
     ny = frame.shape[0]
     scale = np.float32(sum({e.path: e.exptime for e in exposures}.values()))
+    if stream_rows is not None and (band_rows is None or band_rows >= ny):
+        drz = final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend,
+                                tile_shape=STREAM_TILE)
+        for core0, core1, _, _ in row_bands(ny, stream_rows):
+            out = drz.band(core0, core1)
+            sci = backend.to_host(out["sci"])
+            if params.final_units == "counts":
+                sci *= scale
+            yield core0, core1, sci, backend.to_host(out["wht"]), backend.to_host(out["ctx"])
+        return
     for core0, core1, _, _ in row_bands(ny, band_rows):
         band = frame if band_rows is None or band_rows >= ny else frame.band(core0, core1)
         sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend)
@@ -381,17 +404,26 @@ STREAM_BYTES = 1 << 30
 _STREAM_BAND_BYTES = 1 << 27
 
 
+def banded_hook(hook) -> bool:
+    """Whether a ``finalize_headers`` hook works from the product's bands (so the product can
+    be streamed): it has ``start(shape)``, ``add_band(row0, row1, sci, wht, ctx)``,
+    ``provisional(hdul, path)`` and ``finish(hdul, path, read_rows)`` (see :func:`astrodrizzle`)."""
+    return hook is not None and all(callable(getattr(hook, name, None))
+                                    for name in ("start", "add_band", "provisional", "finish"))
+
+
 def _stream_rows(frame, plan: MemoryPlan, stream: bool | None, keep_arrays: bool, finalize_headers) -> int | None:
     """Rows per band when the final product is streamed, else None.
 
     Streamed when asked (``stream=True``) or, by default, when the frame's SCI, WHT and one
     CTX plane (12 bytes a pixel) exceed :data:`STREAM_BYTES` and no caller needs the arrays
-    (``keep_arrays``, or a ``finalize_headers`` hook, which may read them). The band is the
-    device plan's, no larger than :data:`_STREAM_BAND_BYTES` of host rows.
+    (``keep_arrays``, or a ``finalize_headers`` hook that is not :func:`banded_hook`). The
+    band is the device plan's, no larger than :data:`_STREAM_BAND_BYTES` of host rows.
     """
     ny, nx = frame.shape
     if stream is None:
-        stream = 12 * ny * nx > STREAM_BYTES and not keep_arrays and finalize_headers is None
+        stream = (12 * ny * nx > STREAM_BYTES and not keep_arrays
+                  and (finalize_headers is None or banded_hook(finalize_headers)))
     if not stream:
         return None
     rows = max(1, _STREAM_BAND_BYTES // (12 * nx))
@@ -512,11 +544,21 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         final name: the pipeline's own keywords (footprint, S_REGION, HAPLEVEL ...) go in
         without rewriting the file. It may change headers and replace HDRTAB, not the image
         arrays; an exception it raises stops the run with nothing written, as any failure.
+        A hook that also has ``start(shape)``, ``add_band(row0, row1, sci, wht, ctx)``,
+        ``provisional(hdul, path)`` and ``finish(hdul, path, read_rows)`` (:func:`banded_hook`)
+        lets the product be streamed: ``start`` gets the frame's ``(ny, nx)``, ``provisional``
+        sets the headers on the placeholder product before any band (every card the final
+        headers will hold, with any values: they fix the file's layout), ``add_band`` sees each
+        band of host rows as it is written, in row order, and ``finish`` sets the final headers
+        on a fresh placeholder product once all are written (``read_rows(name, row0, row1)``
+        reads ``SCI`` or ``WHT`` rows back from the file). Unstreamed, such a hook is called as
+        any other.
     stream : bool, optional
         Drizzle the final frame band by band straight into the product file, never holding
         the whole SCI/WHT/CTX (same file as without). None (default): when those arrays would
-        exceed :data:`STREAM_BYTES` of host memory and neither ``keep_arrays`` nor
-        ``finalize_headers`` asks for them. Not with ``keep_arrays`` or ``finalize_headers``.
+        exceed :data:`STREAM_BYTES` of host memory and neither ``keep_arrays`` nor a
+        ``finalize_headers`` hook that is not banded asks for them. Not with ``keep_arrays``
+        or such a hook.
     **parameters
         AstroDrizzle parameters by name (e.g. ``final_kernel="square"``, ``skymethod="match"``).
 
@@ -568,9 +610,10 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     _check_keywords(parameters)
     if visit is not None and not isinstance(visit, VisitCache):
         raise InvalidParameterError(f"visit must be a VisitCache or None, got {type(visit).__name__}")
-    if stream and (keep_arrays or finalize_headers is not None):
+    if stream and (keep_arrays or (finalize_headers is not None and not banded_hook(finalize_headers))):
         raise InvalidParameterError("stream=True writes the product without ever holding its arrays; "
-                                    "it cannot go with keep_arrays or finalize_headers")
+                                    "it cannot go with keep_arrays or a finalize_headers hook that "
+                                    "needs them (one without start/add_band/provisional/finish)")
     if finalize_headers is not None and not callable(finalize_headers):
         raise InvalidParameterError(f"finalize_headers must be callable or None, got "
                                     f"{type(finalize_headers).__name__}")
@@ -748,7 +791,8 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
         with StagedOutputs() as stage:
             if chain.stream_rows is not None:
                 result.product = product_path(output, chain.exposures)
-                result.files.append(_write_streamed(chain, stage, result.product, backend, __version__))
+                result.files.append(_write_streamed(chain, stage, result.product, backend, __version__,
+                                                    finalize_headers))
             elif chain.final is not None:
                 result.product = product_path(output, chain.exposures)
                 hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params,
@@ -763,22 +807,44 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
     return result
 
 
-def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend, version: str) -> Path:
-    """Drizzle the final frame band by band straight into the product (its temporary name)."""
+def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend, version: str,
+                    finalize_headers=None) -> Path:
+    """Drizzle the final frame band by band straight into the product (its temporary name).
+
+    A :func:`banded_hook` ``finalize_headers`` sees every band as it is written; its
+    provisional headers set the file's layout and its final ones are written in place at the
+    end (:func:`write_product_in_bands`).
+    """
     bands = _final_bands(chain.exposures, chain.final_frame, chain.pmaps, chain.params, chain.statics,
-                         chain.crmasks, backend, chain.stream_rows)
+                         chain.crmasks, backend, chain.plan.band_rows, chain.stream_rows)
     first = next(bands)
     n_planes = first[4].shape[0]
     tiny = np.zeros((1, 1), np.float32)
-    hdul = build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame, chain.exposures,
-                         chain.params, product, version)
+
+    def placeholder():
+        return build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame,
+                             chain.exposures, chain.params, product, version)
+
+    hdul = placeholder()
+    hook = finalize_headers if banded_hook(finalize_headers) else None
+    if hook is not None:
+        hook.start(chain.final_frame.shape)
+        hook.provisional(hdul, product)
 
     def all_bands():
-        yield first
-        yield from bands
+        for band in itertools.chain([first], bands):
+            if hook is not None:
+                hook.add_band(*band)
+            yield band
+
+    def finish(read_rows):
+        final = placeholder()
+        hook.finish(final, product, read_rows)
+        return final
 
     log.info("final drizzle streamed into %s in bands of %d rows", product.name, chain.stream_rows)
-    write_product_in_bands(hdul, stage.reserve(product), chain.final_frame.shape, n_planes, all_bands())
+    write_product_in_bands(hdul, stage.reserve(product), chain.final_frame.shape, n_planes, all_bands(),
+                           finish=None if hook is None else finish)
     return product
 
 

@@ -528,20 +528,76 @@ def _image_layout(hdu, shape) -> tuple[bytes, int]:
     return header.tostring().encode("ascii"), int(np.prod(shape)) * hdu.data.dtype.itemsize
 
 
-def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, bands) -> Path:
+def _product_layout(hdul, shape: tuple[int, int], n_planes: int):
+    """Byte layout of a DRZ/DRC product: ``(pieces, offsets, total)``.
+
+    ``pieces``: ``[(start, bytes)]`` of the primary header, the SCI, WHT and CTX headers and
+    the HDRTAB HDU (header and table); ``offsets``: ``{name: (start, n_bytes)}`` of each image's
+    data (``start`` None without data); ``total``: the file's size.
+    """
+    import io
+
+    from astropy.io import fits
+
+    ny, nx = shape
+    shapes = {"SCI": (ny, nx), "WHT": (ny, nx), "CTX": (n_planes, ny, nx) if n_planes > 1 else (ny, nx)}
+    head = hdul[0].header.tostring().encode("ascii")
+    pieces, offsets = [(0, head)], {}
+    position = len(head)
+    for name in ("SCI", "WHT", "CTX"):
+        head, n_bytes = _image_layout(hdul[name], shapes[name])
+        pieces.append((position, head))
+        position += len(head)
+        offsets[name] = (position if n_bytes else None, n_bytes)
+        position += n_bytes + (-n_bytes % _BLOCK)
+    table = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdul["HDRTAB"]]).writeto(table)
+    tail = table.getvalue()[len(fits.PrimaryHDU().header.tostring()):]
+    pieces.append((position, tail))
+    return pieces, offsets, position + len(tail)
+
+
+#: Bytes moved at a time when a product's data must shift (:func:`_move_data`).
+_MOVE_CHUNK = 64 * 2**20
+
+
+def _move_data(fd: int, moves) -> None:
+    """Move byte ranges ``[(old, new, size)]`` of an open file, none overwritten before it moved.
+
+    Ranges moving forward go first, last range first, each copied from its end; then those
+    moving backward, first range first, each from its start (the ranges keep their order in
+    the file, so neither pass overwrites data still to be moved).
+    """
+    forward = [m for m in moves if m[1] > m[0]]
+    backward = [m for m in moves if m[1] < m[0]]
+    for old, new, size in sorted(forward, reverse=True):
+        end = size
+        while end > 0:
+            start = max(0, end - _MOVE_CHUNK)
+            os.pwrite(fd, os.pread(fd, end - start, old + start), new + start)
+            end = start
+    for old, new, size in sorted(backward):
+        start = 0
+        while start < size:
+            n = min(_MOVE_CHUNK, size - start)
+            os.pwrite(fd, os.pread(fd, n, old + start), new + start)
+            start += n
+
+
+def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, bands, finish=None) -> Path:
     """Write a DRZ/DRC product whose SCI, WHT and CTX arrive in row bands, never whole.
 
     ``hdul`` is the product as :func:`build_product` makes it from placeholder arrays of the
-    right dtypes (SCI, WHT ``(1, 1)``, CTX ``(1, 1)`` or ``(n_planes, 1, 1)``, or no CTX data):
-    its headers are final. Each header is written as astropy writes it for the full-size
-    array, and each band's rows go straight to their place in the file, so the file is the one
-    ``hdul.writeto`` gives with the full arrays (FITS Standard 4.0 §3-§4: 2880-byte blocks,
-    big-endian data padded with zeros).
+    right dtypes (SCI, WHT ``(1, 1)``, CTX ``(1, 1)`` or ``(n_planes, 1, 1)``, or no CTX data).
+    Each header is written as astropy writes it for the full-size array, and each band's rows
+    go straight to their place in the file, so the file is the one ``hdul.writeto`` gives with
+    the full arrays (FITS Standard 4.0 §3-§4: 2880-byte blocks, big-endian data padded with
+    zeros).
 
     Parameters
     ----------
     hdul : astropy.io.fits.HDUList
-        PRIMARY, SCI, WHT, CTX, HDRTAB.
+        PRIMARY, SCI, WHT, CTX, HDRTAB: the final headers, or (with ``finish``) provisional ones.
     path : path-like
         File to write (normally the temporary name of :meth:`StagedOutputs.reserve`).
     shape : (int, int)
@@ -551,6 +607,13 @@ def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, ba
     bands : iterable of (int, int, numpy.ndarray, numpy.ndarray, numpy.ndarray or None)
         ``(row0, row1, sci, wht, ctx)``: float32 ``(row1 - row0, nx)`` SCI and WHT and int32
         ``(planes, row1 - row0, nx)`` CTX rows, covering the frame.
+    finish : callable, optional
+        ``finish(read_rows) -> HDUList``, called once every band is written: the product with
+        its final headers (placeholder arrays as ``hdul``), where ``read_rows(name, row0,
+        row1)`` reads rows of the ``SCI`` or ``WHT`` image back from the file (float32,
+        native order). The headers are rewritten in place; when a header's size in 2880-byte
+        blocks differs from the provisional one, the data after it are moved (the file is
+        then the same as if the final headers had been written first).
 
     Returns
     -------
@@ -561,40 +624,52 @@ def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, ba
     OutputWriteError
         The file cannot be written.
     """
-    import io
-
-    from astropy.io import fits
-
     ny, nx = shape
     path = Path(path)
-    shapes = {"SCI": (ny, nx), "WHT": (ny, nx), "CTX": (n_planes, ny, nx) if n_planes > 1 else (ny, nx)}
-    pieces, offsets = [hdul[0].header.tostring().encode("ascii")], {}
-    position = len(pieces[0])
-    for name in ("SCI", "WHT", "CTX"):
-        head, n_bytes = _image_layout(hdul[name], shapes[name])
-        position += len(head)
-        offsets[name] = position if n_bytes else None
-        pieces.append((head, n_bytes))
-        position += n_bytes + (-n_bytes % _BLOCK)
-    table = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdul["HDRTAB"]]).writeto(table)
-    tail = table.getvalue()[len(fits.PrimaryHDU().header.tostring()):]
+    pieces, offsets, total = _product_layout(hdul, shape, n_planes)
     try:
-        with open(path, "wb") as handle:
-            handle.write(pieces[0])
-            for head, n_bytes in pieces[1:]:
-                handle.write(head)
-                handle.seek(n_bytes + (-n_bytes % _BLOCK), os.SEEK_CUR)
-            handle.write(tail)
+        with open(path, "w+b") as handle:
+            for start, data in pieces:
+                handle.seek(start)
+                handle.write(data)
+            handle.truncate(total)
             plane_bytes = ny * nx * 4
+            # the file starts as zeros (a sparse file where the system allows): rows all 0
+            # are left as they are, uncovered parts of a big frame cost no write
             for row0, row1, sci, wht, ctx in bands:
                 for name, rows in (("SCI", sci), ("WHT", wht)):
-                    handle.seek(offsets[name] + row0 * nx * 4)
-                    handle.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
-                if offsets["CTX"] is not None:
+                    if rows.any():
+                        handle.seek(offsets[name][0] + row0 * nx * 4)
+                        handle.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
+                if offsets["CTX"][0] is not None:
                     for plane in range(n_planes):
-                        handle.seek(offsets["CTX"] + plane * plane_bytes + row0 * nx * 4)
-                        handle.write(np.ascontiguousarray(ctx[plane], dtype=">i4").tobytes())
+                        if ctx[plane].any():
+                            handle.seek(offsets["CTX"][0] + plane * plane_bytes + row0 * nx * 4)
+                            handle.write(np.ascontiguousarray(ctx[plane], dtype=">i4").tobytes())
+            if finish is not None:
+                handle.flush()
+                fd = handle.fileno()
+
+                def read_rows(name, row0, row1):
+                    start = offsets[name][0] + row0 * nx * 4
+                    raw = os.pread(fd, (row1 - row0) * nx * 4, start)
+                    return np.frombuffer(raw, dtype=">f4").reshape(row1 - row0, nx).astype(np.float32)
+
+                final = finish(read_rows)
+                new_pieces, new_offsets, new_total = _product_layout(final, shape, n_planes)
+                moves = [(offsets[name][0], new_offsets[name][0], offsets[name][1])
+                         for name in ("SCI", "WHT", "CTX")
+                         if offsets[name][0] is not None and offsets[name][0] != new_offsets[name][0]]
+                if moves:
+                    log.info("%s: headers grew or shrank; %d data block(s) moved", path.name, len(moves))
+                    _move_data(fd, moves)
+                    for name in ("SCI", "WHT", "CTX"):  # zero padding after each moved data block
+                        start, n_bytes = new_offsets[name]
+                        if start is not None and n_bytes % _BLOCK:
+                            os.pwrite(fd, bytes(-n_bytes % _BLOCK), start + n_bytes)
+                for start, data in new_pieces:
+                    os.pwrite(fd, data, start)
+                os.ftruncate(fd, new_total)
     except OSError as exc:
         raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
     return path

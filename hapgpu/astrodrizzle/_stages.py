@@ -29,6 +29,7 @@ __all__ = [
     "blot_chip",
     "cr_mask",
     "drizzle_final",
+    "final_accumulator",
     "wt_scl_value",
 ]
 
@@ -227,10 +228,32 @@ def drizzle_final(exposures, frame, pmaps: PixelMapCache, params, statics, crmas
 
     ``crmasks`` is a per-exposure list of per-chip good masks (or None without driz_cr).
     """
+    return final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend).device_arrays()
+
+
+def final_accumulator(exposures, frame, pmaps: PixelMapCache, params, statics, crmasks, backend, *,
+                      tile_shape=None) -> Drizzle:
+    """The final drizzle of every chip onto ``frame``, as the :class:`~hapgpu.resample.Drizzle`
+    holding it: its finished rows are read band by band with ``Drizzle.band`` (the same values
+    as :func:`drizzle_final`, whatever the tiles).
+
+    Parameters
+    ----------
+    exposures, frame, pmaps, params, statics, crmasks, backend
+        As :func:`drizzle_final`.
+    tile_shape : int or (int, int), optional
+        The accumulator's tiles (default: chosen from the memory budget); tiles are allocated
+        where inputs land, so small tiles make memory follow the covered area of a large frame.
+
+    Returns
+    -------
+    hapgpu.resample.Drizzle
+    """
     xp = backend.xp
     drz = Drizzle(frame.shape, kernel=params.final_kernel, pixfrac=params.final_pixfrac,
                   fillval=params.final_fillval, backend=backend,
-                  initial_value=np.nan if params.final_maskval is None else params.final_maskval)
+                  initial_value=np.nan if params.final_maskval is None else params.final_maskval,
+                  tile_shape=tile_shape)
     ids = context_ids(exposures, params.context)
     for i, exposure in enumerate(exposures):
         for k, chip in enumerate(exposure.chips):
@@ -240,4 +263,4 @@ def drizzle_final(exposures, frame, pmaps: PixelMapCache, params, statics, crmas
             drz.add_image(_sky_subtracted(chip), pmaps.get(chip, frame), weight=weight,
                           in_units=chip.in_units, exptime=exposure.exptime, scale=pix_ratio,
                           wt_scl=wt_scl, context_id=ids[i][k])
-    return drz.device_arrays()
+    return drz

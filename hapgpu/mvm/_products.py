@@ -39,6 +39,11 @@ rows and columns of each chip; the keywords from the count and exposure-time mas
 the bounded frame in row bands of at most :data:`BAND_BYTES`, their medians from value
 histograms (exact). A full cell covered by hundreds of exposures therefore needs the chip
 outlines (a few kB each), one chip's sub-box and one band at a time.
+
+The layer product itself is streamed (:func:`drizzle_layer`, AstroDrizzle's ``stream``): the
+final drizzle's accumulators are tiles allocated where inputs land, its rows are written to the
+file band by band, and :class:`LayerHeaders` takes MEANWHT/MEDWHT and S_REGION from those bands
+(two bits per frame pixel kept for S_REGION), so no frame-sized SCI, WHT or CTX is ever held.
 """
 
 from __future__ import annotations
@@ -503,7 +508,7 @@ _FRAME_KEYS = ("final_ra", "final_dec", "final_crpix1", "final_crpix2", "final_o
 
 
 def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
-                  level: int = logging.INFO, finalize_headers=None) -> Path:
+                  level: int = logging.INFO, finalize_headers=None, stream: bool | None = True) -> Path:
     """AstroDrizzle of a layer's NEW exposures onto the cell's bounded frame (§2.5 step 6).
 
     Parameters
@@ -522,6 +527,10 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
     finalize_headers : callable, optional
         AstroDrizzle's hook run on the product before its write, normally the
         :class:`LayerHeaders` of :func:`layer_headers` (steps 5 and 6 without rewriting the file).
+    stream : bool or None
+        AstroDrizzle's ``stream``: True (default) drizzles the layer band by band straight into
+        its file, never holding the frame's SCI, WHT or CTX (the hook takes its keywords from
+        the bands); None streams only frames larger than AstroDrizzle's ``STREAM_BYTES``.
 
     Returns
     -------
@@ -576,7 +585,8 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
             for key in sorted(pars):
                 log.info("    %s = %r", key, pars[key])
             result = astrodrizzle([str(p) for p in inputs], folder / layer.basename, backend=backend,
-                                  pars=pars, progress=False, finalize_headers=finalize_headers)
+                                  pars=pars, progress=False, finalize_headers=finalize_headers,
+                                  stream=stream)
     finally:
         reference.unlink(missing_ok=True)
     if result.product is None or result.product.name != layer.drizzle_filename:
@@ -617,12 +627,14 @@ def write_layer_keywords(path, footprint: LayerFootprint, scellid: str, runfile:
     update_in_copy(Path(path), lambda hdul: _layer_keywords(hdul, footprint, scellid, runfile))
 
 
-def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str | None) -> None:
+def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str | None,
+                    weights: dict | None = None) -> None:
     """The header work of :func:`write_layer_keywords` on an open (or in-memory) product.
 
     MEANWHT/MEDWHT are computed on WHT in the file's byte order (big-endian), as when read
     back from the written product (numpy's buffered sum of a non-native array can differ in
-    the last bit of the float32 mean).
+    the last bit of the float32 mean); ``weights`` gives them instead (a streamed product's
+    :class:`hapgpu.svm._footprint.WeightStatistics`).
     """
     from ..astrodrizzle._product import fit_comments
     from ..svm._footprint import weight_keywords
@@ -633,8 +645,10 @@ def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str 
     if runfile is not None:
         header["DRIZPARS"] = (runfile, "Logfile for processing")
     header["SCELLID"] = scellid
-    wht = np.asarray(hdul["WHT", 1].data)
-    for key, (value, comment) in weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None).items():
+    if weights is None:
+        wht = np.asarray(hdul["WHT", 1].data)
+        weights = weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None)
+    for key, (value, comment) in weights.items():
         header[key] = (float(value), comment)
     fit_comments(header)  # DRIZPARS with a long layer name
 
@@ -685,6 +699,12 @@ class LayerHeaders:
     Made by :func:`layer_headers`. A keyword problem does not stop the write (as when the
     updates followed it); it is kept in :attr:`error` for the caller to report (drizzlepac's
     exit status 15), and :attr:`done` says whether every keyword went in.
+
+    The hook is banded (:func:`hapgpu.astrodrizzle._pipeline.banded_hook`), so the layer can
+    be streamed to disk: MEANWHT/MEDWHT come from the WHT bands
+    (:class:`hapgpu.svm._footprint.WeightStatistics`) and S_REGION from the SCI bands
+    (:class:`hapgpu.svm._headers.SRegionBands`), the same values as from the whole arrays;
+    the layer never holds a frame-sized SCI, WHT or CTX.
     """
 
     def __init__(self, layer, footprint: LayerFootprint, folder, runfile: str | None = None):
@@ -694,21 +714,62 @@ class LayerHeaders:
         self.runfile = runfile
         self.done = False
         self.error = None
+        self._weights = None
+        self._sregion = None
 
     def __repr__(self) -> str:
         return f"LayerHeaders({self.layer.drizzle_filename!r}, runfile={self.runfile!r})"
 
     def __call__(self, hdul, path) -> None:
+        self._finalize(hdul, path)
+
+    def _finalize(self, hdul, path, weights=None, s_region=None) -> None:
         from ..svm._headers import refine_product_hdulist
 
         try:
-            _layer_keywords(hdul, self.footprint, self.layer.scellid, self.runfile)
-            refine_product_hdulist(hdul, path, hap_level=4, input_dir=self.folder,
+            _layer_keywords(hdul, self.footprint, self.layer.scellid, self.runfile, weights)
+            refine_product_hdulist(hdul, path, hap_level=4, input_dir=self.folder, s_region=s_region,
                                    **_layer_names(self.layer, self.folder))
         except (HapGpuError, OSError) as exc:
             self.error = exc
             return
         self.done = True
+
+    # ------------------------------------------------------------------ streamed product
+    def start(self, shape) -> None:
+        """A streamed product of ``shape`` ``(ny, nx)`` begins: statistics reset."""
+        from ..svm._footprint import WeightStatistics
+        from ..svm._headers import SRegionBands
+
+        self._weights = WeightStatistics()
+        self._sregion = SRegionBands(shape)
+        self.done, self.error = False, None
+
+    def add_band(self, row0: int, row1: int, sci, wht, ctx) -> None:
+        """Rows ``row0:row1`` of the product as written (host float32 SCI and WHT)."""
+        self._weights.add(row0, row1, wht)
+        self._sregion.add(row0, row1, sci)
+
+    def provisional(self, hdul, path) -> None:
+        """Every keyword, with placeholder MEANWHT/MEDWHT and no S_REGION (the file's layout)."""
+        from ..svm._footprint import WEIGHT_KEYWORD_COMMENTS
+        from ..svm._headers import SRegionValues
+
+        weights = {key: (0.0, comment) for key, comment in WEIGHT_KEYWORD_COMMENTS.items()}
+        self._finalize(hdul, path, weights, SRegionValues({1: None}))
+        self.done, self.error = False, None
+
+    def finish(self, hdul, path, read_rows) -> None:
+        """The final keywords from the bands seen (WHT rows read back for MEDWHT)."""
+        try:
+            weights = self._weights.keywords(lambda row0, row1: read_rows("WHT", row0, row1))
+            s_region = self._sregion.values(hdul, path=path)
+        except (HapGpuError, OSError) as exc:
+            self.error = exc
+            return
+        finally:
+            self._sregion = None  # its packed masks are no longer needed
+        self._finalize(hdul, path, weights, s_region)
 
 
 def layer_headers(layer, footprint: LayerFootprint, folder, runfile: str | None = None) -> LayerHeaders:

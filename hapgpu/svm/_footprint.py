@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, WCSError
 
-__all__ = ["footprint_mask", "chip_fills", "accumulate_footprint", "ChipFill", "mask_keywords", "weight_keywords", "MASK_KEYWORD_COMMENTS",
+__all__ = ["footprint_mask", "chip_fills", "accumulate_footprint", "ChipFill", "mask_keywords", "weight_keywords",
+           "WeightStatistics", "MASK_KEYWORD_COMMENTS",
            "WEIGHT_KEYWORD_COMMENTS"]
 
 #: Comments of the footprint keywords (drizzlepac ``product.MASK_KWS``).
@@ -437,3 +438,102 @@ def weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:
         raise InvalidInputError("no pixel with data to compute MEANWHT/MEDWHT from")
     values = {"MEANWHT": np.mean(wht[selected]), "MEDWHT": np.median(wht[selected])}
     return {key: (value, WEIGHT_KEYWORD_COMMENTS[key]) for key, value in values.items()}
+
+
+class WeightStatistics:
+    """``MEANWHT`` and ``MEDWHT`` of a weight image given in row bands (:func:`weight_keywords`).
+
+    The same values as :func:`weight_keywords` of the whole image in the file's byte order
+    (big-endian, ``mask=None``: pixels with ``WHT > 0``), without holding the image: the bands
+    are seen once, in row order, while a product is written (:meth:`add`), and the median's
+    second pass reads back only the rows that hold it (:meth:`keywords`).
+
+    Notes
+    -----
+    Mean: ``np.mean`` of a float32 array is its float32 sum divided by the count in float64
+    and rounded to float32. numpy sums a non-native (big-endian) array through its buffered
+    iterator: blocks of ``np.getbufsize()`` elements (8192), each summed pairwise
+    (``np.add.reduce`` of the block), added in turn to a float32 total starting at 0. The
+    selected values are fed through the same blocks here, a partial block carried from one
+    band to the next, so the float32 total is bit for bit numpy's.
+
+    Median: exact selection in two passes (the values are positive float32, whose bit patterns
+    sort as the values do). Pass 1 counts the selected values per band in 2**16 bins of their
+    upper 16 bits; the cumulative counts locate the bin(s) of the one or two middle ranks
+    (``np.median``: the middle value, or the float32 mean of the two middle values). Pass 2
+    gathers the values of those bins from the bands that hold them (read back through the
+    caller's ``read_rows``) and selects the ranks among them.
+    """
+
+    _BINS = 1 << 16
+
+    def __init__(self):
+        self._buffer = np.getbufsize()
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._total = np.float32(0.0)
+        self._count = 0
+        self._bands: list = []  # (row0, row1, bin counts int64 (2**16,) or None)
+
+    def add(self, row0: int, row1: int, wht) -> None:
+        """Take rows ``row0:row1`` of the weight image (float32 ``(rows, nx)``, any byte order).
+
+        Bands must come in row order and cover the image (what is skipped counts as no data).
+        """
+        wht = np.asarray(wht)
+        values = wht[wht > 0.0].astype(np.float32)  # native order, row-major as wht[selected]
+        if values.size == 0:
+            self._bands.append((int(row0), int(row1), None))
+            return
+        self._count += values.size
+        stream = np.concatenate([self._carry, values]) if self._carry.size else values
+        n_full = stream.size - stream.size % self._buffer
+        total = self._total
+        for start in range(0, n_full, self._buffer):
+            total = np.float32(total + np.add.reduce(stream[start:start + self._buffer]))
+        self._total = total
+        self._carry = stream[n_full:].copy()
+        counts = np.bincount(values.view(np.uint32) >> 16, minlength=self._BINS).astype(np.int64)
+        self._bands.append((int(row0), int(row1), counts))
+
+    def keywords(self, read_rows) -> dict:
+        """``{"MEANWHT": (mean, comment), "MEDWHT": (median, comment)}`` (float32 values).
+
+        Parameters
+        ----------
+        read_rows : callable
+            ``read_rows(row0, row1)`` -> the weight image's rows ``row0:row1`` as given to
+            :meth:`add` (e.g. read back from the written product); called only for bands
+            holding a middle value.
+
+        Raises
+        ------
+        InvalidInputError
+            No band held a pixel with weight.
+        """
+        if self._count == 0:
+            raise InvalidInputError("no pixel with data to compute MEANWHT/MEDWHT from")
+        total = self._total
+        if self._carry.size:
+            total = np.float32(total + np.add.reduce(self._carry))
+        mean = np.float32(total / np.intp(self._count))
+        n = self._count
+        ranks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+        counts = np.zeros(self._BINS, dtype=np.int64)
+        for _, _, band_counts in self._bands:
+            if band_counts is not None:
+                counts += band_counts
+        cumulative = np.cumsum(counts)
+        bins = sorted({int(np.searchsorted(cumulative, r, side="right")) for r in ranks})
+        gathered = []
+        for row0, row1, band_counts in self._bands:
+            if band_counts is None or not any(band_counts[b] for b in bins):
+                continue
+            rows = np.asarray(read_rows(row0, row1))
+            values = rows[rows > 0.0].astype(np.float32)
+            upper = values.view(np.uint32) >> 16
+            gathered.append(values[np.isin(upper, bins)])
+        pool = np.sort(np.concatenate(gathered))
+        below = int(cumulative[bins[0] - 1]) if bins[0] > 0 else 0
+        middle = pool[np.asarray(ranks) - below]
+        values = {"MEANWHT": mean, "MEDWHT": np.median(middle.astype(np.float32))}
+        return {key: (value, WEIGHT_KEYWORD_COMMENTS[key]) for key, value in values.items()}

@@ -33,7 +33,7 @@ from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
 __all__ = ["refine_product_headers", "refine_product_hdulist", "compute_sregion", "sregion_values", "SRegionValues",
            "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
-           "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH"]
+           "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH", "SRegionBands", "SREGION_BAND_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -689,3 +689,311 @@ def _refine_keywords(hdul, path: Path, *, hap_level, hap_exposure_names, poller_
         else:
             log.warning("%s: no PROPOSID column in HDRTAB; PROPOSID not updated", path.name)
 
+
+
+# --------------------------------------------------------------------------------------------
+# S_REGION of an image given in row bands (a product streamed to disk)
+
+def _collapsed_index(uniform: np.ndarray):
+    """Indices kept when each run of ``uniform`` lines (rows or columns) is collapsed to its
+    first line, or None when that would keep most lines.
+
+    Collapsing a run of lines that hold no foreground pixel into one such line leaves the
+    4-connected regions, their borders and what touches the frame edges unchanged.
+    """
+    uniform = np.asarray(uniform, dtype=bool)
+    previous = np.concatenate([[False], uniform[:-1]])
+    kept = np.flatnonzero(~(uniform & previous))
+    return None if kept.size > 0.75 * uniform.size else kept
+
+
+def _label_collapsed(foreground: np.ndarray):
+    """``ndimage.label`` of ``foreground`` with runs of all-foreground rows and columns collapsed.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        int32 labels of the collapsed image (the same regions, numbered in the same order, as
+        labelling the whole: collapsing identical all-set lines keeps every 4-connection).
+    n : int
+    rows, cols : numpy.ndarray
+        For each row and column of ``foreground``, its row and column in ``labels``.
+    """
+    ny, nx = foreground.shape
+    keep_rows = _collapsed_index(foreground.all(axis=1))
+    keep_cols = _collapsed_index(foreground.all(axis=0))
+    small = foreground
+    if keep_rows is not None:
+        small = small[keep_rows]
+    if keep_cols is not None:
+        small = small[:, keep_cols]
+    labels, n = ndimage.label(small)
+
+    def mapping(keep, size):
+        if keep is None:
+            return np.arange(size)
+        flags = np.zeros(size, dtype=bool)
+        flags[keep] = True
+        return np.cumsum(flags) - 1
+
+    return labels, n, mapping(keep_rows, ny), mapping(keep_cols, nx)
+
+
+#: Rows of the bands in which :class:`SRegionBands` works out the polygons.
+SREGION_BAND_ROWS = 1024
+
+
+class SRegionBands:
+    """``S_REGION`` of a drizzled extension whose data arrive in row bands, never whole.
+
+    :meth:`add` keeps, per pixel, one bit of "has data" under each of the two rules of
+    :func:`footprint_from_data` (not NaN; non-zero), packed, plus whether any NaN was seen and
+    whether every value was 0. :meth:`values` then gives the :class:`SRegionValues` that
+    :func:`sregion_values` gives for the whole image: the same polygons, vertex for vertex.
+
+    Memory: two bits per frame pixel, plus the bands of :data:`SREGION_BAND_ROWS` rows the
+    polygons are worked out in (no frame-sized label or filter array).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)`` of the image.
+
+    Notes
+    -----
+    The steps of :func:`footprint_from_data` and :func:`_traced_polygons`, band by band:
+
+    1. hole filling: the empty pixels are labelled (4-connected, ``ndimage.label``) in each
+       band; labels meeting across a band boundary are joined (connected components of the
+       graph of those pairs); a joined label touching the frame edge is outside, every other
+       empty pixel is a hole and filled (what :func:`fill_holes` does on the whole frame);
+    2. closing, opening and smoothing (:func:`_close_open_smooth`, reach ``_SMOOTH_REACH``):
+       :func:`hapgpu.skycells._edges.tiled_local_filter` on each band widened by the reach on
+       both sides, of which the band is kept (every kept pixel sees all the input it sees in
+       the whole frame);
+    3. regions (4-connected) labelled in each band and joined across boundaries as in step 1,
+       ordered by their first pixel in raster order (``ndimage.label``'s numbering); each
+       region's border pixels (the region less its erosion, the frame edge counting as empty:
+       a region's 4-neighbours with data belong to it, so this is the footprint's border within
+       the region) are gathered as coordinates and walked
+       (:func:`hapgpu.skycells._edges.walk_pixels`, which depends only on the pixels' relative
+       positions), then simplified (:func:`simplify_polygon`).
+    """
+
+    def __init__(self, shape):
+        ny, nx = (int(n) for n in shape)
+        if ny < 1 or nx < 1:
+            raise InvalidInputError(f"S_REGION needs a non-empty image, got shape {shape}")
+        self.shape = (ny, nx)
+        width = -(-nx // 8)
+        self._finite = np.zeros((ny, width), dtype=np.uint8)
+        self._nonzero = np.zeros((ny, width), dtype=np.uint8)
+        self._seen = np.zeros(ny, dtype=bool)
+        self.any_nan = False
+        self.all_zero = True
+
+    def add(self, row0: int, row1: int, data) -> None:
+        """Take rows ``row0:row1`` of the image (``(rows, nx)``, any float dtype and byte order)."""
+        data = np.asarray(data)
+        if data.shape != (row1 - row0, self.shape[1]) or not 0 <= row0 < row1 <= self.shape[0]:
+            raise InvalidInputError(f"S_REGION band rows {row0}:{row1} of shape {data.shape} do not fit "
+                                    f"an image of shape {self.shape}")
+        nan = np.isnan(data)
+        self.any_nan |= bool(nan.any())
+        self._finite[row0:row1] = np.packbits(~nan, axis=1)
+        nonzero = data != 0
+        self._nonzero[row0:row1] = np.packbits(nonzero, axis=1)
+        self.all_zero &= not nonzero.any()
+        self._seen[row0:row1] = True
+
+    # ------------------------------------------------------------------ helpers
+    def _rows(self, packed, row0: int, row1: int) -> np.ndarray:
+        return np.unpackbits(packed[row0:row1], axis=1, count=self.shape[1]).view(bool)
+
+    def _bands(self):
+        ny = self.shape[0]
+        return [(r, min(ny, r + SREGION_BAND_ROWS)) for r in range(0, ny, SREGION_BAND_ROWS)]
+
+    @staticmethod
+    def _joined(n_labels: list, pairs: list, seeds: list):
+        """Components of the band labels: ``(component of each global label, seeded flags)``.
+
+        Global label of band ``k``'s label ``l`` (1-based) is ``offset[k] + l - 1``.
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        total = int(sum(n_labels))
+        if total == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        if pairs:
+            a = np.concatenate([p[0] for p in pairs])
+            b = np.concatenate([p[1] for p in pairs])
+        else:
+            a = b = np.zeros(0, dtype=np.int64)
+        graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(total, total))
+        _, component = connected_components(graph, directed=False)
+        seeded = np.zeros(component.max() + 1 if total else 0, dtype=bool)
+        if seeds:
+            seeded[component[np.concatenate(seeds)]] = True
+        return component, seeded
+
+    def _filled(self, packed):
+        """Step 1: generator of ``(row0, row1, filled band)`` over :meth:`_bands`."""
+        ny, nx = self.shape
+        bands = self._bands()
+        n_labels, pairs, seeds, offsets = [], [], [], []
+        previous_last = None
+        offset = 0
+        for row0, row1 in bands:
+            empty = ~self._rows(packed, row0, row1)
+            labels, n, rows, cols = _label_collapsed(empty)
+            offsets.append(offset)
+            n_labels.append(n)
+            edge = [labels[:, cols[0]], labels[:, cols[-1]]]
+            if row0 == 0:
+                edge.append(labels[rows[0]])
+            if row1 == ny:
+                edge.append(labels[rows[-1]])
+            edge = np.concatenate(edge)
+            edge = np.unique(edge[edge > 0])
+            seeds.append(edge.astype(np.int64) + offset - 1)
+            first = labels[rows[0], cols]
+            if previous_last is not None:
+                above, above_offset = previous_last
+                both = (above > 0) & (first > 0)
+                pairs.append((above[both].astype(np.int64) + above_offset - 1,
+                              first[both].astype(np.int64) + offset - 1))
+            previous_last = (labels[rows[-1], cols], offset)
+            offset += n
+        component, seeded = self._joined(n_labels, pairs, seeds)
+        for (row0, row1), offset, n in zip(bands, offsets, n_labels):
+            filled = self._rows(packed, row0, row1)
+            if n:
+                labels, _, rows, cols = _label_collapsed(~filled)
+                outside = np.zeros(n + 1, dtype=bool)
+                outside[1:] = seeded[component[offset:offset + n]]
+                filled = ~outside[labels]
+                filled = filled[rows][:, cols] if filled.shape != (row1 - row0, nx) else filled
+            yield row0, row1, filled
+
+    def _smoothed(self, packed):
+        """Step 2: generator of ``(row0, row1, footprint band)`` in row order."""
+        from ..skycells._edges import tiled_local_filter
+
+        ny, nx = self.shape
+        reach = _SMOOTH_REACH
+        held = np.zeros((0, nx), dtype=bool)  # filled rows held0:held0 + len(held)
+        held0 = 0
+        done = 0
+        for row0, row1, filled in self._filled(packed):
+            held = np.concatenate([held, filled]) if held.size else filled
+            ready = ny if row1 == ny else row1 - reach  # rows whose reach is all held
+            if ready <= done:
+                continue
+            w0, w1 = max(0, done - reach), min(ny, ready + reach)
+            window = held[w0 - held0:w1 - held0]
+            footprint = tiled_local_filter(window, _close_open_smooth, reach)
+            yield done, ready, footprint[done - w0:ready - w0]
+            done = ready
+            keep = max(0, done - reach)
+            held = held[keep - held0:]
+            held0 = keep
+
+    def _regions(self, packed):
+        """Step 3: border pixels ``(xs, ys)`` of every region, in ``ndimage.label`` order."""
+        nx = self.shape[1]
+        state = {"offset": 0, "last": None}
+        n_labels, pairs, pieces = [], [], []
+
+        def take(row0, footprint, above, below):
+            # columns without footprint collapsed to one (labels, borders and edges unchanged)
+            kept = _collapsed_index(~footprint.any(axis=0))
+            if kept is not None:
+                footprint = footprint[:, kept]
+                above = None if above is None else above[:, kept]
+                below = None if below is None else below[:, kept]
+            width = footprint.shape[1]
+            labels, n = ndimage.label(footprint)
+            offset = state["offset"]
+            n_labels.append(n)
+            first, last_row = labels[0], labels[-1]
+            if kept is not None:  # full-width rows for the joins across bands
+                expand = np.cumsum(np.isin(np.arange(nx), kept)) - 1
+                first, last_row = first[expand], last_row[expand]
+            if state["last"] is not None:
+                last, last_offset = state["last"]
+                both = (last > 0) & (first > 0)
+                pairs.append((last[both].astype(np.int64) + last_offset - 1,
+                              first[both].astype(np.int64) + offset - 1))
+            state["last"] = (last_row.copy(), offset)
+            if n:
+                # erosion by the cross, the frame edges counting as empty
+                padded = np.concatenate([np.zeros((1, width), bool) if above is None else above, footprint,
+                                         np.zeros((1, width), bool) if below is None else below])
+                eroded = footprint & padded[:-2] & padded[2:]
+                eroded[:, 1:] &= footprint[:, :-1]
+                eroded[:, :-1] &= footprint[:, 1:]
+                eroded[:, 0] = eroded[:, -1] = False
+                ys, xs = np.nonzero(footprint & ~eroded)
+                labelled = labels[ys, xs].astype(np.int64) + offset - 1
+                pieces.append((labelled, xs if kept is None else kept[xs], ys + row0))
+            state["offset"] = offset + n
+
+        pending = None  # (row0, footprint, last row of the band before)
+        for row0, _, footprint in self._smoothed(packed):
+            if pending is not None:
+                take(pending[0], pending[1], pending[2], footprint[:1])
+                above = pending[1][-1:]
+            else:
+                above = None
+            pending = (row0, footprint, above)
+        if pending is not None:
+            take(pending[0], pending[1], pending[2], None)
+        if not pieces:
+            return []
+        component, _ = self._joined(n_labels, pairs, [])
+        glabels = np.concatenate([p[0] for p in pieces])
+        xs = np.concatenate([p[1] for p in pieces])
+        ys = np.concatenate([p[2] for p in pieces])
+        regions = component[glabels]
+        # a region's rank: its smallest global label (bands in row order, labels in raster
+        # order within a band), i.e. the position of its first pixel, as ndimage.label numbers
+        first = np.full(int(component.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, component, np.arange(component.size, dtype=np.int64))
+        ordered = np.unique(regions)
+        ordered = ordered[np.argsort(first[ordered], kind="stable")]
+        order = np.argsort(regions, kind="stable")
+        bounds = np.searchsorted(regions[order], ordered)
+        ends = np.searchsorted(regions[order], ordered, side="right")
+        return [(xs[order[a:b]], ys[order[a:b]]) for a, b in zip(bounds, ends)]
+
+    def polygons(self) -> tuple[list, int]:
+        """The polygons (pixels) and the number of degenerate regions, as :func:`_traced_polygons`."""
+        from ..skycells._edges import walk_pixels
+
+        if not self._seen.all():
+            raise InvalidInputError(f"S_REGION: rows {np.flatnonzero(~self._seen)[:5].tolist()}... "
+                                    "of the image were never given")
+        packed = self._finite if self.any_nan else self._nonzero
+        polygons, n_degenerate = [], 0
+        for xs, ys in self._regions(packed):
+            border = walk_pixels(xs, ys)
+            corners = simplify_polygon(border)
+            n_degenerate += corners.shape[0] <= 3
+            polygons.append(corners.astype(np.float64))
+        return polygons, n_degenerate
+
+    def values(self, hdul, *, path=None, extname: str = "SCI", extver: int = 1) -> SRegionValues:
+        """:func:`sregion_values` of the image given so far, as extension ``(extname, extver)``
+        of ``hdul`` (whose header gives the WCS; its data are not read)."""
+        name = path if path is not None else (hdul.filename() or "product")
+        wcs = _chip_wcs(hdul, (extname, extver), name)
+        if self.all_zero and not self.any_nan:
+            return SRegionValues({extver: None}, 0)
+        polygons, n_degenerate = self.polygons()
+        text = ""
+        for polygon in polygons:
+            sky = wcs.all_pix2world(polygon, 0)
+            text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
+        return SRegionValues({extver: text}, n_degenerate)

@@ -29,6 +29,28 @@ def test_streamed_product_equals_the_whole_frame_product(small_inputs, tmp_path,
     assert not [p for p in streamed.product.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_streamed_product_read_from_one_tiled_accumulator(small_inputs, tmp_path, monkeypatch):
+    """Without device bands the frame is drizzled once into tiles and read out in bands."""
+    from hapgpu.astrodrizzle import _pipeline
+
+    common = {"backend": "cpu", "update_inputs_dq": False, "progress": False, **_FINAL_ONLY}
+    whole = astrodrizzle(small_inputs, tmp_path / "whole" / "out", stream=False, **common).product
+    monkeypatch.setattr(_pipeline, "_STREAM_BAND_BYTES", 12 * 4000 * 29)  # bands of ~29 rows
+    monkeypatch.setattr(_pipeline, "STREAM_TILE", 64)
+    seen = []
+    real = _pipeline.final_accumulator
+
+    def spy(*args, **kwargs):
+        drz = real(*args, **kwargs)
+        seen.append(drz.tile_shape)
+        return drz
+
+    monkeypatch.setattr(_pipeline, "final_accumulator", spy)
+    streamed = astrodrizzle(small_inputs, tmp_path / "bands" / "out", stream=True, **common).product
+    assert seen == [(64, 64)]
+    assert_same_fits_bytes(whole, streamed)
+
+
 def test_stream_refuses_callers_that_need_the_arrays(small_inputs, tmp_path):
     for extra in ({"keep_arrays": True}, {"finalize_headers": lambda hdul, path: None}):
         with pytest.raises(InvalidParameterError, match="stream=True"):
