@@ -34,7 +34,8 @@ nearly the full cell while the inputs shrink.
 ``python -m pstats``); ``--no-reference`` skips drizzlepac.
 
 Prints one table: per case, hapgpu and drizzlepac wall seconds, their ratio, and the peak
-resident memory of each side.
+resident memory of each side; each side's line also gives the 1-minute load average before and
+after it ran (on a shared machine the ratio is only as good as the load was steady).
 """
 
 from __future__ import annotations
@@ -210,9 +211,11 @@ def measure(side: str, pollers: list[Path], folder: Path, backend: str, profile:
     if profile is not None:
         command += ["--profile", str(Path(profile).resolve())]
     command += [str(p) for p in pollers]
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with open(folder / f"{side}.log", "w") as log:  # drizzlepac prints its whole log
         process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0 or not result.exists():
         raise RuntimeError(f"{side}: the benchmark subprocess failed (exit status {process.returncode}); "
@@ -220,6 +223,7 @@ def measure(side: str, pollers: list[Path], folder: Path, backend: str, profile:
     values = json.loads(result.read_text())
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     values["peak_rss"] = usage.ru_maxrss * scale
+    values["load"] = (load_before, load_after)  # 1-minute load averages: the machine may be shared
     return values
 
 
@@ -233,6 +237,12 @@ def _warm_up(folder: Path, backend: str) -> None:
 # --------------------------------------------------------------------------- main
 def _gib(n_bytes) -> str:
     return "-" if n_bytes is None else f"{n_bytes / 2 ** 30:.2f}"
+
+
+def _load(values) -> str:
+    """``before -> after``: the 1-minute load averages around a side's run."""
+    before, after = values.get("load", (None, None))
+    return "-" if before is None else f"{before:.1f} -> {after:.1f}"
 
 
 def main(argv=None) -> int:
@@ -275,15 +285,16 @@ def main(argv=None) -> int:
         ours = measure("ours", copy_inputs(pollers, folder / "ours_in"), folder, args.backend, profile)
         if ours["code"] != 0:
             raise RuntimeError(f"{case}: run_mvm returned {ours['code']}")
-        print(f"{case}: hapgpu {ours['wall']:.1f} s, peak RSS {_gib(ours['peak_rss'])} GiB", flush=True)
+        print(f"{case}: hapgpu {ours['wall']:.1f} s, peak RSS {_gib(ours['peak_rss'])} GiB, "
+              f"load {_load(ours)}", flush=True)
         shutil.rmtree(folder / "ours_in", ignore_errors=True)
         theirs = None
         if not args.no_reference:
             theirs = measure("drizzlepac", copy_inputs(pollers, folder / "drizzlepac_in"), folder, "cpu")
             if theirs["code"] != 0:
                 raise RuntimeError(f"{case}: runmultihap returned {theirs['code']}")
-            print(f"{case}: drizzlepac {theirs['wall']:.1f} s, peak RSS {_gib(theirs['peak_rss'])} GiB",
-                  flush=True)
+            print(f"{case}: drizzlepac {theirs['wall']:.1f} s, peak RSS {_gib(theirs['peak_rss'])} GiB, "
+                  f"load {_load(theirs)}", flush=True)
             shutil.rmtree(folder / "drizzlepac_in", ignore_errors=True)
         rows.append((label, ours, theirs))
 

@@ -242,7 +242,9 @@ def _unparsed_damage(hdul, path: Path) -> str | None:
     size = getattr(hdul._file, "size", 0) or 0
     if not size:
         return None
-    info = hdul.fileinfo(len(hdul) - 1)
+    # the last HDU's own file info: HDUList.fileinfo would also re-serialise every header to
+    # tell whether it was resized since the read (~0.1 s per exposure, and nothing changed)
+    info = hdul[-1].fileinfo() or hdul.fileinfo(len(hdul) - 1)
     end = info["datLoc"] + info["datSpan"]
     if end > size:
         return "corrupt FITS file (truncated)"
@@ -263,36 +265,63 @@ def _unparsed_damage(hdul, path: Path) -> str | None:
     return f"corrupt FITS header (extension {len(hdul)}: {reason})"
 
 
+#: Files whose headers were all parsed without damage in this process, by
+#: :func:`_file_identity` (most recent last); a file opened again unchanged (the header pass
+#: of :func:`inspect_exposure`, then :func:`load_pixels`) skips the card-by-card check.
+_CHECKED: dict = {}
+_CHECKED_MAX = 4096
+
+
+def _file_identity(path: Path) -> tuple | None:
+    """``(resolved path, device, inode, size, mtime_ns)`` of a file, or None if it cannot be
+    stat-ed (the open then reports the problem)."""
+    try:
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+    except OSError:
+        return None
+    return str(resolved), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 @contextmanager
 def _reading(path: Path):
     """Open ``path`` with astropy, turning every failure into an error naming the file.
 
     Every header is parsed on opening (astropy reports a damaged one with a warning, keeping
     only the extensions before it); a file shorter than its headers say is truncated. Both are
-    errors here.
+    errors here. A file already found sound by this process, and unchanged since (same inode,
+    size and modification time), is not checked again.
     """
     from astropy.io import fits
 
+    identity = _file_identity(path)
     with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        checked = identity is not None and identity in _CHECKED
         try:
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, EOFError) as exc:
             raise InvalidInputError(f"{path}: cannot read FITS file: {_first_sentence(exc)}") from None
         try:  # parse every card now, so that a damaged one is named whichever code reads it
-            for hdu in hdul:
+            for hdu in () if checked else hdul:
                 for card in hdu.header.cards:
                     card.value  # noqa: B018
         except fits.VerifyError as exc:
             hdul.close()
             raise InvalidInputError(f"{path}: bad FITS header: {_first_sentence(exc)}") from exc
-    damage = _unparsed_damage(hdul, path)
-    warned = [d for d in (_header_damage(str(w.message)) for w in caught) if d]
-    if damage is None and warned:  # e.g. binary bytes in a header, or a compressed file
-        damage = f"corrupt FITS header ({warned[0]})"
-    if damage is not None:
-        hdul.close()
-        raise InvalidInputError(f"{path}: {damage}")
+    if not checked:
+        damage = _unparsed_damage(hdul, path)
+        warned = [d for d in (_header_damage(str(w.message)) for w in caught) if d]
+        if damage is None and warned:  # e.g. binary bytes in a header, or a compressed file
+            damage = f"corrupt FITS header ({warned[0]})"
+        if damage is not None:
+            hdul.close()
+            raise InvalidInputError(f"{path}: {damage}")
+        if identity is not None and identity == _file_identity(path):
+            with _OPEN_LOCK:
+                _CHECKED[identity] = True
+                while len(_CHECKED) > _CHECKED_MAX:
+                    del _CHECKED[next(iter(_CHECKED))]
     try:
         with hdul:
             yield hdul

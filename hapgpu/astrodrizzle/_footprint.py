@@ -119,9 +119,29 @@ def intersect_footprints(fp1: np.ndarray, fp2: np.ndarray):
 def fill_polygon(vertices, shape) -> np.ndarray:
     """Scan-fill a closed ring of integer vertices into a boolean ``shape`` mask.
 
-    Edges enter the active table at their lower end and leave at their upper end (except on
-    the last scan line); each crossing is rounded up; spans between pairs of crossings are
-    filled inclusively and clipped to the image (skypac's ``region.Polygon.scan``).
+    Parameters
+    ----------
+    vertices : array_like
+        int ``(n, 2)`` ``(x, y)`` 0-based pixel vertices, the last equal to the first.
+    shape : (int, int)
+        ``(ny, nx)`` of the mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``shape``.
+
+    Notes
+    -----
+    skypac's ``region.Polygon.scan``: the ring is shifted so that its bounding box starts at
+    non-negative coordinates; on each scan line ``y`` of the box the active edges are the
+    non-horizontal ones with ``ymin <= y < ymax``, plus, on the box's last line, those ending
+    there; each edge's crossing, ``x = ceil(t * dx + x_start)`` with ``t = width * (y_start - y) /
+    (-dy * width)`` (skypac's ``Edge.intersection`` with the scan line, in float64), is rounded
+    up; the sorted crossings are paired and each span ``[i, j]`` is set inclusively, clipped to
+    the image (a stop before the row start counts from its end, as skypac's slice does). The
+    crossings of every scan line are computed at once with NumPy; only the spans are set one
+    by one.
     """
     ny, nx = shape
     mask = np.zeros(shape, dtype=bool)
@@ -129,35 +149,42 @@ def fill_polygon(vertices, shape) -> np.ndarray:
     shift_x = min(0, int(v[:, 0].min()))
     shift_y = min(0, int(v[:, 1].min()))
     v = v - np.array([shift_x, shift_y])
-    x0, y0 = int(v[:, 0].min()), int(v[:, 1].min())
-    width = int(v[:, 0].max()) - x0
+    width = int(v[:, 0].max()) - int(v[:, 0].min())
     last = int(v[:, 1].max())
-    edges = []
-    for start, stop in zip(v[:-1], v[1:]):
-        low = start if start[1] < stop[1] else stop
-        edges.append((start, stop, int(low[1]), int(max(start[1], stop[1]))))
-    active = []
-    for y in range(y0, last + 1):
-        if y < last:
-            active += [e for e in edges if e[2] == y and e[0][1] != e[1][1]]
-            active = [e for e in active if e[3] != y]
-        if width <= 0:
-            continue
-        crossings = []
-        for start, stop, _, _ in active:
-            ux, uy = int(stop[0] - start[0]), int(stop[1] - start[1])
-            t = float(width * (int(start[1]) - y)) / float(-uy * width)
-            crossings.append(int(np.ceil(t * ux + int(start[0]))))
-        crossings.sort()
-        row = y + shift_y
-        if not 0 <= row < ny:
-            continue
-        for i, j in zip(crossings[::2], crossings[1::2]):
-            xs = max(i + shift_x, 0)
-            stop = (j + shift_x if j + shift_x < nx else nx - 1) + 1
-            if stop < 0:  # the reference slices with a negative stop: counted from the row end
-                stop += nx
-            mask[row, xs:stop] = True
+    if width <= 0:
+        return mask
+    start, stop = v[:-1], v[1:]
+    sloped = start[:, 1] != stop[:, 1]
+    start, stop = start[sloped], stop[sloped]
+    if start.shape[0] == 0:
+        return mask
+    y_low = np.minimum(start[:, 1], stop[:, 1])
+    y_high = np.maximum(start[:, 1], stop[:, 1])
+    # scan lines of each edge: ymin <= y < ymax, and the last line for the edges ending on it
+    counts = y_high - y_low + (y_high == last)
+    edge = np.repeat(np.arange(start.shape[0]), counts)
+    first = np.cumsum(counts) - counts
+    y = y_low[edge] + (np.arange(edge.size) - first[edge])
+    ux = (stop[:, 0] - start[:, 0])[edge]
+    uy = (stop[:, 1] - start[:, 1])[edge]
+    t = (width * (start[edge, 1] - y)).astype(np.float64) / (-uy * width).astype(np.float64)
+    x = np.ceil(t * ux + start[edge, 0]).astype(np.int64)
+    order = np.lexsort((x, y))
+    x, y = x[order], y[order]
+    # pair the sorted crossings of each scan line: (0, 1), (2, 3), ...; an odd last one is left
+    line_start = np.flatnonzero(np.r_[True, y[1:] != y[:-1]])
+    rank = np.arange(y.size) - np.repeat(line_start, np.diff(np.r_[line_start, y.size]))
+    left = np.flatnonzero((rank % 2 == 0)[:-1] & (y[1:] == y[:-1]))
+    rows = y[left] + shift_y
+    keep = (rows >= 0) & (rows < ny)
+    rows, i, j = rows[keep], x[left][keep] + shift_x, x[left + 1][keep] + shift_x
+    begin = np.minimum(np.maximum(i, 0), nx)
+    end = np.where(j < nx, j, nx - 1) + 1
+    end = np.where(end < 0, end + nx, end)        # Python slice rules, applied once
+    end = np.minimum(np.maximum(end, 0), nx)
+    for row, b, e in zip(rows.tolist(), begin.tolist(), end.tolist()):
+        if e > b:
+            mask[row, b:e] = True
     return mask
 
 

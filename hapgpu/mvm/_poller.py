@@ -397,8 +397,8 @@ def _viable_rows(rows, dropped: list, guiding) -> list:
 
         guiding = GuidingCache()
     kept = []
-    for row in viable:
-        if guiding(row.source):
+    for row, bad in zip(viable, guiding.check([row.source for row in viable])):  # on threads
+        if bad:
             dropped.append((row.filename, "bad guiding"))
         else:
             kept.append(row)

@@ -121,8 +121,7 @@ _FAR = tuple((dx, dy) for dy in range(-2, 3) for dx in range(-2, 3))
 def walk_border(border: np.ndarray) -> np.ndarray:
     """The walk of :func:`trace_border` on a validated 2-D array (set pixels: nonzero).
 
-    The set pixels are kept in a Python set of ``(x, y)``: each step looks up at most 25
-    neighbours and scores two candidates on 9 each, instead of slicing the array.
+    See :func:`walk_pixels` for how the pixels are looked up.
     """
     ys, xs = np.nonzero(border)
     return walk_pixels(xs, ys)
@@ -146,6 +145,13 @@ def walk_pixels(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     ------
     InvalidInputError
         No pixel.
+
+    Notes
+    -----
+    The set pixels are kept in a Python set of flat indices ``row * width + column`` over their
+    bounding box padded by 2 pixels (the farthest look-up), so that a neighbour is an integer
+    offset: each step looks up at most 25 neighbours and scores two candidates on 9 each,
+    without slicing an array or building a grid as large as the box.
     """
     xs = np.asarray(xs)
     ys = np.asarray(ys)
@@ -153,30 +159,37 @@ def walk_pixels(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         raise InvalidInputError("border mask has no set pixel to trace")
     x = int(xs.min())
     y = int(ys[xs == x].min())
-    pixels = set(zip(xs.tolist(), ys.tolist()))
-    pixels.discard((x, y))
+    x0, y0 = x - 2, int(ys.min()) - 2
+    width = int(xs.max()) - x0 + 3
+    pixels = set(((ys.astype(np.int64) - y0) * width + (xs.astype(np.int64) - x0)).tolist())
+    near = [(dx, dy, dy * width + dx) for dx, dy in _NEAR]
+    far = [(dx, dy, dy * width + dx) for dx, dy in _FAR]
+    around = [offset for _, _, offset in near]
+    here = (y - y0) * width + (x - x0)
+    pixels.discard(here)
     path = [(x, y)]
     remaining = len(pixels)
     slope = -1
     first = True
     while first or remaining > 0:
-        pixels.discard((x, y))
-        hits = [(dx, dy) for dx, dy in _NEAR if (x + dx, y + dy) in pixels]
+        pixels.discard(here)
+        hits = [hit for hit in near if here + hit[2] in pixels]
         if not hits:
-            hits = [(dx, dy) for dx, dy in _FAR if (x + dx, y + dy) in pixels]
+            hits = [hit for hit in far if here + hit[2] in pixels]
             if not hits:
                 break
         pick = 0
         if len(hits) > 1:
             with_slope = 0 if slope <= 0 else 1
             other = 1 if slope < 0 else 0
-            cx, cy = x + hits[with_slope][0], y + hits[with_slope][1]
-            score_slope = sum((cx + dx, cy + dy) in pixels for dx, dy in _NEAR)
-            cx, cy = x + hits[other][0], y + hits[other][1]
-            score_other = sum((cx + dx, cy + dy) in pixels for dx, dy in _NEAR)
+            centre = here + hits[with_slope][2]
+            score_slope = sum(centre + offset in pixels for offset in around)
+            centre = here + hits[other][2]
+            score_other = sum(centre + offset in pixels for offset in around)
             pick = other if score_other > score_slope else with_slope
-        step_x, step_y = hits[pick]
+        step_x, step_y, offset = hits[pick]
         x, y = x + step_x, y + step_y
+        here += offset
         path.append((x, y))
         remaining -= 1
         first = False

@@ -80,3 +80,82 @@ def test_run_checks_each_exposure_once_over_all_pollers(tmp_path, counted, caplo
         assert run_mvm(pollers, tmp_path / "out", backend="cpu", progress=False) == 0
     assert sorted(counted) == sorted(str(row[1].resolve()) for row in rows)
     assert caplog.text.count("none of the exposures lands on the sky cell") >= 2
+
+
+# ----------------------------------------------------------------------------- several at once
+@pytest.fixture(scope="module")
+def checked_files(tmp_path_factory):
+    """Trailed (bad) and point-like (good) exposures, and a guide-star failure."""
+    import numpy as np
+
+    from .test_poller import _image, _positions, _write
+
+    folder = tmp_path_factory.mktemp("guiding_batch")
+    shape = (256, 256)
+    files = {}
+    for seed in range(3):
+        trailed = _image(shape, _positions(30, shape, 40, seed + 1), angle=30.0 + 20 * seed, seed=seed)
+        stars = _image(shape, _positions(30, shape, 10, seed + 10), seed=seed)
+        files[f"trailed{seed}"] = _write(folder / f"trailed{seed}_flt.fits", trailed)
+        files[f"stars{seed}"] = _write(folder / f"stars{seed}_flt.fits", stars)
+    files["gsfail"] = _write(folder / "gsfail_flt.fits", np.full(shape, 5.0, np.float32), QUALITY="GSFAIL")
+    return files
+
+
+def test_check_on_threads_equals_one_by_one(checked_files, counted):
+    paths = list(checked_files.values())
+    alone = [verify_guiding(path) for path in paths]
+    assert alone == [key.startswith(("trailed", "gsfail")) for key in checked_files]
+    counted.clear()
+    cache = GuidingCache(n_workers=3)
+    # a repeated path is checked once; the verdicts come back in the order asked
+    assert cache.check(paths + paths[:2]) == alone + alone[:2]
+    assert sorted(counted) == sorted(str(p.resolve()) for p in paths)
+    assert cache.check(paths[::-1]) == alone[::-1]
+    assert len(counted) == len(paths) and len(cache) == len(paths)
+    assert "n_workers=3" in repr(cache)
+    # one thread: the same verdicts
+    assert GuidingCache(n_workers=1).check(paths) == alone
+
+
+def test_check_reports_the_first_bad_file_and_keeps_the_others(checked_files, tmp_path, counted):
+    from astropy.io import fits
+
+    good = checked_files["stars0"]
+    nosci = tmp_path / "nosci_flt.fits"
+    fits.PrimaryHDU().writeto(nosci)
+    cache = GuidingCache(n_workers=2)
+    with pytest.raises(InvalidInputError, match="nosci_flt.fits: no SCI,1 extension"):
+        cache.check([good, nosci, checked_files["trailed0"]])
+    with pytest.raises(InvalidInputError, match="missing_flt.fits: cannot read"):
+        cache.check([good, tmp_path / "missing_flt.fits"])
+    # the files that could be checked keep their verdicts; the failure is not stored
+    counted.clear()
+    assert cache.check([good, checked_files["trailed0"]]) == [False, True]
+    assert counted == []
+    assert len(cache) == 2
+
+
+@pytest.mark.parametrize("n_workers", [0, -1, 1.5, True, "2"])
+def test_n_workers_must_be_a_positive_integer(n_workers):
+    from hapgpu.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="n_workers must be a positive integer"):
+        GuidingCache(n_workers=n_workers)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "int32", "uint32", "int64", "uint8", "float32"])
+def test_rejected_dq_in_the_arrays_own_dtype(dtype):
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        dq = rng.integers(0, 2**15, 5000).astype(kind)
+    else:
+        info = np.iinfo(kind)
+        dq = rng.integers(info.min, info.max, 5000, dtype=kind, endpoint=True)
+        dq[:8] = [0, 256, 512, 1024, 2048, 4096, 7936, 4] if kind.itemsize > 1 else dq[:8]
+    accepted = np.bitwise_or.reduce(np.array(_guiding.ACCEPTED_DQ_FLAGS))
+    expected = (dq.astype(np.int64) & ~accepted) != 0  # drizzlepac's test, on 64-bit integers
+    assert np.array_equal(_guiding._rejected_dq(dq), expected)

@@ -296,3 +296,29 @@ def test_overlap_matches_spherical_geometry():
         n_true += expected
         assert convex_polygons_overlap(a, b) == expected
     assert 20 < n_true < 130  # both outcomes are exercised
+
+
+def test_walk_pixels_equals_drizzlepac_poly_trace_on_ragged_sets():
+    """Gaps (5 x 5 jumps), forks (two candidates scored) and early ends: the same pixels in the
+    same order as drizzlepac's ``_poly_trace`` (sets kept 3 pixels inside the array, where its
+    boxes are whole)."""
+    from drizzlepac.haputils import cell_utils
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for k in range(60):
+        ny, nx = (int(n) for n in rng.integers(4, 60, 2))
+        if k % 2:
+            inner = rng.random((ny, nx)) > rng.uniform(0.3, 0.9)
+        else:
+            blob = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(1, 4)) > 0
+            inner = blob & ~erode_cross(blob, 1)
+        if not inner.any():
+            continue
+        mask = np.zeros((ny + 6, nx + 6), dtype=np.int16)
+        mask[3:-3, 3:-3] = inner
+        expected = np.asarray(cell_utils._poly_trace(mask), dtype=np.int64)
+        ys, xs = np.nonzero(mask)
+        np.testing.assert_array_equal(walk_pixels(xs, ys), expected)
+        checked += 1
+    assert checked > 40
