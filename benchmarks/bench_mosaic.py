@@ -285,6 +285,8 @@ def main(argv=None) -> int:
     if args.child:
         return child(args.child, args.spec, args.out, args.tile, int(args.budget * 1e9))
 
+    if args.workdir is not None:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="hapgpu-mosaic-", dir=args.workdir))
     try:
         spec = prepare(workdir, args.n_exposures, args.size)

@@ -251,17 +251,46 @@ def _read_float32(hdu) -> np.ndarray:
     """The image of ``hdu`` as native float32 (``numpy.asarray(hdu.data, dtype=float32)``).
 
     An unscaled big-endian float32 image (what drizzled products hold) on a little-endian
-    host is byte-swapped from the file's buffer (a memory map) by a parallel compiled pass
+    host is byte-swapped by a parallel compiled pass
     (:func:`hapgpu.kernels.detection.morphology.be32_to_native`): the same bits, rows in
-    parallel; anything else goes through NumPy.
+    parallel. When its data are still on disk in an uncompressed file, they are read with one
+    ``readinto`` into the result and swapped in place: faulting in a memory map page by page
+    took ~0.27 s for a 5774 x 5869 image, the read ~0.04 s (same bits; tests compare with
+    astropy). Anything else goes through NumPy.
     """
+    header = hdu.header
+    simple = (np.little_endian and header.get("NAXIS") == 2 and header.get("BITPIX") == -32
+              and header.get("BSCALE", 1) == 1 and header.get("BZERO", 0) == 0)
+    if simple and not hdu._data_loaded:
+        out = _read_unloaded(hdu, (int(header["NAXIS2"]), int(header["NAXIS1"])))
+        if out is not None:
+            words = out.view(np.uint32)
+            kmorph.be32_to_native(words, words)
+            return out
     data = hdu.data
-    if (data is not None and np.little_endian and data.ndim == 2
-            and data.dtype == np.dtype(">f4") and data.flags.c_contiguous):
+    if (simple and data is not None and data.dtype == np.dtype(">f4") and data.flags.c_contiguous):
         out = np.empty(data.shape, dtype=np.float32)
         kmorph.be32_to_native(data.view(np.uint32), out.view(np.uint32))
         return out
     return np.asarray(data, dtype=np.float32)
+
+
+def _read_unloaded(hdu, shape) -> np.ndarray | None:
+    """The raw (file-order) bytes of ``hdu``'s data read into a float32 array of ``shape``, or
+    None when they cannot be read directly (not from a plain file, or short)."""
+    info = hdu.fileinfo()
+    handle = None if info is None else info.get("file")
+    name = getattr(handle, "name", None)
+    if name is None or getattr(handle, "compression", None) is not None or not Path(name).is_file():
+        return None
+    out = np.empty(shape, dtype=np.float32)
+    try:
+        with open(name, "rb", buffering=0) as f:
+            f.seek(info["datLoc"])
+            n = f.readinto(memoryview(out).cast("B"))
+    except OSError:
+        return None
+    return out if n == out.nbytes else None
 
 
 def read_catalog_product(path, *, kind=None, mask=None, exposures=None,

@@ -266,6 +266,29 @@ def test_read_float32_of_a_fits_image_equals_astropy(tmp_path):
     assert _bits_equal(got, image)
 
 
+@pytest.mark.parametrize("suffix", [".fits", ".fits.gz"])
+def test_read_float32_of_unloaded_extensions_equals_astropy(tmp_path, suffix):
+    """The direct read (data not yet loaded, plain file) and the fallback (gzip) give
+    astropy's values bit for bit, for every extension of the file."""
+    from astropy.io import fits
+
+    from hapgpu.catalogs._product import _read_float32
+
+    rng = np.random.default_rng(13)
+    sci = (rng.normal(size=(37, 29)) * 1e3).astype(np.float32)
+    sci[0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    wht = rng.random((37, 29)).astype(np.float32)
+    path = tmp_path / f"product{suffix}"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(wht, name="WHT")]).writeto(path)
+    with fits.open(path) as hdul:
+        got = [_read_float32(hdul[name]) for name in ("SCI", "WHT")]
+    with fits.open(path) as hdul:
+        want = [np.asarray(hdul[name].data, dtype=np.float32) for name in ("SCI", "WHT")]
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32 and g.flags.c_contiguous and _bits_equal(g, w)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (9, 14), (60, 45)])
 @pytest.mark.parametrize("half", [0, 1, 5])
 def test_paint_boxes_equals_maximum_filter(shape, half):
