@@ -120,7 +120,6 @@ class _Window:
     var: object = None
     dq: object = None
     direct: bool = False
-    fresh: bool = False
 
 
 def _host_coordinates(pmap: PixelMap, offsets):
@@ -479,7 +478,6 @@ class Drizzle:
             zidx=self._scratch_index(shape),
             var=xp.zeros(shape, dtype=np.float64) if error else None,
             dq=xp.zeros(shape, dtype=np.int32) if dq else None,
-            fresh=not any(key in self._tiles for key in keys),
         )
         for key in keys:
             sl = self._window_slice(key, bounds)
@@ -506,22 +504,15 @@ class Drizzle:
         """Store the window's values back into its tiles, creating the missing ones."""
         xp = self.backend.xp
         bounds = window.bounds
-        # when no tile of the window existed, new tiles are views of the window (no copy; the
-        # parts of the window outside them were never written, so on the host they never
-        # became resident memory); otherwise copies, so that no window outlives its use
-        view = window.fresh and plane == 0
         for key in window.keys:
             sl = self._window_slice(key, bounds)
             tile = self._tiles.get(key)
-            if tile is None:
+            if tile is None:  # a Tile copies views into storage of its own (so no window outlives its use)
                 def take(a, sl=sl):
-                    return None if a is None else a[sl] if view else xp.ascontiguousarray(a[sl])
+                    return None if a is None else a[sl]
 
-                if view:
-                    ctx = window.ctx[sl][None]
-                else:
-                    ctx = xp.zeros((plane + 1,) + window.num[sl].shape, dtype=np.int32)
-                    ctx[plane] = window.ctx[sl]
+                ctx = xp.zeros((plane + 1,) + window.num[sl].shape, dtype=np.int32)
+                ctx[plane] = window.ctx[sl]
                 self._tiles[key] = Tile(num=take(window.num), den=take(window.den),
                                         last_zero=take(window.last_zero), ctx=ctx,
                                         var=take(window.var), dq=take(window.dq))
@@ -533,12 +524,12 @@ class Drizzle:
             tile.ctx[plane] = window.ctx[sl]
             if window.var is not None:
                 if tile.var is None:
-                    tile.var = xp.ascontiguousarray(window.var[sl])
+                    tile.var = window.var[sl]
                 else:
                     tile.var[...] = window.var[sl]
             if window.dq is not None:
                 if tile.dq is None:
-                    tile.dq = xp.ascontiguousarray(window.dq[sl])
+                    tile.dq = window.dq[sl]
                 else:
                     tile.dq[...] = window.dq[sl]
 
