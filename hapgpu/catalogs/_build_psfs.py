@@ -10,9 +10,28 @@ Model (:func:`hapgpu.simulate._optics.pixel_psf`; every source in that module's 
     Fraunhofer diffraction of HST's entrance pupil: the 2.4 m primary, the secondary mirror's
     central obscuration (0.330 of the radius), the two spider vanes along V2 and V3 (0.022 of
     the radius wide) and the three primary-mirror pads (radius 0.065 at 0.892 of the radius,
-    120 degrees apart), as published for HST's optical modelling. No wavefront aberration
-    (none could be justified from public numbers here), so the core is 10-15 % sharper at
-    its peak pixel than drizzlepac's TinyTim files.
+    120 degrees apart), as published for HST's optical modelling; then the image-quality
+    terms of :data:`hapgpu.simulate._optics.DETECTOR_IMAGE_QUALITY` (every number and its
+    source in that module's docstring): for WFC3, the mid-frequency wavefront error (20 nm
+    rms, 5 cm correlation length: a scattered halo holding
+    ``1 - exp(-(2 pi 20 nm / lambda)**2)`` of the light, 5.5 % at F555W) fitted to the
+    WFC3/UVIS encircled-energy table, 5 mas rms pointing jitter and a detector spread
+    before pixel integration (0.1 pixel rms for WFC3/UVIS, 0.15 for WFC3/IR) chosen so that
+    the library's MTF follows drizzlepac's library
+    (tests/simulate/test_optics_encircled_energy.py). Against drizzlepac's TinyTim library
+    (measured with both centred on a pixel; TinyTim's re-centred by a cubic spline shift):
+    peak pixel and encircled energy at 1, 2, 3, 5, 10 pixels, WFC3/UVIS F555W 0.278; 0.416,
+    0.702, 0.824, 0.863, 0.914 (TinyTim 0.259; 0.417, 0.723, 0.821, 0.866, 0.923; the pure
+    diffraction model was 0.318; 0.456, 0.743, 0.872, 0.909, 0.951), F814W 0.165; 0.317,
+    0.620, 0.743, 0.868, 0.916 (0.165; 0.317, 0.619, 0.743, 0.869, 0.919; 0.176; 0.332,
+    0.637, 0.761, 0.886, 0.933); WFC3/IR F110W 0.497; 0.614, 0.852, 0.891, 0.927, 0.963
+    (0.252; 0.459, 0.837, 0.862, 0.912, 0.960), F160W 0.391; 0.518, 0.786, 0.882, 0.916,
+    0.954 (0.273; 0.435, 0.762, 0.851, 0.890, 0.946): the IR core stays sharper than
+    TinyTim's (a broader detector spread fits the handbook's IR sharpness but loses the
+    MTF match and point sources, see the ``_optics`` docstring). The ACS/WFC and ACS/HRC
+    libraries carry none of these terms (no ``WFERMS``... keywords): they are the pure
+    diffraction pattern with the charge-diffusion kernel, byte for byte the files shipped
+    before the terms were added.
     Computed by a matrix Fourier transform directly on the detector's sub-pixel grid.
 Detector geometry
     The linear part of each detector's geometric distortion at its reference pixel (the CD
@@ -34,7 +53,8 @@ Pixels
     against drizzlepac's catalogs of the same products (tests/catalogs/
     test_catalogs_reference.py) charge diffusion brings the bright UVIS sources' aperture
     magnitudes within 0.011 mag (0.033 without), while IPC lowers the IR found fraction
-    (about 84 % against 87-88 %).
+    (about 84 % against 87-88 %) (both measured with the pure diffraction model, before the
+    image-quality terms).
 Centring
     drizzlepac places pixel ``n // 2`` of a library array at the chip centre. Its WFC3/IR
     library arrays are even-sized (92 pixels) with the PSF centroid about a third of a pixel
@@ -54,6 +74,18 @@ Simulator
     once by a circular Gaussian mixture (:func:`hapgpu.simulate.optics_psf`, shipped as
     ``hapgpu/data/optics_psfs.json``), so the end-to-end catalog tests deconvolve simulated
     stars with the model they were drawn with, as drizzlepac deconvolves them with TinyTim's.
+    Measured (tests/catalogs/test_catalogs_reference.py, first try of the image-quality
+    terms, 0.25 / 0.4 pixel detector spreads): with the new library and the stars of the
+    pure diffraction model, 94.2 % (filters) and 92.1 % (total) of drizzlepac's UVIS point
+    sources found, 78.1 % and 80.1 % IR; with the stars drawn from the new model too, 94.8 %
+    and 94.5 % UVIS, 79.7 % and 79.9 % IR. The stars therefore follow the library's model
+    (and must: the shipped table is the fit of the shipped library, tests/
+    test_simulate_optics_psf.py). With the shipped terms (0.1 / 0.15 pixel, WFC3 only):
+    UVIS filter catalogs >= 95 %, total 94.4 % (102 of 108; the 6 missed are faint
+    isolated stars, 25.7-26.5 ABmag in F814W, near the detection threshold); IR 89.8 %
+    (filters) and 91.6 % (total), the missed ones including isolated 22.5-23 mag stars
+    that TinyTim's deconvolution keeps and this library's loses (the same with drizzlepac
+    pointed at this library).
 Normalisation
     The pixel values sum to 1 (float32), as drizzlepac's files do; the pipeline scales them
     to a total of 1e5 before drizzling.
@@ -61,7 +93,10 @@ Normalisation
 Header keywords: ``INSTRUME``, ``DETECTOR``, ``FILTER``, ``PIXSCALE`` (nominal, arcsec),
 ``PIXSCLX``, ``PIXSCLY`` (pixel sides on the sky, arcsec), ``FWHM`` (``1.029 lambda_pivot /
 D``, arcsec), ``WAVE1``, ``WAVEN``, ``NWAVE`` (passband sampling), ``OVERSAMP``, ``DETKERN``
-(detector kernel applied), ``XOFFSET``, ``YOFFSET`` (centre offset, pixels), ``PSFMODEL``.
+(detector kernel applied), ``XOFFSET``, ``YOFFSET`` (centre offset, pixels), ``WFERMS``,
+``WFECORR`` (mid-frequency wavefront error, nm rms, and its correlation length, m),
+``JITTER`` (mas rms), ``DETSIGMA`` (detector spread, pixels rms; these four on the WFC3
+libraries only), ``PSFMODEL``.
 
 Run ``python -m hapgpu.catalogs._build_psfs [OUTDIR]`` (default: the package's
 ``data/psfs``). Files are written under a temporary name and renamed.
@@ -78,7 +113,12 @@ import numpy as np
 from astropy.io import fits
 
 from ..simulate._instruments import INSTRUMENTS
-from ..simulate._optics import DETECTOR_OPTICS, bandpass_wavelengths, pixel_psf
+from ..simulate._optics import (
+    DETECTOR_IMAGE_QUALITY,
+    DETECTOR_OPTICS,
+    bandpass_wavelengths,
+    pixel_psf,
+)
 
 __all__ = ["CENTRE_OFFSET", "HST_APERTURE_M", "LIBRARY_DETECTOR_KERNEL", "N_WAVELENGTHS",
            "OVERSAMPLE", "PSF_DIR", "STAMP_SIZE", "build_psf_library", "library_filters",
@@ -151,8 +191,9 @@ def render_library_psf(instrument_key: str, filter_name: str, *,
     wavelengths, weights = bandpass_wavelengths(filt.pivot, filt.bandwidth, N_WAVELENGTHS)
     size = STAMP_SIZE[instrument_key]
     dy, dx = CENTRE_OFFSET.get(instrument_key, (0.0, 0.0)) if centre is None else centre
+    quality = DETECTOR_IMAGE_QUALITY.get(instrument_key)
     image = pixel_psf(optics, wavelengths, weights, size, centre=(dy, dx), oversample=OVERSAMPLE,
-                      detector_kernel=detector_kernel)
+                      detector_kernel=detector_kernel, quality=quality)
     image /= image.sum()
     sx, sy = optics.pixel_scales
     header = fits.Header()
@@ -170,6 +211,12 @@ def render_library_psf(instrument_key: str, filter_name: str, *,
     header["DETKERN"] = (bool(detector_kernel), optics.kernel_source + " kernel applied")
     header["XOFFSET"] = (round(dx, 6), "PSF centre - middle pixel centre, x (pixels)")
     header["YOFFSET"] = (round(dy, 6), "PSF centre - middle pixel centre, y (pixels)")
+    if quality is not None:
+        header["WFERMS"] = (quality.mid_frequency_rms_nm, "mid-frequency wavefront error (nm rms)")
+        header["WFECORR"] = (quality.mid_frequency_scale_m,
+                             "its correlation length on the pupil (m)")
+        header["JITTER"] = (quality.jitter_mas, "pointing jitter per axis (mas rms)")
+        header["DETSIGMA"] = (round(quality.detector_sigma_px, 6), "detector spread (pixels rms)")
     header["PSFMODEL"] = ("hapgpu.simulate._optics.pixel_psf", "HST pupil diffraction")
     return image.astype(np.float32), header
 
