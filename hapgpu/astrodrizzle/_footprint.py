@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chip_footprint", "intersect_footprints", "fill_polygon", "overlap_mask", "overlap_groups"]
+__all__ = [
+    "chip_footprint",
+    "fill_polygon",
+    "intersect_footprints",
+    "overlap_groups",
+    "overlap_mask",
+    "overlap_vertices",
+]
 
 
 def _unit(ra, dec):
@@ -188,12 +195,17 @@ def fill_polygon(vertices, shape) -> np.ndarray:
     return mask
 
 
-def overlap_mask(wcs, shape, ring) -> np.ndarray:
-    """Pixels of a chip inside an overlap ring ``(ra, dec)`` (vertices rounded half to even)."""
+def overlap_vertices(wcs, ring) -> np.ndarray:
+    """An overlap ring ``(ra, dec)`` in a chip's pixels: int64 ``(n, 2)`` ``(x, y)``, 0-based,
+    rounded half to even (what :func:`overlap_mask` fills)."""
     ra, dec = ring
     x, y = wcs.all_world2pix(ra, dec, 0)
-    vertices = np.stack([np.rint(np.asarray(x)), np.rint(np.asarray(y))], axis=-1).astype(np.int64)
-    return fill_polygon(vertices, shape)
+    return np.stack([np.rint(np.asarray(x)), np.rint(np.asarray(y))], axis=-1).astype(np.int64)
+
+
+def overlap_mask(wcs, shape, ring) -> np.ndarray:
+    """Pixels of a chip inside an overlap ring ``(ra, dec)`` (vertices rounded half to even)."""
+    return fill_polygon(overlap_vertices(wcs, ring), shape)
 
 
 def overlap_groups(footprints: list) -> list[list[int]]:

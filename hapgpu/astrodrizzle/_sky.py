@@ -13,11 +13,13 @@ the chip's IDCSCALE. The methods (algorithms §4.2.2):
 * ``globalmin+match``: ``match`` plus the global minimum of the matched statistics.
 
 Speed: the statistics of a set of host pixels are remembered, keyed by a digest of the pixel
-values and the statistics settings (:class:`_StatisticMemo`). Products made from the same
-exposures (the coarse and fine layers of an MVM cell, the sky cells that share exposures, the
-filter and total products of a visit) then compute each static-mask threshold and each chip
-overlap statistic once per process; a remembered result is the one the computation gives, so
-a run gives the same static masks and skies with and without the memo. Device arrays are not
+values and the statistics settings (:class:`_StatisticMemo`); a chip overlap's statistic also
+by a digest of the chip's values and sky mask (one per chip), the overlap's pixel vertices and
+the settings, so that a remembered overlap costs neither its selection nor its digest. Products
+made from the same exposures (the coarse and fine layers of an MVM cell, the sky cells that
+share exposures, the filter and total products of a visit) then compute each static-mask
+threshold and each chip overlap statistic once per process; a remembered result is the one the
+computation gives, so a run gives the same static masks and skies with and without the memo. Device arrays are not
 memoised (the statistics cost less there than the transfer a digest needs).
 """
 
@@ -35,7 +37,12 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..kernels.imstats import image_statistics
 from ._exposure import dq_good
-from ._footprint import chip_footprint, intersect_footprints, overlap_mask
+from ._footprint import (
+    chip_footprint,
+    fill_polygon,
+    intersect_footprints,
+    overlap_vertices,
+)
 from ._runtime import host_map
 
 __all__ = ["SkySettings", "compute_sky", "sky_masks", "static_masks", "user_sky_from_file"]
@@ -189,19 +196,28 @@ def _image_statistics(values, **kwargs):
     return stats
 
 
+def _statistic_kwargs(settings: SkySettings) -> dict:
+    """The ``image_statistics`` keywords of the configured statistic (the method aside)."""
+    return {"lower": settings.lower, "upper": settings.upper, "nclip": settings.nclip,
+            "lsig": settings.lsigma, "usig": settings.usigma, "binwidth": settings.binwidth,
+            "mode": settings.stat == "mode", "median": settings.stat == "median"}
+
+
+def _statistic_value(stats, settings: SkySettings):
+    """``(value, npix)`` of the configured statistic from an ``ImageStatistics``."""
+    value = {"mode": stats.mode, "median": stats.median, "mean": stats.mean}[settings.stat]
+    return value, stats.npix
+
+
 def _statistic(values, settings: SkySettings):
     """``(value, npix)`` of the configured statistic, or ``(None, 0)`` without valid data."""
     if values.size < 1:
         return None, 0
     try:
-        stats = _image_statistics(values, lower=settings.lower, upper=settings.upper,
-                                  nclip=settings.nclip, lsig=settings.lsigma, usig=settings.usigma,
-                                  binwidth=settings.binwidth, mode=settings.stat == "mode",
-                                  median=settings.stat == "median")
+        stats = _image_statistics(values, **_statistic_kwargs(settings))
     except ValueError:
         return None, 0
-    value = {"mode": stats.mode, "median": stats.median, "mean": stats.mean}[settings.stat]
-    return value, stats.npix
+    return _statistic_value(stats, settings)
 
 
 def _to_brightness(exposure, chip) -> float:
@@ -240,17 +256,73 @@ def _overlaps(exposures, masks):
     return found
 
 
+def _chip_digests(tasks, xp) -> dict:
+    """``{(id(sci), id(mask)): digest}`` of the host chips of overlap tasks (SHA-256 of the
+    science values and of the sky mask, with their dtypes and shapes); empty on a device."""
+    if xp is not np:
+        return {}
+    pairs = {}
+    for _, chip, mask, _ in tasks:
+        if isinstance(chip.sci, np.ndarray) and isinstance(mask, np.ndarray):
+            pairs.setdefault((id(chip.sci), id(mask)), (chip.sci, mask))
+
+    def digest(item):
+        sci, mask = item
+        h = hashlib.sha256()
+        for array in (sci, mask):
+            data = np.ascontiguousarray(array)
+            h.update(f"{data.dtype.str}{data.shape}".encode())
+            h.update(memoryview(data).cast("B"))
+        return h.digest()
+
+    return dict(zip(pairs, host_map(digest, list(pairs.values()), xp)))
+
+
+def _overlap_statistic(chip, mask, ring, settings: SkySettings, digest, xp):
+    """``(value, npix)`` of a chip's sky pixels inside an overlap ring (``(None, 0)`` without
+    valid data).
+
+    With ``digest`` (of the chip's values and sky mask, :func:`_chip_digests`) the result is
+    remembered in :data:`_MEMO` under that digest, the ring's pixel vertices and the statistic's
+    settings, which fix the selected values: a product made again from the same exposures (the
+    coarse and fine layers of a cell, neighbouring sky cells) finds every overlap statistic
+    without filling, selecting or hashing its pixels.
+    """
+    vertices = overlap_vertices(chip.wcs, ring)
+    kwargs = _statistic_kwargs(settings)
+    key = None
+    if digest is not None:
+        key = ("overlap", digest, vertices.tobytes(), vertices.shape, tuple(chip.shape),
+               tuple(sorted(kwargs.items())))
+        stats = _MEMO.get(key)
+        if stats is not None:
+            return _statistic_value(stats, settings)
+    inside = xp.asarray(fill_polygon(vertices, chip.shape)) & mask
+    values = chip.sci[inside]
+    if values.size < 1:
+        return None, 0
+    try:  # through the value memo too: different rings may select the same pixels
+        stats = _image_statistics(values, **kwargs)
+    except ValueError:
+        return None, 0
+    if key is not None:
+        _MEMO.put(key, stats)
+    return _statistic_value(stats, settings)
+
+
 def _pair_levels(exposures, masks, settings: SkySettings, xp) -> dict:
     """``{(i, j): (sky_i, w_i, sky_j, w_j)}``: weighted skies (brightness) in common areas."""
     overlaps = _overlaps(exposures, masks)
+    tasks = [t for _, _, sides in overlaps for t in sides]
+    digests = _chip_digests(tasks, xp)
 
     def measure(task):
         exposure, chip, mask, ring = task
-        inside = xp.asarray(overlap_mask(chip.wcs, chip.shape, ring)) & mask
-        sky, npix = _statistic(chip.sci[inside], settings)
+        sky, npix = _overlap_statistic(chip, mask, ring, settings,
+                                       digests.get((id(chip.sci), id(mask))), xp)
         return None if sky is None or npix <= 0 else (_to_brightness(exposure, chip) * sky * npix, npix)
 
-    measured = iter(host_map(measure, [t for _, _, sides in overlaps for t in sides], xp))
+    measured = iter(host_map(measure, tasks, xp))
     totals: dict = {}
     for i, j, _ in overlaps:
         # sum(w*sky_i), sum(w_i), sum(w*sky_j), sum(w_j), accumulated in the reference's order

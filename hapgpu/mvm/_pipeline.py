@@ -12,7 +12,7 @@
    by every layer of that scale), the footprint keywords against the full cell (a layer whose
    exposures miss the cell is skipped with a warning), the parameters with n =
    ``round(MEANNEXP)``; alignment is skipped, as ``runmultihap`` always does;
-3. the renamed input copies (``HAPLEVEL = 1``);
+3. the renamed input copies (``HAPLEVEL = 1``) of the layers' NEW exposures;
 4. the drizzles: one task per group of layers that share renamed inputs (the coarse and fine
    layers of WFC3/IR and WFPC2 share theirs, and run in drizzlepac's order, coarse first; every
    other layer is a task of its own), the tasks of every poller together.
@@ -28,6 +28,13 @@
 Every file of a cell is written in a staging folder inside the output folder and moved into
 place only when the whole cell has succeeded; a failed cell leaves nothing behind. The inputs
 are never modified.
+
+Speed: step 1 runs for every poller before step 2 of any. The renamed input copies (step 3,
+hundreds of MB per cell) are made on host threads while the rest of the preparation goes on:
+they start as soon as a poller's viable rows are known, before its guiding check (which
+rarely rejects an exposure), from the layers those rows would give; once the layers to make
+are known, a copy nobody needs is removed and a missing one started. The drizzle tasks start
+when every copy is in place. The products are the same as with the steps in sequence.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +63,8 @@ class _CellRun(StagedRun):
     def __init__(self, output_dir: Path, poller: Path, level: int):
         super().__init__(output_dir, poller, level, pipeline="mvm")
         self.manifest_name = None
+        self.layers: list = []
+        self.copies: dict = {}  # renamed input name -> Future of its copy
         self.jobs: list[LayerJob] = []
         self.groups: list[tuple] = []
         self.configs: list = []
@@ -135,25 +145,72 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
 
 
 # --------------------------------------------------------------------------- preparation
-def _prepare_cell(run: _CellRun, *, custom_pars, guiding=None) -> int:
-    """Steps 1-3 of the module notes; fills ``run.jobs`` and ``run.groups``; returns a status.
+#: Host threads making the renamed input copies of a run (file copies: the kernel does the work).
+COPY_THREADS = 2
 
-    ``guiding``: the run's :class:`hapgpu.mvm.GuidingCache` (shared by every poller)."""
-    from . import _products as products
-    from ._layers import build_layers, manifest_filename
+
+def _start_copies(run: _CellRun, layers, copier) -> None:
+    """Start the renamed input copy of every NEW exposure of ``layers`` not started yet."""
+    from ._products import make_renamed_input
+
+    for layer in layers:
+        for exposure in layer.new_exposures:
+            if exposure.renamed not in run.copies:
+                log.info("Copying %s to MVM input %s", exposure.source.name, exposure.renamed)
+                run.copies[exposure.renamed] = copier.submit(make_renamed_input, exposure.source,
+                                                             run.staging, exposure.renamed)
+
+
+def _layers(poller, photflam: dict) -> list:
+    """:func:`hapgpu.mvm.build_layers` with each file's ``PHOTFLAM`` read once per run
+    (``photflam``: file path -> value, shared by the pollers of the run)."""
+    from ..svm._analyze import read_photflam
+    from ._layers import build_layers
+
+    values = {}
+    for row in (*poller.rows, *poller.old_rows):  # build_layers' order: the first failure
+        key = str(row.source)
+        if key not in photflam:
+            photflam[key] = read_photflam(row.source)
+        values[row.filename] = photflam[key]
+    return build_layers(poller, photflam=values)
+
+
+def _read_cell(run: _CellRun, *, guiding, copier, photflam: dict) -> int:
+    """Step 1 of the module notes; fills ``run.layers`` and starts the copies; returns a status.
+
+    ``guiding``: the run's :class:`hapgpu.mvm.GuidingCache` (shared by every poller);
+    ``copier``: the executor making the renamed input copies; ``photflam``: the run's
+    ``PHOTFLAM`` values by file (see :func:`_layers`)."""
+    from ._layers import manifest_filename
     from ._poller import NoViableDataError, read_mvm_poller
+
+    def speculate(provisional):
+        try:
+            layers = _layers(provisional, photflam)
+        except HapGpuError:  # raised again, in its place, by the layers of the checked rows
+            return
+        _start_copies(run, layers, copier)
 
     log.info("MVM processing of %s into %s", run.poller, run.output_dir)
     try:
-        poller = read_mvm_poller(run.poller, guiding=guiding)
+        poller = read_mvm_poller(run.poller, guiding=guiding, before_guiding=speculate)
     except NoViableDataError as exc:
         log.error("%s", exc)
         return int(getattr(exc, "exit_code", ExitCode.NO_VIABLE_DATA))
     run.manifest_name = manifest_filename(poller.skycell)
-    layers = build_layers(poller)
-    log.info("%s: %d layer(s): %s", poller.skycell, len(layers), "; ".join(la.info for la in layers))
+    run.layers = _layers(poller, photflam)
+    log.info("%s: %d layer(s): %s", poller.skycell, len(run.layers),
+             "; ".join(la.info for la in run.layers))
+    return int(ExitCode.OK)
+
+
+def _plan_cell(run: _CellRun, *, custom_pars, copier) -> int:
+    """Steps 2-3 of the module notes; fills ``run.jobs`` and ``run.groups``; returns a status."""
+    from . import _products as products
+
     frames: dict = {}
-    for layer in layers:
+    for layer in run.layers:
         if not layer.new_exposures:
             log.warning("Ignoring %s: no NEW exposure", layer.info)
             continue
@@ -186,14 +243,14 @@ def _prepare_cell(run: _CellRun, *, custom_pars, guiding=None) -> int:
         run.configs.append(config)
         run.jobs.append(LayerJob(layer, frame, footprint, config))
     log.info("Gaia alignment step skipped; the exposures keep their WCS")
-    # renamed inputs, each once (the coarse and fine layers of IR/PC share theirs)
-    made = set()
-    for job in run.jobs:
-        for exposure in job.layer.new_exposures:
-            if exposure.renamed not in made:
-                log.info("Copying %s to MVM input %s", exposure.source.name, exposure.renamed)
-                products.make_renamed_input(exposure.source, run.staging, exposure.renamed)
-                made.add(exposure.renamed)
+    # renamed inputs, each once (the coarse and fine layers of IR/PC share theirs); the copies
+    # started before the guiding check that no layer uses are removed
+    _start_copies(run, [job.layer for job in run.jobs], copier)
+    needed = {e.renamed for job in run.jobs for e in job.layer.new_exposures}
+    for name in [n for n in run.copies if n not in needed]:
+        log.info("Removing MVM input %s: no layer to make uses it", name)
+        _wait_copy(run.copies.pop(name))
+        (run.staging / name).unlink(missing_ok=True)
     # tasks: layers sharing a renamed input run together, in order
     groups: list[list[LayerJob]] = []
     owner: dict = {}
@@ -208,6 +265,31 @@ def _prepare_cell(run: _CellRun, *, custom_pars, guiding=None) -> int:
             owner[name] = shared
     run.groups = [tuple(g) for g in groups]
     return int(ExitCode.OK)
+
+
+def _wait_copy(future) -> Exception | None:
+    """Wait for one copy; the exception it raised, or None."""
+    try:
+        future.result()
+    except Exception as exc:  # noqa: BLE001 - reported by _collect_copies, in the run log
+        return exc
+    return None
+
+
+def _collect_copies(run: _CellRun) -> None:
+    """Wait for every copy of a cell; the first failure fails the cell (logged in its run log)."""
+    errors = [exc for exc in (_wait_copy(f) for f in run.copies.values()) if exc is not None]
+    if errors and not run.code:
+        run.attach_log()
+        try:
+            if isinstance(errors[0], (HapGpuError, OSError)):
+                log.error("%s", errors[0])
+            else:
+                log.error("internal error (%s) making a renamed input: %s; please report it",
+                          type(errors[0]).__name__, errors[0])
+        finally:
+            run.close_log()
+        run.code = int(ExitCode.ERROR)
 
 
 def _finish_cell(run: _CellRun, *, diagnostic: bool, started: float) -> None:
@@ -336,22 +418,19 @@ def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custo
 
     started = time.perf_counter()
     guiding = GuidingCache()  # each exposure's guiding is checked once, whatever lists it
-    runs: list[_CellRun] = []
+    runs: list[_CellRun] = [_CellRun(output_dir, path, level) for path in paths]
     codes: dict = {}
-    for path in paths:
-        run = _CellRun(output_dir, path, level)
-        runs.append(run)
-        try:
-            run.open()
-            run.code = _prepare_cell(run, custom_pars=custom_pars, guiding=guiding)
-        except (HapGpuError, OSError) as exc:
-            log.error("%s", exc)
-            run.code = int(ExitCode.ERROR)
-        except Exception as exc:
-            log.exception("internal error (%s); please report it", type(exc).__name__)
-            run.code = int(ExitCode.ERROR)
-        finally:
-            run.close_log()
+    photflam: dict = {}  # PHOTFLAM by file, for the layer order: each file read once
+    with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="mvm-copy") as copier:
+        for run in runs:  # step 1 of every poller, then the rest of the preparation
+            _prepare_step(run, run.open, _read_cell, run, guiding=guiding, copier=copier,
+                          photflam=photflam)
+        for run in runs:
+            if not run.code:
+                _prepare_step(run, run.attach_log, _plan_cell, run, custom_pars=custom_pars,
+                              copier=copier)
+        for run in runs:
+            _collect_copies(run)
     if output_custom_pars is not None:
         try:
             _write_custom_pars(runs, output_custom_pars)
@@ -389,6 +468,22 @@ def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custo
         codes[run.poller] = run.code
         log.info("%s: return condition %d", run.poller, run.code)
     return next((code for code in codes.values() if code), int(ExitCode.OK))
+
+
+def _prepare_step(run: _CellRun, start, step, *args, **kwargs) -> None:
+    """``start()`` (open or reattach the run log), then ``run.code = step(*args, **kwargs)``;
+    errors are logged and give status 1; the run log is closed afterwards."""
+    try:
+        start()
+        run.code = step(*args, **kwargs)
+    except (HapGpuError, OSError) as exc:
+        log.error("%s", exc)
+        run.code = int(ExitCode.ERROR)
+    except Exception as exc:
+        log.exception("internal error (%s); please report it", type(exc).__name__)
+        run.code = int(ExitCode.ERROR)
+    finally:
+        run.close_log()
 
 
 def _write_custom_pars(runs, path) -> None:

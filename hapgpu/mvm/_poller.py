@@ -214,7 +214,8 @@ def mvm_switches(environ=None) -> dict:
 
 
 def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool | None = None,
-                    check_guiding: bool = True, search_dirs=None, guiding=None) -> MvmPoller:
+                    check_guiding: bool = True, search_dirs=None, guiding=None,
+                    before_guiding=None) -> MvmPoller:
     """Read an MVM poller and select the rows to process (hap-pipeline.md §2.3).
 
     Parameters
@@ -234,6 +235,13 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
         Where the bad-guiding verdicts are taken from and kept: a run reading several pollers
         passes one cache to every call, so that an exposure listed by several pollers is
         checked once. Default: a fresh cache (every viable exposure is checked).
+    before_guiding : callable, optional
+        Called as ``before_guiding(provisional)`` once the viability filter has run and before
+        the bad-guiding check, with the :class:`MvmPoller` the rows would give if every viable
+        exposure passed the check (not called when none is viable or the check is off). The
+        check is the slow part of reading a poller and rejects an exposure rarely: the caller
+        can start work on the provisional rows meanwhile (:func:`hapgpu.mvm.run_mvm` starts
+        the renamed input copies) and reconcile with the result.
 
     Returns
     -------
@@ -297,7 +305,16 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
     if old_rows:
         log.info("%s: %d OLD exposure(s) not processed (they widen the bounded frame): %s",
                  poller, len(old_rows), ", ".join(r.filename for r in old_rows))
-    usable = _viable_rows(candidates, dropped, guiding if check_guiding else False)
+
+    def provisional(viable):
+        rows = viable if include_small else [r for r in viable if r.detector not in ("HRC", "SBC")]
+        if rows:
+            before_guiding(MvmPoller(path=poller, skycell=rows[0].skycell, rows=tuple(rows),
+                                     old_rows=old_rows, all_mvm_exposures=all_exposures,
+                                     only_cte=bool(only_cte), include_small=bool(include_small)))
+
+    usable = _viable_rows(candidates, dropped, guiding if check_guiding else False,
+                          None if before_guiding is None else provisional)
     if not usable:
         raise NoViableDataError(f"{poller}: no viable exposure for MVM processing: "
                                 + _reasons(dropped))
@@ -378,10 +395,11 @@ def _check_unique(poller: Path, rows) -> None:
         seen[key] = row.line
 
 
-def _viable_rows(rows, dropped: list, guiding) -> list:
+def _viable_rows(rows, dropped: list, guiding, before_guiding=None) -> list:
     """The rows passing the MVM viability filter, then the bad-guiding check (analyze_wrapper).
 
     ``guiding``: a :class:`hapgpu.mvm.GuidingCache`, None (a fresh one) or False (no check).
+    ``before_guiding``: called with the viable rows before the check (when it runs).
     """
     viable = []
     for row in rows:
@@ -396,6 +414,8 @@ def _viable_rows(rows, dropped: list, guiding) -> list:
         from ._guiding import GuidingCache
 
         guiding = GuidingCache()
+    if before_guiding is not None and viable:
+        before_guiding(viable)
     kept = []
     for row, bad in zip(viable, guiding.check([row.source for row in viable])):  # on threads
         if bad:

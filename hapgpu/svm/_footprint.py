@@ -11,14 +11,22 @@ of input chips covering each pixel (``total_mask``, int16) and the exposure time
    skipped; the others are clipped to the frame;
 3. the border points, shifted to the chip's sub-box ``[min, max)`` on each axis (the upper
    bound excluded, as the reference slices it), are filled as a polygon — outline and interior —
-   with Pillow's ``ImageDraw.polygon`` (the rasteriser the reference uses, so every pixel,
-   including those of the self-crossing border ring, matches);
+   with the rules of Pillow's ``ImageDraw.polygon`` (the rasteriser the reference uses, so every
+   pixel, including those of the self-crossing border ring, matches; :func:`_fill`);
 4. the filled sub-box adds 1 to ``total_mask`` and the primary-header ``EXPTIME`` to
    ``scaled_mask``.
 
 The keywords (``NPIXFRAC``, ``MEANEXPT``, ``MEDEXPT``, ``MEANNEXP``, ``MEDNEXP``; after drizzling
 ``MEANWHT``, ``MEDWHT``) are means and medians over the covered pixels, with drizzlepac's
 comments. Host code: one WCS transform per chip border and one polygon fill per chip.
+
+Speed: a chip's border on the sky (its WCS built from the headers, every border pixel through
+it) does not depend on the frame, so it is computed once per file and process
+(:func:`_sky_borders`) and reused for every frame it is projected on (the bounded frames of
+several sky cells and scales, the footprints of several products). The polygon fill is a
+vectorised scan conversion with Pillow's rules (:func:`_polygon_spans`): the same pixels as
+``ImageDraw.polygon`` at a fraction of its cost, which grows with rows x edges where this one
+grows with the edges' rows.
 """
 
 from __future__ import annotations
@@ -31,9 +39,17 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, WCSError
 
-__all__ = ["footprint_mask", "chip_fills", "accumulate_footprint", "ChipFill", "mask_keywords", "weight_keywords",
-           "WeightStatistics", "MASK_KEYWORD_COMMENTS",
-           "WEIGHT_KEYWORD_COMMENTS"]
+__all__ = [
+    "MASK_KEYWORD_COMMENTS",
+    "WEIGHT_KEYWORD_COMMENTS",
+    "ChipFill",
+    "WeightStatistics",
+    "accumulate_footprint",
+    "chip_fills",
+    "footprint_mask",
+    "mask_keywords",
+    "weight_keywords",
+]
 
 #: Comments of the footprint keywords (drizzlepac ``product.MASK_KWS``).
 MASK_KEYWORD_COMMENTS = {
@@ -59,13 +75,225 @@ def _border_pixels(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _fill(points_x: np.ndarray, points_y: np.ndarray, nx: int, ny: int) -> np.ndarray:
+#: Pillow releases whose polygon fill (``ImagingDrawPolygon`` with fill, ``polygon_generic``,
+#: ``hline8``) :func:`_polygon_spans` reproduces: 11.0 and later (10.x joined corners differently).
+_PILLOW_SCAN_RULES = (11, 0)
+
+
+def _pillow_version() -> tuple[int, int]:
+    import PIL
+
+    try:
+        return tuple(int(part) for part in PIL.__version__.split(".")[:2])
+    except ValueError:  # pragma: no cover - a development build
+        return (0, 0)
+
+
+def _pil_fill(points_x: np.ndarray, points_y: np.ndarray, nx: int, ny: int) -> np.ndarray:
     """Pillow polygon fill (outline 1, fill 1) of the points into an ``(ny, nx)`` bool image."""
     from PIL import Image, ImageDraw
 
     image = Image.new("L", (nx, ny), 0)
     ImageDraw.Draw(image).polygon(list(zip(points_x.tolist(), points_y.tolist())), outline=1, fill=1)
     return np.asarray(image).astype(bool)
+
+
+def _fill(points_x: np.ndarray, points_y: np.ndarray, nx: int, ny: int) -> np.ndarray:
+    """Filled polygon (outline and interior) of integer points in an ``(ny, nx)`` image.
+
+    Parameters
+    ----------
+    points_x, points_y : numpy.ndarray
+        Integer vertex coordinates ``(n,)``, 0-based pixels, in ring order (closed implicitly).
+    nx, ny : int
+        Image size; what falls outside is clipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(ny, nx)``: the pixels Pillow's ``ImageDraw.polygon(points, outline=1, fill=1)``
+        sets on an ``L`` image (drizzlepac's rasteriser), from :func:`_polygon_spans` with
+        Pillow 11 or later; through Pillow itself with an older release.
+    """
+    if _pillow_version() < _PILLOW_SCAN_RULES:
+        return _pil_fill(points_x, points_y, nx, ny)
+    image = np.zeros((int(ny), int(nx)), dtype=bool)
+    rows, start, stop = _merge_spans(*_polygon_spans(points_x, points_y, nx, ny), nx)
+    for row, first, end in zip(rows.tolist(), start.tolist(), (stop + 1).tolist()):
+        image[row, first:end] = True
+    return image
+
+
+_F32 = np.float32
+
+
+def _roundf(values) -> np.ndarray:
+    """C ``roundf`` (half away from zero) of float32 values, exact (float64 result)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values >= 0, np.floor(values + 0.5), -np.floor(-values + 0.5))
+
+
+def _round_up(values) -> np.ndarray:
+    """Pillow's ``ROUND_UP`` of float32 values: ``floor(f + 0.5F)`` (the sum in float32) for
+    ``f >= 0``, else ``-floor(fabs(f) + 0.5)`` (in double); int64."""
+    values = np.asarray(values, dtype=_F32)
+    positive = np.floor((values + _F32(0.5)).astype(np.float64))
+    negative = -np.floor(np.abs(values.astype(np.float64)) + 0.5)
+    return np.where(values >= 0, positive, negative).astype(np.int64)
+
+
+def _round_down(values) -> np.ndarray:
+    """Pillow's ``ROUND_DOWN``: ``ceil(f - 0.5F)`` (float32) for ``f >= 0``, else
+    ``-ceil(fabs(f) - 0.5)`` (double); int64."""
+    values = np.asarray(values, dtype=_F32)
+    positive = np.ceil((values - _F32(0.5)).astype(np.float64))
+    negative = -np.ceil(np.abs(values.astype(np.float64)) - 0.5)
+    return np.where(values >= 0, positive, negative).astype(np.int64)
+
+
+def _edge_x(y, y0, dx, x0) -> np.ndarray:
+    """An edge's crossing of scan line ``y``: ``(y - y0) * dx + x0``, each step in float32."""
+    return (y - y0).astype(_F32) * dx + x0.astype(_F32)
+
+
+def _polygon_spans(points_x, points_y, nx: int, ny: int):
+    """Row spans of Pillow's filled polygon of integer points, clipped to ``(ny, nx)``.
+
+    Parameters
+    ----------
+    points_x, points_y : array_like
+        Integer vertices ``(n,)`` in ring order.
+    nx, ny : int
+        Image size.
+
+    Returns
+    -------
+    rows, start, stop : numpy.ndarray
+        int64 ``(m,)``: pixels ``start..stop`` (inclusive) of row ``rows`` are set; spans may
+        overlap and come in no particular order.
+
+    Notes
+    -----
+    The rules of Pillow's scan conversion (``ImagingDrawPolygon`` with fill,
+    ``polygon_generic``, ``hline8`` in ``libImaging/Draw.c``, releases 11 to 13), applied to
+    every scan line at once:
+
+    * the edges join consecutive points and the last point to the first (unless equal);
+      a horizontal edge sets its pixels ``min(x)..max(x)`` on its row;
+    * the scan lines run from the lowest vertex row (at least 0, at most ``ny - 1``) to the
+      highest (at least 0, at most ``ny``); on each, every other edge with ``ymin <= y <=
+      ymax`` gives the float32 crossing ``(y - y0) * dx + x0`` (``dx`` the float32 slope,
+      ``(x0, y0)`` the edge's first point). An edge ending on ``y`` (``y == ymax``) below the
+      last scan line gives its crossing twice;
+    * otherwise, at an edge's end point (``y == ymin``, or ``y == ymax`` on the last line) with
+      a slope, the first earlier edge (in edge order) with a slope that also ends on ``y``, whose
+      crossing rounds (``roundf``) to the same pixel and that spans the next line (the previous
+      one on the last line) turns the two into a corner: the crossing moves to one pixel
+      beyond the rounded outer of both edges' crossings on that next line when it lies more
+      than a pixel beyond both, and stays otherwise;
+    * the crossings of a line, sorted, are paired; each pair sets ``ROUND_UP(left)..
+      ROUND_DOWN(right)``; an unpaired last crossing sets nothing.
+
+    Every crossing is computed with NumPy in the arithmetic of the C code (float32 products and
+    sums, ``roundf`` half away from zero), so the pixels are Pillow's; the tests compare both on
+    random polygons and on chip borders.
+    """
+    xs = np.asarray(points_x, dtype=np.int64).ravel()
+    ys = np.asarray(points_y, dtype=np.int64).ravel()
+    empty = np.zeros(0, dtype=np.int64)
+    nx, ny = int(nx), int(ny)
+    if xs.size < 2 or nx < 1 or ny < 1:
+        return empty, empty, empty
+    sx0, sy0, sx1, sy1 = xs[:-1], ys[:-1], xs[1:], ys[1:]
+    if xs[-1] != xs[0] or ys[-1] != ys[0]:  # the closing edge
+        sx0, sy0 = np.append(sx0, xs[-1]), np.append(sy0, ys[-1])
+        sx1, sy1 = np.append(sx1, xs[0]), np.append(sy1, ys[0])
+    flat = sy0 == sy1
+    flat_rows = sy0[flat]
+    flat_start = np.minimum(sx0, sx1)[flat]
+    flat_stop = np.maximum(sx0, sx1)[flat]
+    # the scan lines, clipped as Pillow clips them; the last one (possibly ny) is not drawn
+    y_last = min(max(int(ys.max()), 0), ny)
+    y_first = max(min(int(ys.min()), ny - 1), 0)
+    x0, y0, x1, y1 = sx0[~flat], sy0[~flat], sx1[~flat], sy1[~flat]
+    e_low, e_high = np.minimum(y0, y1), np.maximum(y0, y1)
+    slope = (x1 - x0).astype(_F32) / (y1 - y0).astype(_F32)
+    first = np.maximum(e_low, y_first)
+    last = np.minimum(e_high, min(y_last, ny - 1))
+    counts = np.maximum(last - first + 1, 0)
+    # one crossing per (edge, scan line), edges in order
+    edge = np.repeat(np.arange(x0.size), counts)
+    y = first[edge] + (np.arange(edge.size) - np.repeat(np.cumsum(counts) - counts, counts))
+    x = _edge_x(y, y0[edge], slope[edge], x0[edge])
+    low, high = e_low[edge], e_high[edge]
+    twice = (y == high) & (y < y_last)
+    ends = ((y == low) | (y == high)) & (slope[edge] != 0)
+    corner = ends & ~twice
+    moved = x.copy()
+    if corner.any():
+        # crossings at an end point of a sloped edge, grouped by scan line and rounded pixel,
+        # in edge order within a group: a corner pairs with the group's first earlier member
+        # that spans the adjacent line
+        member = np.flatnonzero(ends)
+        pixel = _roundf(x[member])
+        order = np.lexsort((edge[member], pixel, y[member]))
+        member, pixel = member[order], pixel[order]
+        line = y[member]
+        opens = np.r_[True, (line[1:] != line[:-1]) | (pixel[1:] != pixel[:-1])]
+        group = np.cumsum(opens) - 1
+        group_start = np.flatnonzero(opens)
+        position = np.arange(member.size) - group_start[group]
+        other_edge = edge[member]
+        direction = np.where(line == high[member], -1, 1)
+        for offset in (1, -1):
+            spans = (e_low[other_edge] <= line + offset) & (line + offset <= e_high[other_edge])
+            first_spanning = np.full(group_start.size, member.size)
+            np.minimum.at(first_spanning, group[spans], position[spans])
+            hit = (corner[member] & (direction == offset)
+                   & (first_spanning[group] < position))
+            if not hit.any():
+                continue
+            this = member[hit]
+            that = member[group_start[group[hit]] + first_spanning[group[hit]]]
+            next_line = y[this] + offset
+            mine = _edge_x(next_line, y0[edge[this]], slope[edge[this]], x0[edge[this]])
+            theirs = _edge_x(next_line, y0[edge[that]], slope[edge[that]], x0[edge[that]])
+            value = x[this]
+            one = _F32(1)
+            beyond = (value > mine + one) & (value > theirs + one)
+            before = ~beyond & (value < mine - one) & (value < theirs - one)
+            value = value.copy()
+            value[beyond] = (_roundf(np.maximum(mine, theirs)).astype(_F32) + one)[beyond]
+            value[before] = (_roundf(np.minimum(mine, theirs)).astype(_F32) - one)[before]
+            moved[this] = value
+    line = np.concatenate([y, y[twice]])
+    cross = np.concatenate([moved, moved[twice]])
+    order = np.lexsort((cross, line))
+    line, cross = line[order], cross[order]
+    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]]) if line.size else empty
+    rank = np.arange(line.size) - np.repeat(starts, np.diff(np.r_[starts, line.size]))
+    left = np.flatnonzero((rank % 2 == 0)[:-1] & (line[1:] == line[:-1]))
+    rows = np.concatenate([flat_rows, line[left]])
+    start = np.concatenate([flat_start, _round_up(cross[left])])
+    stop = np.concatenate([flat_stop, _round_down(cross[left + 1])])
+    keep = (rows >= 0) & (rows < ny) & (start < nx) & (stop >= 0)  # hline8's clipping
+    rows, start, stop = rows[keep], np.maximum(start[keep], 0), np.minimum(stop[keep], nx - 1)
+    keep = start <= stop
+    return rows[keep], start[keep], stop[keep]
+
+
+def _merge_spans(rows, start, stop, nx: int):
+    """The union of row spans as disjoint spans (sorted by row, then start); int64 arrays."""
+    if rows.size == 0:
+        return rows, start, stop
+    order = np.lexsort((start, rows))
+    rows, start, stop = rows[order], start[order], stop[order]
+    width = int(nx) + 2  # row * width + column orders spans across rows
+    reach = np.maximum.accumulate(rows * width + stop)
+    opens = np.r_[True, rows[1:] * width + start[1:] > reach[:-1] + 1]
+    first = np.flatnonzero(opens)
+    last = np.r_[first[1:], rows.size] - 1
+    return rows[first], start[first], reach[last] - rows[first] * width
 
 
 def _science_extensions(hdul, path: Path) -> list[int]:
@@ -77,11 +305,8 @@ def _science_extensions(hdul, path: Path) -> list[int]:
     return indices
 
 
-def _chip_box(chip_wcs, meta_wcs, shape):
-    """Border of one chip in metawcs pixels, or None when it lies off the frame."""
-    nx, ny = (int(n) for n in chip_wcs.pixel_shape)
-    x, y = _border_pixels(nx, ny)
-    ra, dec = chip_wcs.pixel_to_world_values(x, y)
+def _project_border(ra, dec, meta_wcs, shape):
+    """A chip border on the sky into metawcs pixels (int32, clipped), or None when off the frame."""
     meta_x, meta_y = meta_wcs.world_to_pixel_values(ra, dec)
     meta_x = np.asarray(meta_x).astype(np.int32)
     meta_y = np.asarray(meta_y).astype(np.int32)
@@ -176,7 +401,7 @@ def chip_borders(exposure_path, meta_wcs, shape) -> tuple[float, list]:
     exptime : float
     borders : list of (ndarray, ndarray)
         ``(x, y)`` frame pixel coordinates of the border of every chip that lands on the
-        frame, in file order (:func:`_chip_box`).
+        frame, in file order (int32, clipped to the frame).
 
     Raises
     ------
@@ -184,11 +409,114 @@ def chip_borders(exposure_path, meta_wcs, shape) -> tuple[float, list]:
         The file cannot be read, has no SCI extension or no primary ``EXPTIME``.
     WCSError
         A chip's WCS cannot be built.
+
+    Notes
+    -----
+    The border on the sky comes from :func:`_sky_borders` (read once per file and process);
+    only its projection onto ``meta_wcs`` is computed here.
     """
+    exptime, sky = _sky_borders(exposure_path)
+    borders = []
+    for ra, dec in sky:
+        border = _project_border(ra, dec, meta_wcs, shape)
+        if border is not None:
+            borders.append(border)
+    return exptime, borders
+
+
+def _file_identity(path: Path) -> tuple:
+    """``(resolved path, size, mtime_ns)``: a file's identity within a process."""
+    try:
+        resolved = path.resolve()
+        stat = resolved.stat()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
+class _SkyBorderMemo:
+    """Bounded, thread-safe memo of :func:`_read_sky_borders` results, by file identity.
+
+    An entry is a UVIS exposure's ~0.4 MB (two chips of 12,294 border points, RA and Dec in
+    float64); the oldest entries go first once ``max_bytes`` are held.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        import threading
+        from collections import OrderedDict
+
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key, entry) -> None:
+        size = sum(ra.nbytes + dec.nbytes for ra, dec in entry[1])
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = entry
+            self._sizes[key] = size
+            self._held += size
+            while self._held > self.max_bytes and len(self._entries) > 1:
+                old, _ = self._entries.popitem(last=False)
+                self._held -= self._sizes.pop(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._sizes.clear()
+            self._held = 0
+
+
+_SKY_BORDERS = _SkyBorderMemo()
+
+
+def _sky_borders(exposure_path) -> tuple[object, tuple]:
+    """Primary ``EXPTIME`` and every chip's border pixels on the sky, memoised per file.
+
+    Returns
+    -------
+    exptime : float
+        As read from the primary header.
+    borders : tuple of (ndarray, ndarray)
+        Per SCI extension, in file order: float64 RA and Dec (degrees) of the chip's border
+        pixels (:func:`_border_pixels` through the chip's full distorted WCS).
+
+    Raises
+    ------
+    InvalidInputError, WCSError
+        As :func:`chip_borders` (failures are not remembered).
+
+    Notes
+    -----
+    The values do not depend on the frame they are projected on, so the bounded frames and
+    footprints of several sky cells, scales and products read each file's headers and build
+    each chip's WCS once. The memo (:data:`_SKY_BORDERS`) is keyed by the file's resolved
+    path, size and modification time: a rewritten file is read again. The arrays are shared:
+    callers must not modify them.
+    """
+    path = Path(exposure_path)
+    key = _file_identity(path)
+    entry = _SKY_BORDERS.get(key)
+    if entry is None:
+        entry = _read_sky_borders(path)
+        _SKY_BORDERS.put(key, entry)
+    return entry
+
+
+def _read_sky_borders(path: Path) -> tuple[object, tuple]:
     from astropy.io import fits
     from stwcs.wcsutil import HSTWCS
 
-    path = Path(exposure_path)
     borders = []
     try:
         with fits.open(path) as hdul:  # headers only: the pixels are never read
@@ -202,12 +530,16 @@ def chip_borders(exposure_path, meta_wcs, shape) -> tuple[float, list]:
                         chip_wcs = HSTWCS(hdul, ext=index)
                 except Exception as exc:  # stwcs raises many types for broken headers
                     raise WCSError(f"{path}[{index}]: cannot build the WCS: {exc}") from exc
-                border = _chip_box(chip_wcs, meta_wcs, shape)
-                if border is not None:
-                    borders.append(border)
+                nx, ny = (int(n) for n in chip_wcs.pixel_shape)
+                x, y = _border_pixels(nx, ny)
+                ra, dec = chip_wcs.pixel_to_world_values(x, y)
+                ra, dec = np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+                ra.flags.writeable = False
+                dec.flags.writeable = False
+                borders.append((ra, dec))
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
-    return exptime, borders
+    return exptime, tuple(borders)
 
 
 def accumulate_footprint(fills, shape, *, start=None) -> tuple[np.ndarray, np.ndarray]:
