@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["HDRTAB_EXTNAME", "HEADER_RULES", "hdrtab_columns", "build_hdrtab", "apply_primary_rules"]
+__all__ = ["HDRTAB_EXTNAME", "HEADER_RULES", "hdrtab_columns", "build_hdrtab", "apply_primary_rules",
+           "table_hdu", "table_fields"]
 
 #: EXTNAME of the table (AstroDrizzle writes no EXTVER card for it).
 HDRTAB_EXTNAME = "HDRTAB"
@@ -116,19 +117,98 @@ def _cell(primary, sci, keyword: str):
     return None
 
 
-def _column(keyword: str, values: list, sources: Sequence[str]):
-    """One ``fits.Column`` of ``values`` (None = missing), typed as described in the module."""
-    from astropy.io import fits
-
+def _column(keyword: str, values: list, sources: Sequence[str]) -> np.ndarray:
+    """One column's values (None = missing) as the array it is stored from, typed as described
+    in the module: bool (``L``), int64 (``K``), float64 (``D``), complex128 (``M``) or ASCII
+    bytes ``S<n>`` (``nA``, ``n`` the longest text, at least 1)."""
     array = np.asarray([np.nan if v is None else v for v in values])
     kind = array.dtype.kind
     if kind == "U":  # header text is ASCII
         width = max(array.dtype.itemsize // np.dtype("U1").itemsize, 1)
-        return fits.Column(name=keyword, format=f"{width}A", array=array)
+        try:
+            return array.astype(f"S{width}")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(f"{sources[0]}: {keyword} values {values!r} are not ASCII text") from exc
     if kind not in _FORMATS:
         raise InvalidInputError(f"{sources[0]}: {keyword} values {values!r} have no common FITS "
                                 "table type (logical, integer, real, complex or text)")
-    return fits.Column(name=keyword, format=_FORMATS[kind], array=array)
+    return array
+
+
+#: numpy kinds :func:`table_hdu` stores (astropy gives bool ``L``, integers ``I``/``J``/``K``,
+#: reals ``E``/``D``, complex ``C``/``M`` and bytes ``S<n>`` ``nA``).
+_TABLE_KINDS = ("b", "i", "f", "c", "S")
+
+
+def table_hdu(fields: Sequence[tuple[str, np.ndarray]]):
+    """A binary table HDU of named columns, made from one record array.
+
+    Parameters
+    ----------
+    fields : sequence of (str, numpy.ndarray)
+        Column name and values, in column order, every array 1-D and of the same length:
+        bool (``L``), integer (``I``/``J``/``K``), real (``E``/``D``), complex (``C``/``M``) or
+        bytes ``S<n>`` (``nA``), any byte order.
+
+    Returns
+    -------
+    astropy.io.fits.BinTableHDU
+        Without EXTNAME. The same header and table bytes as ``BinTableHDU.from_columns`` of one
+        ``fits.Column(name, format, array)`` per field, without the Column objects made and
+        copied per column on the way (a rebuilt HDRTAB no longer copies every column of the
+        old one through ``ColDefs`` concatenation).
+
+    Raises
+    ------
+    InvalidInputError
+        No field, arrays of different lengths, or a dtype a FITS binary table cannot hold.
+    """
+    from astropy.io import fits
+
+    fields = list(fields)
+    if not fields:
+        raise InvalidInputError("a table needs at least one column")
+    n_rows = len(fields[0][1])
+    dtypes = []
+    for name, array in fields:
+        if array.ndim != 1 or len(array) != n_rows:
+            raise InvalidInputError(f"table column {name}: {array.shape} values, expected ({n_rows},)")
+        if array.dtype.kind not in _TABLE_KINDS:
+            raise InvalidInputError(f"table column {name}: dtype {array.dtype} has no FITS table format")
+        dtypes.append((name, array.dtype))
+    records = np.empty(n_rows, dtype=dtypes)
+    for name, array in fields:
+        records[name] = array
+    return fits.BinTableHDU(data=records)
+
+
+def table_fields(hdu) -> list[tuple[str, np.ndarray]] | None:
+    """The columns of a binary table HDU as :func:`table_hdu` takes them, or None when a
+    column carries more than a name and a plain format (units, scaling, null value,
+    dimensions, a repeat count on a number, a variable-length array): such a table is left
+    to astropy's own column handling.
+
+    Text columns keep their stored bytes (trailing blanks included), logical ones come back
+    as bool, numbers as stored (big-endian when read from a file).
+    """
+    columns = hdu.columns
+    raw = hdu.data.view(np.ndarray) if hdu.data is not None else None
+    if raw is None:
+        return None
+    fields = []
+    for column in columns:
+        extra = (column.unit, column.null, column.bscale, column.bzero, column.disp, column.dim,
+                 column.start, column.coord_type, column.coord_unit)
+        if any(v not in (None, "") for v in extra):
+            return None
+        code = str(column.format)
+        if code == "L":
+            fields.append((column.name, np.asarray(hdu.data[column.name], dtype=bool)))
+        elif code in ("I", "J", "K", "E", "D", "C", "M") or (code.endswith("A") and code[:-1].isdigit()):
+            fields.append((column.name, raw[column.name]))
+        else:
+            return None
+    return fields
 
 
 def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = None, rules: str = "default"):
@@ -157,8 +237,6 @@ def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = No
         No rows, a primary header without ``INSTRUME``, or a keyword whose values cannot share
         a FITS column type (the message names the chip).
     """
-    from astropy.io import fits
-
     headers = list(headers)
     if not headers:
         raise InvalidInputError("HDRTAB: no input headers given")
@@ -170,9 +248,9 @@ def build_hdrtab(headers: Sequence[tuple], *, sources: Sequence[str] | None = No
         if "INSTRUME" not in primary:
             raise InvalidInputError(f"{source}: primary header has no INSTRUME keyword")
         instruments.append(primary["INSTRUME"])
-    columns = [_column(keyword, [_cell(p, s, keyword) for p, s in headers], sources)
-               for keyword in hdrtab_columns(instruments, rules)]
-    table = fits.BinTableHDU.from_columns(columns)
+    fields = [(keyword, _column(keyword, [_cell(p, s, keyword) for p, s in headers], sources))
+              for keyword in hdrtab_columns(instruments, rules)]
+    table = table_hdu(fields)
     table.header["EXTNAME"] = HDRTAB_EXTNAME
     return table
 

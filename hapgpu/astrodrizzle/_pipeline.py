@@ -360,40 +360,51 @@ def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, ban
     drizzled on its own."""
     ny = frame.shape[0]
     scale = np.float32(sum({e.path: e.exptime for e in exposures}.values()))
+    # without context the product has no CTX data: its planes are never assembled (ctx None)
+    products = ("sci", "wht", "ctx") if params.context else ("sci", "wht")
     if stream_rows is not None and (band_rows is None or band_rows >= ny):
         drz = final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend,
                                 tile_shape=STREAM_TILE)
         for core0, core1, _, _ in row_bands(ny, stream_rows):
-            out = drz.band(core0, core1)
+            out = drz.band(core0, core1, products=products)
             sci = backend.to_host(out["sci"])
             if params.final_units == "counts":
                 sci *= scale
-            yield core0, core1, sci, backend.to_host(out["wht"]), backend.to_host(out["ctx"])
+            ctx = backend.to_host(out["ctx"]) if params.context else None
+            yield core0, core1, sci, backend.to_host(out["wht"]), ctx
         return
     for core0, core1, _, _ in row_bands(ny, band_rows):
         band = frame if band_rows is None or band_rows >= ny else frame.band(core0, core1)
-        sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend)
+        sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend,
+                                      context=params.context)
         sci = backend.to_host(sci)
         if params.final_units == "counts":
             sci *= scale
-        yield core0, core1, sci, backend.to_host(wht), backend.to_host(ctx)
+        yield core0, core1, sci, backend.to_host(wht), None if ctx is None else backend.to_host(ctx)
         if band is not frame:
             pmaps.forget(band)
 
 
 def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan):
-    """Final ``(sci, wht, ctx)`` on the host, drizzled band by band when the plan says so."""
+    """Final ``(sci, wht, ctx)`` on the host, drizzled band by band when the plan says so
+    (``ctx`` None without ``context``). A frame drizzled in one band is returned as the
+    drizzle gave it (no copy into a second frame-sized array)."""
     ny, nx = frame.shape
-    sci_out = np.empty((ny, nx), np.float32)
-    wht_out = np.empty((ny, nx), np.float32)
-    ctx_out = None
+    sci_out = wht_out = ctx_out = None
     for core0, core1, sci, wht, ctx in _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend,
                                                      plan.band_rows):
+        if core0 == 0 and core1 == ny:
+            return (np.ascontiguousarray(sci, dtype=np.float32), np.ascontiguousarray(wht, dtype=np.float32),
+                    None if ctx is None else np.ascontiguousarray(ctx, dtype=np.int32))
+        if sci_out is None:
+            sci_out = np.empty((ny, nx), np.float32)
+            wht_out = np.empty((ny, nx), np.float32)
+            if ctx is not None:
+                ctx_out = np.zeros((ctx.shape[0], ny, nx), np.int32)
         sci_out[core0:core1] = sci
         wht_out[core0:core1] = wht
-        if ctx_out is None:
-            ctx_out = np.zeros((ctx.shape[0], ny, nx), np.int32)
-        ctx_out[:, core0:core1] = ctx
+        if ctx_out is not None:
+            ctx_out[:, core0:core1] = ctx
     return sci_out, wht_out, ctx_out
 
 
@@ -799,7 +810,7 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
                                      result.product, __version__)
                 if finalize_headers is not None:
                     finalize_headers(hdul, result.product)
-                result.files.append(stage.write(hdul, result.product))
+                result.files.append(stage.write(hdul, result.product, verify=False))
             if save_intermediates:
                 result.files += _write_intermediates(stage, outdir, output.name, chain, backend)
             _write_inputs(chain, stage, outdir, output.name, backend, update_inputs_dq, result, visit)
@@ -818,16 +829,20 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
     bands = _final_bands(chain.exposures, chain.final_frame, chain.pmaps, chain.params, chain.statics,
                          chain.crmasks, backend, chain.plan.band_rows, chain.stream_rows)
     first = next(bands)
-    n_planes = first[4].shape[0]
+    n_planes = 1 if first[4] is None else first[4].shape[0]  # no CTX data without context
     tiny = np.zeros((1, 1), np.float32)
 
-    def placeholder():
-        return build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame,
-                             chain.exposures, chain.params, product, version)
-
-    hdul = placeholder()
+    hdul = build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame,
+                         chain.exposures, chain.params, product, version)
     hook = finalize_headers if banded_hook(finalize_headers) else None
+    pristine = None
     if hook is not None:
+        # The product as built, for the final headers: copies of the image HDUs (the hook
+        # changes hdul's headers) and the HDRTAB HDU itself (a hook replaces it, never edits
+        # it), instead of building the placeholder product a second time.
+        from astropy.io import fits
+
+        pristine = fits.HDUList([hdu if hdu.name == "HDRTAB" else hdu.copy() for hdu in hdul])
         hook.start(chain.final_frame.shape)
         hook.provisional(hdul, product)
 
@@ -838,9 +853,8 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
             yield band
 
     def finish(read_rows):
-        final = placeholder()
-        hook.finish(final, product, read_rows)
-        return final
+        hook.finish(pristine, product, read_rows)
+        return pristine
 
     log.info("final drizzle streamed into %s in bands of %d rows", product.name, chain.stream_rows)
     write_product_in_bands(hdul, stage.reserve(product), chain.final_frame.shape, n_planes, all_bands(),

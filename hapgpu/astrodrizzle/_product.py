@@ -463,8 +463,13 @@ class StagedOutputs:
         self._pending.append((tmp, path))
         return tmp
 
-    def write(self, hdul, path) -> Path:
+    def write(self, hdul, path, *, verify: bool = True) -> Path:
         """Write ``hdul`` under the temporary name of ``path``; return ``path``.
+
+        ``verify=False`` skips astropy's whole-list verification before the write (for HDU
+        lists built here, such as :func:`build_product`'s: it parses and checks every card
+        again, and on a valid list changes nothing, so the bytes are the same); the cards are
+        still checked as astropy writes them.
 
         Raises
         ------
@@ -473,7 +478,7 @@ class StagedOutputs:
         """
         tmp = self.reserve(path)
         try:
-            hdul.writeto(tmp, overwrite=True)
+            hdul.writeto(tmp, overwrite=True, output_verify="exception" if verify else "ignore")
         except OSError as exc:
             raise OutputWriteError(f"{path}: cannot write: {exc}") from exc
         return Path(path)
@@ -551,7 +556,7 @@ def _product_layout(hdul, shape: tuple[int, int], n_planes: int):
         offsets[name] = (position if n_bytes else None, n_bytes)
         position += n_bytes + (-n_bytes % _BLOCK)
     table = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdul["HDRTAB"]]).writeto(table)
+    fits.HDUList([fits.PrimaryHDU(), hdul["HDRTAB"]]).writeto(table, output_verify="ignore")
     tail = table.getvalue()[len(fits.PrimaryHDU().header.tostring()):]
     pieces.append((position, tail))
     return pieces, offsets, position + len(tail)
@@ -688,13 +693,24 @@ def crclean_hdulist(exposure, cleaned: list, crdq: list):
 
 
 def _write_dq_and_sky(path: Path, exposure, dq_arrays: list, skies: list) -> None:
+    """DQ arrays and MDRIZSKY into ``path`` through astropy's update mode.
+
+    The file is closed without astropy's whole-file verification (``output_verify="ignore"``):
+    the input was read and checked when the run began, only DQ data and one card change, and
+    the cards written are verified as astropy writes them. Verification never alters what
+    a valid file gets, so the bytes are those of the default close; it parses every card of
+    every extension, which was most of the cost of this update.
+    """
     from astropy.io import fits
 
-    with fits.open(path, mode="update", memmap=False) as hdul:
+    hdul = fits.open(path, mode="update", memmap=False)
+    try:
         for chip, dq, sky in zip(exposure.chips, dq_arrays, skies):
             hdul["DQ", chip.extver].data = np.asarray(dq).astype(np.uint16).view(np.int16)
             if sky is not None:
                 hdul["SCI", chip.extver].header["MDRIZSKY"] = (sky, "Sky value computed by AstroDrizzle")
+    finally:
+        hdul.close(output_verify="ignore")
 
 
 def update_inputs(exposure, dq_arrays: list, skies: list, target: Path | None = None,

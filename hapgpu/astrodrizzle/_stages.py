@@ -223,12 +223,19 @@ def context_ids(exposures, context: bool) -> list[list[int]]:
     return ids
 
 
-def drizzle_final(exposures, frame, pmaps: PixelMapCache, params, statics, crmasks, backend):
+def drizzle_final(exposures, frame, pmaps: PixelMapCache, params, statics, crmasks, backend, *,
+                  context: bool = True):
     """Drizzle every chip onto ``frame``: ``(sci, wht, ctx)`` on the device.
 
     ``crmasks`` is a per-exposure list of per-chip good masks (or None without driz_cr).
+    ``context=False`` leaves the context image out (``ctx`` None): the same SCI and WHT
+    without assembling the frame's context planes.
     """
-    return final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend).device_arrays()
+    drz = final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend)
+    if context:
+        return drz.device_arrays()
+    out = drz.band(0, frame.shape[0], products=("sci", "wht"))
+    return out["sci"], out["wht"], None
 
 
 def final_accumulator(exposures, frame, pmaps: PixelMapCache, params, statics, crmasks, backend, *,

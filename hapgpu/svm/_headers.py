@@ -44,6 +44,12 @@ PHOT_KEYWORDS = ("PHOTMODE", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOT
 HAPEXPNAME_MIN_WIDTH = 51
 
 _DATA_KEY = re.compile(r"^D\d+DATA$")
+
+try:  # the gufunc behind numpy.linalg.det (numpy 1.x and 2.x)
+    from numpy.linalg import _umath_linalg as _UMATH_LINALG
+    _UMATH_DET = _UMATH_LINALG.det
+except (ImportError, AttributeError):  # pragma: no cover - another numpy layout
+    _UMATH_DET = None
 _LABEL_BORDER = 10   # empty pixels around each region before tracing (drizzlepac label_border)
 _MIN_DIST = 10.0     # polygon simplification tolerance, pixels (drizzlepac: about 1 arcsec)
 
@@ -182,7 +188,14 @@ def _doubled_areas(points: np.ndarray, before, middle, after) -> list[float]:
     stack[:, 0, :2] = points[np.asarray(before, dtype=np.intp)]
     stack[:, 1, :2] = points[np.asarray(middle, dtype=np.intp)]
     stack[:, 2, :2] = points[np.asarray(after, dtype=np.intp)]
-    return np.abs(np.linalg.det(stack)).tolist()
+    return np.abs(_det3(stack)).tolist()
+
+
+def _det3(stack: np.ndarray) -> np.ndarray:
+    """``numpy.linalg.det`` of a C-contiguous float64 ``(k, 3, 3)`` stack without its argument
+    checks: the gufunc it calls (``_umath_linalg.det``, LAPACK ``getrf`` then sign and
+    log-sum of the diagonal), so every value is the one ``np.linalg.det`` returns."""
+    return _UMATH_DET(stack, signature="d->d") if _UMATH_DET is not None else np.linalg.det(stack)
 
 
 def _segment_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -236,13 +249,19 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
     nxt = [(i + 1) % n for i in range(n)]
     bypassed: list[list[int]] = [[] for _ in range(n)]
     area = _doubled_areas(points, prev, range(n), nxt)
-    coords = points.tolist()  # the updates below build their two matrices from Python floats
+    xs, ys = points[:, 0].tolist(), points[:, 1].tolist()
+    # The two triangles of each update go through the same LAPACK determinant as the batch
+    # above (numpy's det gufunc on a float64 (2, 3, 3) stack), written into one buffer: each
+    # area is the value np.linalg.det gives for that matrix, without building arrays per step.
+    stack = np.ones((2, 3, 3))
+    flat = memoryview(stack).cast("B").cast("d")  # the 18 values in C order
     heap = [(area[i], i) for i in range(n)]
     heapq.heapify(heap)
     alive = [True] * n
     head, count = 0, n
+    pop, push = heapq.heappop, heapq.heappush
     while count > 3:
-        value, i = heapq.heappop(heap)
+        value, i = pop(heap)
         if not alive[i] or value != area[i]:
             continue  # stale entry
         p, q = prev[i], nxt[i]
@@ -252,12 +271,13 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
         count -= 1
         if head == i:
             head = q
-        a, b, c, d, e, f = (coords[k] for k in (prev[p], p, nxt[p], prev[q], q, nxt[q]))
-        area[p], area[q] = np.abs(np.linalg.det(np.array(
-            [[[a[0], a[1], 1.0], [b[0], b[1], 1.0], [c[0], c[1], 1.0]],
-             [[d[0], d[1], 1.0], [e[0], e[1], 1.0], [f[0], f[1], 1.0]]]))).tolist()
-        heapq.heappush(heap, (area[p], p))
-        heapq.heappush(heap, (area[q], q))
+        for offset, k in ((0, prev[p]), (3, p), (6, nxt[p]), (9, prev[q]), (12, q), (15, nxt[q])):
+            flat[offset] = xs[k]
+            flat[offset + 1] = ys[k]
+        area_p, area_q = _det3(stack).tolist()
+        area[p], area[q] = abs(area_p), abs(area_q)
+        push(heap, (area[p], p))
+        push(heap, (area[q], q))
     kept = [head, nxt[head], nxt[nxt[head]]]
     nodes = [(k, bypassed[k]) for k in kept]
     k = 0
@@ -461,6 +481,8 @@ def _rebuild_hdrtab(hdul, *, hap_level: int, input_files: list[str], hap_exposur
                     svm_root_names, svm_gendates, path) -> None:
     from astropy.io import fits
 
+    from ..astrodrizzle._hdrtab import table_fields, table_hdu
+
     if "HDRTAB" not in hdul:
         log.warning("%s: no HDRTAB extension; HAPEXPNAME column not added", path)
         return
@@ -483,21 +505,42 @@ def _rebuild_hdrtab(hdul, *, hap_level: int, input_files: list[str], hap_exposur
                         svm_names.append(_lookup(svm_root_names, key, "SVMROOTNAME", path))
                         gendates.append(_lookup(svm_gendates, key, "GENDATE", path))
                     break
-    columns = table.columns
-    if hap_names:
-        width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
-        columns = columns + fits.ColDefs([fits.Column(name="HAPEXPNAME", format=f"{width}A",
-                                                      array=np.array(hap_names, dtype=np.str_))])
-    if gendates:
-        columns = fits.ColDefs([fits.Column(name="GENDATE", format="10A", array=gendates)]) + columns
-    if svm_names:
-        width = int(np.max(np.char.str_len(svm_names)))
-        columns = fits.ColDefs([fits.Column(name="SVMROOTNAME", format=f"{width}A", array=svm_names)]) + columns
-    new = fits.BinTableHDU.from_columns(columns)
+    fields = table_fields(hdul["HDRTAB"])
+    if fields is None:  # a table with more than names and formats: astropy's columns
+        columns = table.columns
+        if hap_names:
+            width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
+            columns = columns + fits.ColDefs([fits.Column(name="HAPEXPNAME", format=f"{width}A",
+                                                          array=np.array(hap_names, dtype=np.str_))])
+        if gendates:
+            columns = fits.ColDefs([fits.Column(name="GENDATE", format="10A", array=gendates)]) + columns
+        if svm_names:
+            width = int(np.max(np.char.str_len(svm_names)))
+            columns = fits.ColDefs([fits.Column(name="SVMROOTNAME", format=f"{width}A", array=svm_names)]) + columns
+        new = fits.BinTableHDU.from_columns(columns)
+    else:  # the same table from one record array (no astropy Column copies)
+        if hap_names:
+            width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
+            fields.append(("HAPEXPNAME", _text_column(hap_names, width, "HAPEXPNAME", path)))
+        if gendates:
+            fields.insert(0, ("GENDATE", _text_column(gendates, 10, "GENDATE", path)))
+        if svm_names:
+            width = max(len(str(n)) for n in svm_names)
+            fields.insert(0, ("SVMROOTNAME", _text_column(svm_names, width, "SVMROOTNAME", path)))
+        new = table_hdu(fields)
     new.header["EXTNAME"] = "HDRTAB"
     new.header["EXTVER"] = 1
     del hdul["HDRTAB"]
     hdul.append(new)
+
+
+def _text_column(values, width: int, name: str, path) -> np.ndarray:
+    """Text values as the ``<width>A`` column astropy stores them in: ASCII bytes, cut to
+    ``width`` characters (as ``fits.Column`` with that format cuts them)."""
+    try:
+        return np.array([str(v) for v in values], dtype=np.str_).astype(f"S{max(int(width), 1)}")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{path}: HDRTAB {name} values are not ASCII text: {exc}") from exc
 
 
 def _lookup(mapping, key, what, path):
