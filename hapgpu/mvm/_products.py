@@ -122,6 +122,26 @@ class ChipOutline:
         y0, y1, x0, x1 = self.box
         return _fill(self.x - x0, self.y - y0, x1 - x0, y1 - y0)
 
+    def extent(self) -> tuple[int, int, int, int] | None:
+        """``(ymin, ymax, xmin, xmax)``: the first and last cell rows and columns (inclusive,
+        0-based) of :meth:`fill`'s True pixels, or None when it has none. Taken from the
+        fill's row spans without painting the sub-box (the same pixels)."""
+        from ..svm._footprint import _PILLOW_SCAN_RULES, _pillow_version, _polygon_spans
+
+        y0, y1, x0, x1 = self.box
+        if _pillow_version() < _PILLOW_SCAN_RULES:
+            blank = self.fill()
+            rows = np.flatnonzero(blank.any(axis=1))
+            cols = np.flatnonzero(blank.any(axis=0))
+            if rows.size == 0:
+                return None
+            return y0 + int(rows[0]), y0 + int(rows[-1]), x0 + int(cols[0]), x0 + int(cols[-1])
+        rows, start, stop = _polygon_spans(self.x - x0, self.y - y0, x1 - x0, y1 - y0)
+        if rows.size == 0:
+            return None
+        return (y0 + int(rows.min()), y0 + int(rows.max()),
+                x0 + int(start.min()), x0 + int(stop.max()))
+
 
 def chip_outlines(path, cell) -> list[ChipOutline]:
     """Outlines of the chips of one exposure that land on a sky cell, in chip order.
@@ -243,8 +263,8 @@ def bounded_cell_frame(skycell: str, scale: str, paths) -> CellFrame:
     Notes
     -----
     drizzlepac ``SkyFootprint.build`` + ``find_bounded_wcs`` / ``calc_bounding_box``: the rows
-    and columns where the summed chip mask is non-zero. Here each chip is filled alone and its
-    filled rows and columns are merged, which gives the same box without a cell-sized array.
+    and columns where the summed chip mask is non-zero. Here each chip's filled extent
+    (:meth:`ChipOutline.extent`) is merged, which gives the same box without a cell-sized array.
     """
     from ..skycells import SkyCell
 
@@ -252,15 +272,12 @@ def bounded_cell_frame(skycell: str, scale: str, paths) -> CellFrame:
     ymin = xmin = math.inf
     ymax = xmax = -math.inf
     for path in paths:
-        for outline in chip_outlines(path, cell):  # one chip's filled sub-box at a time
-            blank = outline.fill()
-            rows = np.flatnonzero(blank.any(axis=1))
-            cols = np.flatnonzero(blank.any(axis=0))
-            if rows.size == 0:
+        for outline in chip_outlines(path, cell):
+            extent = outline.extent()
+            if extent is None:
                 continue
-            y0, _, x0, _ = outline.box
-            ymin, ymax = min(ymin, y0 + int(rows[0])), max(ymax, y0 + int(rows[-1]))
-            xmin, xmax = min(xmin, x0 + int(cols[0])), max(xmax, x0 + int(cols[-1]))
+            ymin, ymax = min(ymin, extent[0]), max(ymax, extent[1])
+            xmin, xmax = min(xmin, extent[2]), max(xmax, extent[3])
     if ymin is math.inf:
         names = ", ".join(Path(p).name for p in paths)
         raise WCSError(f"{cell.sky_cell_id}: none of the exposures lands on the sky cell ({names})")

@@ -77,6 +77,22 @@ def test_bounded_frame_and_footprint_against_full_cell_mask(samples):
     assert 0 < alone.n_pixels < footprint.n_pixels
 
 
+def test_outline_extent_is_the_extent_of_its_fill(samples):
+    """The bounded frame takes each chip's extent from the fill's row spans: the same rows and
+    columns as the painted fill."""
+    from hapgpu.mvm._products import chip_outlines
+
+    for scale in ("fine", "coarse"):
+        cell = SkyCell.from_name(CELL, scale=scale)
+        outlines = [o for row in samples for o in chip_outlines(row[1], cell)]
+        assert outlines
+        for outline in outlines:
+            blank = outline.fill()
+            rows, cols = np.flatnonzero(blank.any(axis=1)), np.flatnonzero(blank.any(axis=0))
+            y0, _, x0, _ = outline.box
+            assert outline.extent() == (y0 + rows[0], y0 + rows[-1], x0 + cols[0], x0 + cols[-1])
+
+
 def test_fine_and_coarse_frames_cover_the_same_sky(samples):
     paths = [row[1] for row in samples]
     fine, coarse = bounded_cell_frame(CELL, "fine", paths), bounded_cell_frame(CELL, "coarse", paths)
