@@ -350,21 +350,22 @@ STREAM_TILE = 512
 
 
 def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, band_rows: int | None,
-                 stream_rows: int | None = None):
+                 stream_rows: int | None = None, release: bool = False):
     """Final ``(row0, row1, sci, wht, ctx)`` host bands (one band: the whole frame); SCI in
     counts when ``final_units`` says so.
 
     With ``stream_rows`` and no device bands (``band_rows`` None), the whole frame is drizzled
     once into an accumulator of :data:`STREAM_TILE` tiles and read out in bands of
     ``stream_rows`` rows (the same values); otherwise each band of ``band_rows`` rows is
-    drizzled on its own."""
+    drizzled on its own. ``release``: drop the chips' pixels once drizzled
+    (:func:`~hapgpu.astrodrizzle._stages.final_accumulator`) when the frame is drizzled once."""
     ny = frame.shape[0]
     scale = np.float32(sum({e.path: e.exptime for e in exposures}.values()))
     # without context the product has no CTX data: its planes are never assembled (ctx None)
     products = ("sci", "wht", "ctx") if params.context else ("sci", "wht")
     if stream_rows is not None and (band_rows is None or band_rows >= ny):
         drz = final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend,
-                                tile_shape=STREAM_TILE)
+                                tile_shape=STREAM_TILE, release=release)
         for core0, core1, _, _ in row_bands(ny, stream_rows):
             out = drz.band(core0, core1, products=products)
             sci = backend.to_host(out["sci"])
@@ -376,7 +377,7 @@ def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, ban
     for core0, core1, _, _ in row_bands(ny, band_rows):
         band = frame if band_rows is None or band_rows >= ny else frame.band(core0, core1)
         sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend,
-                                      context=params.context)
+                                      context=params.context, release=release and band is frame)
         sci = backend.to_host(sci)
         if params.final_units == "counts":
             sci *= scale
@@ -385,14 +386,15 @@ def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, ban
             pmaps.forget(band)
 
 
-def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan):
+def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan,
+           release: bool = False):
     """Final ``(sci, wht, ctx)`` on the host, drizzled band by band when the plan says so
     (``ctx`` None without ``context``). A frame drizzled in one band is returned as the
     drizzle gave it (no copy into a second frame-sized array)."""
     ny, nx = frame.shape
     sci_out = wht_out = ctx_out = None
     for core0, core1, sci, wht, ctx in _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend,
-                                                     plan.band_rows):
+                                                     plan.band_rows, release=release):
         if core0 == 0 and core1 == ny:
             return (np.ascontiguousarray(sci, dtype=np.float32), np.ascontiguousarray(wht, dtype=np.float32),
                     None if ctx is None else np.ascontiguousarray(ctx, dtype=np.int32))
@@ -675,6 +677,9 @@ class _Chain:
     final: tuple | None = None
     pmaps: object = None
     stream_rows: int | None = None
+    #: Drop the chips' SCI/ERR once the final drizzle has them: nothing reads them afterwards
+    #: (no visit cache shares the chips, no ``_crclean`` files to write).
+    release_pixels: bool = False
 
 
 def _prepare(files, params, backend, band_rows, timer: StepTimer, visit: VisitCache | None = None) -> _Chain:
@@ -740,7 +745,7 @@ def _combine(chain: _Chain, backend, timer: StepTimer, keep: bool, stream_rows: 
     elif params.driz_combine:
         with timer.step("driz_combine"):
             sci, wht, ctx = _final(exposures, chain.final_frame, pmaps, params, chain.statics, chain.crmasks,
-                                   backend, chain.plan)
+                                   backend, chain.plan, release=chain.release_pixels)
             chain.final = (sci, wht, ctx)
 
 
@@ -827,7 +832,8 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
     end (:func:`write_product_in_bands`).
     """
     bands = _final_bands(chain.exposures, chain.final_frame, chain.pmaps, chain.params, chain.statics,
-                         chain.crmasks, backend, chain.plan.band_rows, chain.stream_rows)
+                         chain.crmasks, backend, chain.plan.band_rows, chain.stream_rows,
+                         release=chain.release_pixels)
     first = next(bands)
     n_planes = 1 if first[4] is None else first[4].shape[0]  # no CTX data without context
     tiny = np.zeros((1, 1), np.float32)
@@ -862,10 +868,17 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
     return product
 
 
+def _releases_pixels(params, visit: VisitCache | None) -> bool:
+    """Whether the final drizzle may drop the chips' SCI/ERR once drizzled: no visit cache
+    shares the chips with later products and no ``_crclean`` file needs the pixels."""
+    return visit is None and not (params.driz_cr and params.driz_cr_corr)
+
+
 def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
          timer: StepTimer, visit: VisitCache | None = None, keep_arrays: bool = False,
          finalize_headers=None, stream: bool | None = None) -> AstroDrizzleResult:
     chain = _prepare(files, params, backend, band_rows, timer, visit)
+    chain.release_pixels = _releases_pixels(params, visit)
     chain.stream_rows = _stream_rows(chain.final_frame, chain.plan, stream, keep_arrays, finalize_headers)
     _combine(chain, backend, timer, keep=save_intermediates, stream_rows=chain.stream_rows)
     result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit, finalize_headers)

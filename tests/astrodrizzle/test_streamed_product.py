@@ -102,3 +102,33 @@ def test_huge_final_frame_streamed_with_bounded_memory(small_inputs, tmp_path):
         assert (wht > 0).sum() > 10000 and np.isfinite(sci[wht > 0]).all()
         assert (hdul["WHT"].section[:100, :100] == 0).all()
         assert len(hdul["HDRTAB"].data) == 4
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chip_pixels_released_once_drizzled(small_inputs, tmp_path, monkeypatch, stream):
+    """Without a visit cache the final drizzle drops each chip's SCI/ERR once it is drizzled
+    (nothing reads them later): the chips hold no pixels by the time the frame is finished,
+    the DQ arrays survive for the inputs' update, and the product is the same as with them
+    kept."""
+    from hapgpu.astrodrizzle import _pipeline, _stages
+
+    common = {"backend": "cpu", "update_inputs_dq": False, "progress": False, "stream": stream,
+              **_FINAL_ONLY}
+    chips_at_end = []
+    real = _pipeline.final_accumulator
+
+    def spy(exposures, *args, **kwargs):
+        drz = real(exposures, *args, **kwargs)
+        chips_at_end.append([(c.sci, c.err, c.dq) for e in exposures for c in e.chips])
+        return drz
+
+    monkeypatch.setattr(_pipeline, "final_accumulator", spy)  # the streamed path
+    monkeypatch.setattr(_stages, "final_accumulator", spy)  # through drizzle_final
+    released = astrodrizzle(small_inputs, tmp_path / "released" / "out", **common).product
+    assert chips_at_end and all(sci is None and err is None and dq is not None
+                                for sci, err, dq in chips_at_end[-1])
+    monkeypatch.setattr(_pipeline, "_releases_pixels", lambda params, visit: False)
+    chips_at_end.clear()
+    kept = astrodrizzle(small_inputs, tmp_path / "kept" / "out", **common).product
+    assert all(sci is not None for sci, _, _ in chips_at_end[-1])
+    assert_same_fits_bytes(kept, released)
