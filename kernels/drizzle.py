@@ -35,6 +35,8 @@ __all__ = [
     "drizzle_cpu",
     "resolve_zero_weight_cpu",
     "finalize_cpu",
+    "copy_spans_cpu",
+    "row_spans",
     "pixmap_cpu",
     "cuda_drizzle_kernels",
     "tile_waves",
@@ -141,18 +143,97 @@ def _tiles_driver(unit: str):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def finalize_cpu(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht):
+def finalize_cpu(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht,
+                 span, outside):
     """Write the output SCI and WHT (float32) from the accumulators, in parallel over rows.
 
     ``last_zero`` is the int32 zero-weight plane and ``init_bits`` the int32 bits of the
     initial value (see ``_pixel_math.finish_pixel``); ``out_sci_bits`` is an int32 view of
-    ``out_sci``.
+    ``out_sci``. ``span`` (int64, ``(ny, 2)``) holds each row's covered columns ``[s0, s1)``
+    (see :func:`row_spans`): outside them no input reached, so the sums are 0 and the pixel's
+    SCI is the fill value, else the initial value, and its WHT 0 (what ``finish_pixel`` gives
+    there). Those pixels are written only when ``outside`` is True (the caller may hand
+    outputs already holding them, e.g. zeroed pages when both values are 0).
     """
     ny, nx = out_sci.shape
+    empty = np.float32(0.0)
     for jj in prange(ny):
-        for ii in range(nx):
+        s0 = min(max(span[jj, 0], 0), nx)
+        s1 = max(min(span[jj, 1], nx), s0)
+        for ii in range(s0, s1):
             _finish_pixel_cpu(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci,
                               out_sci_bits, out_wht)
+        if outside:
+            for ii in range(0, s0):
+                if has_fill:
+                    out_sci[jj, ii] = fill
+                else:
+                    out_sci_bits[jj, ii] = init_bits
+                out_wht[jj, ii] = empty
+            for ii in range(s1, nx):
+                if has_fill:
+                    out_sci[jj, ii] = fill
+                else:
+                    out_sci_bits[jj, ii] = init_bits
+                out_wht[jj, ii] = empty
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def copy_spans_cpu(src, dst, span):
+    """``dst[j, s0:s1] = src[j, s0:s1]`` for each row's span ``span[j] = (s0, s1)`` (clipped
+    to the rows' width), in parallel over rows."""
+    ny, nx = src.shape
+    for j in prange(ny):
+        s0 = min(max(span[j, 0], 0), nx)
+        s1 = min(span[j, 1], nx)
+        for i in range(s0, s1):
+            dst[j, i] = src[j, i]
+
+
+@numba.njit(nogil=True, cache=True)
+def row_spans(boxes, pad, y0, ny, x0, nx):
+    """Columns each row of an output window can receive drops in, from footprint boxes.
+
+    Parameters
+    ----------
+    boxes : ndarray of float64, shape (n, 4)
+        ``(x0, x1, y0, y1)`` full-frame output boxes (:func:`footprint_boxes`); rows holding
+        a non-finite value are skipped.
+    pad : float
+        Widening of every box on each side, output pixels; a box then covers columns
+        ``floor(x0 - pad) .. ceil(x1 + pad)`` and rows ``floor(y0 - pad) .. ceil(y1 + pad)``,
+        the rounding ``TileGrid.touched`` uses.
+    y0, ny, x0, nx : int
+        The window: full-frame rows ``[y0, y0 + ny)``, columns ``[x0, x0 + nx)``.
+
+    Returns
+    -------
+    ndarray of int64, shape (ny, 2)
+        Window-relative ``[s0, s1)`` per row: the union (as one interval) of the boxes that
+        cover the row; ``(nx, 0)`` for a row no box covers.
+    """
+    span = np.empty((ny, 2), dtype=np.int64)
+    for r in range(ny):
+        span[r, 0] = nx
+        span[r, 1] = 0
+    for t in range(boxes.shape[0]):
+        bx0 = boxes[t, 0]
+        bx1 = boxes[t, 1]
+        by0 = boxes[t, 2]
+        by1 = boxes[t, 3]
+        if not (math.isfinite(bx0) and math.isfinite(bx1) and math.isfinite(by0)
+                and math.isfinite(by1)):
+            continue
+        a = max(math.floor(by0 - pad) - y0, 0)
+        b = min(math.ceil(by1 + pad) + 1 - y0, ny)
+        c0 = max(math.floor(bx0 - pad) - x0, 0)
+        c1 = min(math.ceil(bx1 + pad) + 1 - x0, nx)
+        if c0 >= c1:
+            continue
+        for r in range(a, b):
+            span[r, 0] = min(span[r, 0], c0)
+            span[r, 1] = max(span[r, 1], c1)
+    return span
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -320,17 +401,21 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def resolve_zero_weight_cpu(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip):
+def resolve_zero_weight_cpu(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip, span):
     """Store the value of the last zero-weight contribution per pixel and reset ``zidx``.
 
     ``last_zero`` is the int32 zero-weight plane, ``last_zero_f32`` a float32 view of it and
     ``init_bits`` the int32 bits of the initial value (see ``_pixel_math.finish_pixel``).
+    ``span`` (int64, ``(ny, 2)``): the columns ``[s0, s1)`` of each row the input can reach
+    (:func:`row_spans`); ``zidx`` is zero outside them, so only they are read.
     """
     ny, nx = zidx.shape
     flags = ip[pm.I_FLAGS]
     inx = data.shape[1]
     for jj in prange(ny):
-        for ii in range(nx):
+        s0 = min(max(span[jj, 0], 0), nx)
+        s1 = min(span[jj, 1], nx)
+        for ii in range(s0, s1):
             k = zidx[jj, ii]
             if k > 0:
                 value = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)

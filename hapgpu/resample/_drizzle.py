@@ -14,12 +14,14 @@ from ..errors import InvalidInputError, InvalidParameterError
 from ..kernels import _pixel_math as pm
 from ..kernels.drizzle import (
     KERNEL_IDS,
+    copy_spans_cpu,
     cuda_drizzle_kernels,
     drizzle_cpu,
     finalize_cpu,
     footprint_boxes,
     lanczos_lut,
     resolve_zero_weight_cpu,
+    row_spans,
 )
 from ._launch import launch_2d
 from ._pixmap import SQUARE_CORNERS, PixelMap, _normalise_shape
@@ -201,7 +203,9 @@ class Drizzle:
 
     Each input is drizzled into a window of the tiles it can reach (its footprint from the
     pixel map, widened by the kernel's reach), and drizzlepac's zero-weight (INDEF) rule is
-    resolved on that window only; so the work per input follows its footprint. When the
+    resolved on that window only (on the CPU, only on the columns each of its rows can reach);
+    so the work per input follows its footprint. Each tile remembers the columns of each row
+    any input reached, and the CPU finishes only those. When the
     window is one tile (always, for a one-tile frame), the kernels write into the tile's own
     storage, restricted to the rows the input reaches, with nothing copied. Tile storage
     costs 24 bytes per pixel (float64 sums and weights, the last zero-weight value as int32
@@ -380,13 +384,17 @@ class Drizzle:
         var = window.var if window.var is not None else self._dummy_var
         outdq = window.dq if window.dq is not None else self._dummy_dq
         inputs = (data, weight, err_arr, dq_arr)
+        # the columns of each window row the input can reach (host): the CPU's zero-weight
+        # resolution reads only these, and the tiles remember their union for the finishing
+        span = row_spans(np.ascontiguousarray(footprint[1], dtype=np.float64), self._pad(scale),
+                         wy0, wy1 - wy0, wx0, wx1 - wx0)
         outputs = (tx, ty, ex, ey, self._lut, window.num, window.den, var, outdq,
                    window.zidx, window.ctx, ctxbit)
         try:
             if backend.name == "cpu":
                 drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
                 resolve_zero_weight_cpu(window.zidx, window.last_zero.view(np.float32),
-                                        window.last_zero, self._init_bits, data, fp, ip)
+                                        window.last_zero, self._init_bits, data, fp, ip, span)
             else:
                 fp_dev = backend.asarray(fp)
                 ip_dev = backend.asarray(ip)
@@ -400,6 +408,29 @@ class Drizzle:
             raise
         if not window.direct:
             self._close_window(window, plane)
+        for key in keys:
+            self._merge_span(key, span, window.bounds)
+
+    def _merge_span(self, key, span, bounds) -> None:
+        """Widen tile ``key``'s covered columns (``Tile.span``) by the window spans ``span``
+        of a window with full-frame ``bounds = (y0, y1, x0, x1)``."""
+        tile = self._tiles[key]
+        ty0, ty1, tx0, tx1 = self.grid.bounds(key)
+        wy0, wy1, wx0, _ = bounds
+        tw = tx1 - tx0
+        if tile.span is None:
+            tile.span = np.tile(np.array([tw, 0], dtype=np.int64), (ty1 - ty0, 1))
+        a, b = max(ty0, wy0), min(ty1, wy1)
+        if a >= b:
+            return
+        lo = np.clip(span[a - wy0:b - wy0, 0] + (wx0 - tx0), 0, tw)
+        hi = np.clip(span[a - wy0:b - wy0, 1] + (wx0 - tx0), 0, tw)
+        empty = lo >= hi
+        lo[empty] = tw
+        hi[empty] = 0
+        mine = tile.span[a - ty0:b - ty0]
+        np.minimum(mine[:, 0], lo, out=mine[:, 0])
+        np.maximum(mine[:, 1], hi, out=mine[:, 1])
 
     def _scratch_index(self, shape):
         """The zero-weight index for a window of ``shape``: a C-contiguous view of a reused
@@ -564,15 +595,33 @@ class Drizzle:
         """SCI of a pixel no input reached (fill value, else ``initial_value``)."""
         return self.fillval if self.fillval is not None else self.initial_value
 
-    def _finalize(self, tile: Tile, rows: slice, out_sci, out_wht) -> None:
-        """Write SCI and WHT of ``tile``'s rows ``rows`` into ``out_sci``, ``out_wht``."""
+    def _finalize(self, tile: Tile, rows: slice, out_sci, out_wht, outside: bool = True) -> None:
+        """Write SCI and WHT of ``tile``'s rows ``rows`` into ``out_sci``, ``out_wht``.
+
+        On the CPU only the tile's covered columns (``Tile.span``) are finished; the other
+        pixels are written (the fill value, else ``initial_value``, and weight 0) when
+        ``outside`` is True, else left as the caller prepared them.
+        """
         fill = np.float32(0.0 if self.fillval is None else self.fillval)
         args = (tile.num[rows], tile.den[rows], tile.last_zero[rows], self._init_bits, fill,
                 self.fillval is not None, out_sci, out_sci.view(np.int32), out_wht)
         if self.backend.name == "cpu":
-            finalize_cpu(*args)
+            finalize_cpu(*args, self._span(tile, rows), outside)
         else:
             launch_2d(self._cuda_kernels()[2], self.backend, out_sci.shape, *args)
+
+    def _span(self, tile: Tile, rows: slice):
+        """``tile.span[rows]`` (covered columns per row), every column when unknown."""
+        if tile.span is None:
+            span = np.zeros((rows.stop - rows.start, 2), dtype=np.int64)
+            span[:, 1] = tile.num.shape[1]
+            return span
+        return tile.span[rows]
+
+    @property
+    def _empty_is_zero(self) -> bool:
+        """Whether SCI of an unreached pixel is +0.0 (zeroed memory holds it already)."""
+        return bool(np.array(self._empty_sci, dtype=np.float32).view(np.int32) == 0)
 
     def band(self, y0: int, y1: int, *, products=("sci", "wht", "ctx")) -> dict:
         """Finished output rows ``y0:y1`` (full width) on the backend's device.
@@ -602,11 +651,20 @@ class Drizzle:
         n_held = sum(1 for key in self._tiles if r0 <= key[0] <= r1) + \
             sum(1 for key in self._finished if r0 <= key[0] <= r1)
         covered = n_held == (r1 - r0 + 1) * self.grid.n_cols  # every pixel comes from a tile
+        cpu = self.backend.name == "cpu"
+        # on the CPU a tile finishes only its covered columns (Tile.span); the rest of the
+        # band holds the empty values from the start: zeroed pages (free until written) when
+        # those are zeros, else written by the finishing of full-width tiles
+        zeroed = cpu and self._empty_is_zero
         out = {}
         if "sci" in products or "wht" in products:
-            out["sci"] = (xp.empty(shape, dtype=np.float32) if covered
-                          else xp.full(shape, self._empty_sci, dtype=np.float32))
-            out["wht"] = xp.empty(shape, dtype=np.float32) if covered else xp.zeros(shape, dtype=np.float32)
+            if covered and not zeroed:
+                out["sci"] = xp.empty(shape, dtype=np.float32)
+                out["wht"] = xp.empty(shape, dtype=np.float32)
+            else:
+                out["sci"] = (xp.zeros(shape, dtype=np.float32) if zeroed
+                              else xp.full(shape, self._empty_sci, dtype=np.float32))
+                out["wht"] = xp.zeros(shape, dtype=np.float32)
         if "ctx" in products:
             out["ctx"] = xp.zeros((self._n_planes,) + shape, dtype=np.int32)
         if "err" in products:
@@ -623,8 +681,15 @@ class Drizzle:
             wanted = [name for name in out if out[name] is not None]
             if "sci" in out and tx0 == 0 and tx1 == nx:
                 # full-width tile: its rows of the band are contiguous, finished in place
-                self._finalize(tile, rows, out["sci"][dst[0]], out["wht"][dst[0]])
+                self._finalize(tile, rows, out["sci"][dst[0]], out["wht"][dst[0]],
+                               outside=covered and not zeroed)
                 wanted = [name for name in wanted if name not in ("sci", "wht")]
+            if cpu and "ctx" in wanted:
+                # the band's CTX starts as zeros: only the covered columns are copied
+                span = self._span(tile, rows)
+                for p in range(tile.ctx.shape[0]):
+                    copy_spans_cpu(tile.ctx[p, rows], out["ctx"][(p,) + dst], span)
+                wanted.remove("ctx")
             for name, arr in self._tile_products(tile, rows, wanted).items():
                 if arr is None or name not in out:
                     continue

@@ -209,7 +209,8 @@ def _owned(array):
 @dataclass
 class Tile:
     """Accumulators of one output tile (arrays on the backend's device, shape ``(th, tw)``;
-    ``ctx`` is ``(planes, th, tw)``; ``var`` and ``dq`` are None until first used).
+    ``ctx`` is ``(planes, th, tw)``; ``var`` and ``dq`` are None until first used; ``span``
+    as described at the attribute).
 
     A tile owns its storage: an array given to it (when it is made or later) that is a view
     of a larger buffer, such as the window an input was drizzled through, is copied. So the
@@ -229,6 +230,9 @@ class Tile:
     ctx: object
     var: object = None
     dq: object = None
+    #: Host int64 ``(th, 2)``: per row, the columns ``[s0, s1)`` outside which no input
+    #: reached (None: unknown, every column); the CPU finishes only those columns.
+    span: object = None
 
     def __setattr__(self, name, value):
         object.__setattr__(self, name, _owned(value))
