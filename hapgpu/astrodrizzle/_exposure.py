@@ -34,10 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fileid import file_identity_or_none
 from ..errors import HapGpuError, InvalidInputError, UnusableInputError, WCSError
 
-__all__ = ["Chip", "Exposure", "VisitCache", "read_exposure", "inspect_exposure", "load_pixels",
-           "dq_good", "check_input_path"]
+__all__ = [
+    "Chip",
+    "Exposure",
+    "VisitCache",
+    "check_input_path",
+    "dq_good",
+    "inspect_exposure",
+    "load_pixels",
+    "read_exposure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -266,21 +275,11 @@ def _unparsed_damage(hdul, path: Path) -> str | None:
 
 
 #: Files whose headers were all parsed without damage in this process, by
-#: :func:`_file_identity` (most recent last); a file opened again unchanged (the header pass
-#: of :func:`inspect_exposure`, then :func:`load_pixels`) skips the card-by-card check.
+#: :func:`~hapgpu._fileid.file_identity_or_none` (most recent last); a file opened again
+#: unchanged (the header pass of :func:`inspect_exposure`, then :func:`load_pixels`) skips the
+#: card-by-card check.
 _CHECKED: dict = {}
 _CHECKED_MAX = 4096
-
-
-def _file_identity(path: Path) -> tuple | None:
-    """``(resolved path, device, inode, size, mtime_ns)`` of a file, or None if it cannot be
-    stat-ed (the open then reports the problem)."""
-    try:
-        resolved = Path(path).resolve()
-        stat = resolved.stat()
-    except OSError:
-        return None
-    return str(resolved), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 @contextmanager
@@ -294,7 +293,7 @@ def _reading(path: Path):
     """
     from astropy.io import fits
 
-    identity = _file_identity(path)
+    identity = file_identity_or_none(path)
     with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         checked = identity is not None and identity in _CHECKED
@@ -317,7 +316,7 @@ def _reading(path: Path):
         if damage is not None:
             hdul.close()
             raise InvalidInputError(f"{path}: {damage}")
-        if identity is not None and identity == _file_identity(path):
+        if identity is not None and identity == file_identity_or_none(path):
             with _OPEN_LOCK:
                 _CHECKED[identity] = True
                 while len(_CHECKED) > _CHECKED_MAX:

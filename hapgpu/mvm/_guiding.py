@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .._fileid import file_identity
 from ..errors import InvalidInputError
 
 __all__ = ["ACCEPTED_DQ_FLAGS", "MIN_LINES", "GuidingCache", "lines_in_image", "verify_guiding"]
@@ -236,7 +237,7 @@ class GuidingCache:
             verdicts of the files checked meanwhile are kept; errors are not stored).
         """
         paths = list(paths)
-        keys = [_file_key(path) for path in paths]
+        keys = [file_identity(path) for path in paths]
         new: dict = {}
         for key, path in zip(keys, paths):
             if key in self._verdicts:
@@ -247,29 +248,24 @@ class GuidingCache:
 
         def run(item):
             key, path = item
-            verdict = verify_guiding(path, min_length=self.min_length)
-            self._verdicts[key] = verdict
-            return verdict
+            try:
+                self._verdicts[key] = verify_guiding(path, min_length=self.min_length)
+            except InvalidInputError as exc:
+                return exc
+            return None
 
         n_threads = min(self.n_workers, len(new))
         if n_threads > 1:
             with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="guiding") as pool:
-                list(pool.map(run, new.items()))  # raises the first error in path order
+                errors = list(pool.map(run, new.items()))  # every file checked, in path order
         else:
-            for item in new.items():
-                run(item)
+            errors = [run(item) for item in new.items()]
+        for exc in errors:
+            if exc is not None:
+                raise exc
         return [self._verdicts[key] for key in keys]
 
 
-def _file_key(path) -> tuple:
-    """``(resolved path, size, mtime_ns)`` of a file: its identity within a run."""
-    path = Path(path)
-    try:
-        resolved = path.resolve()
-        stat = resolved.stat()
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read the exposure ({exc})") from None
-    return str(resolved), stat.st_size, stat.st_mtime_ns
 
 
 def _detect_lines(image: np.ndarray, min_length: int) -> np.ndarray:

@@ -173,10 +173,10 @@ def chip_outlines(path, cell) -> list[ChipOutline]:
     :data:`_OUTLINE_MEMO_SIZE` entries of a few kB) under the file's identity (resolved path,
     size, modification time: a rewritten file is read again), the cell and its scale.
     """
+    from .._fileid import file_identity
     from ..svm._footprint import chip_borders
-    from ._guiding import _file_key
 
-    key = (_file_key(path), cell.sky_cell_id, float(cell.scale), tuple(cell.shape))
+    key = (file_identity(path), cell.sky_cell_id, float(cell.scale), tuple(cell.shape))
     with _OUTLINE_LOCK:
         outlines = _OUTLINE_MEMO.get(key)
     if outlines is not None:

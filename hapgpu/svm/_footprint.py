@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fileid import file_identity
 from ..errors import InvalidInputError, InvalidParameterError, WCSError
 
 __all__ = [
@@ -424,14 +425,6 @@ def chip_borders(exposure_path, meta_wcs, shape) -> tuple[float, list]:
     return exptime, borders
 
 
-def _file_identity(path: Path) -> tuple:
-    """``(resolved path, size, mtime_ns)``: a file's identity within a process."""
-    try:
-        resolved = path.resolve()
-        stat = resolved.stat()
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read the exposure: {exc}") from exc
-    return str(resolved), stat.st_size, stat.st_mtime_ns
 
 
 class _SkyBorderMemo:
@@ -505,7 +498,7 @@ def _sky_borders(exposure_path) -> tuple[object, tuple]:
     callers must not modify them.
     """
     path = Path(exposure_path)
-    key = _file_identity(path)
+    key = file_identity(path)
     entry = _SKY_BORDERS.get(key)
     if entry is None:
         entry = _read_sky_borders(path)
