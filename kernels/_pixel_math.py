@@ -18,6 +18,7 @@ Conventions follow drizzlepac's ``cdriz.tdriz`` (see ``docs/algorithms.md`` ยง1โ
 project documentation): input positions are 1-based FITS coordinates, mapped output
 positions are 0-based, output pixel ``[jj, ii]`` covers ``[ii-0.5, ii+0.5) x [jj-0.5, jj+0.5)``.
 Coordinates, overlaps and Jacobians are float64; data and weights are float32.
+``float_bits`` (the int32 bits of a float32) also comes from the target.
 
 Every float32 operation is wrapped in ``f32(...)`` so that Numba (where ``float32 * 2.0`` is
 float64) and NumPy 2 scalars (where it is float32) give the same result.
@@ -570,11 +571,13 @@ def finish_pixel(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci
     out_wht[jj, ii] = f32(d)
 
 
-def store_zero_weight(jj, ii, value, init_bits, last_zero_f32, last_zero):
+def store_zero_weight(jj, ii, value, init_bits, last_zero):
     """Record ``value`` as pixel ``[jj, ii]``'s last zero-weight value in the encoding of
-    :func:`finish_pixel` (``last_zero_f32`` is a float32 view of the int32 ``last_zero``)."""
-    last_zero_f32[jj, ii] = value
-    last_zero[jj, ii] = last_zero[jj, ii] ^ init_bits
+    :func:`finish_pixel`: its float32 bits XOR ``init_bits``, written as one int32 (the
+    target's ``float_bits`` gives the bits; a store through a float32 view followed by an
+    XOR through the int32 view may be reordered by a compiler that takes the two views as
+    distinct arrays)."""
+    last_zero[jj, ii] = float_bits(value) ^ init_bits  # noqa: F821
 
 
 def zero_weight_value(data, idx, nx, fp, flags):

@@ -93,6 +93,19 @@ def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, sc
 
 _deposit_cpu_inline = numba.njit(error_model="numpy", nogil=True, inline="always")(_deposit_cpu)
 
+
+def _float_bits(value):
+    """int32 bits of float32 ``value`` (CPU and CUDA simulator)."""
+    return np.float32(value).view(np.int32)
+
+
+def _float_bits_cuda(value):
+    return libdevice.float_as_int(value)  # noqa: F821
+
+
+_float_bits_cpu = numba.njit(nogil=True, inline="always")(_float_bits)
+_CPU_EXTRA = {"deposit": _deposit_cpu_inline, "float_bits": _float_bits_cpu}
+
 #: Per-pixel functions inlined into their callers on the CPU (each driver holds one kernel, so
 #: one copy of each; inlining ``drop_square`` makes the square kernel 1.4x faster).
 _CPU_INLINE = ("nint", "table_row", "table_map_row", "table_map", "map_offset", "edge_slope",
@@ -101,7 +114,7 @@ _CPU_INLINE = ("nint", "table_row", "table_map_row", "table_map", "map_offset", 
                "gaussian_drop", "tophat_drop", "lanczos_drop")
 
 # The helpers shared by every kernel (no kernel code: they compile in well under a second).
-_cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
+_cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra=_CPU_EXTRA,
                          inline=_CPU_INLINE)
 _map_offset_cpu = _cpu.map_offset
 _table_map_cpu = _cpu.table_map
@@ -136,7 +149,7 @@ def _tiles_driver(unit: str):
         aliases = {"kernel_pixel": unit, "kernel_span": "pixel_span"}
     else:
         aliases = {"kernel_drop": unit, "kernel_span": "centred_span"}
-    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra={"deposit": _deposit_cpu_inline},
+    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra=_CPU_EXTRA,
                            inline=_CPU_INLINE, aliases=aliases)
     return cached_driver(rebind(_drizzle_tiles, {"kernel_span": ns.kernel_span}),
                          variant=unit, parallel=True)
@@ -401,11 +414,11 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def resolve_zero_weight_cpu(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip, span):
+def resolve_zero_weight_cpu(zidx, last_zero, init_bits, data, fp, ip, span):
     """Store the value of the last zero-weight contribution per pixel and reset ``zidx``.
 
-    ``last_zero`` is the int32 zero-weight plane, ``last_zero_f32`` a float32 view of it and
-    ``init_bits`` the int32 bits of the initial value (see ``_pixel_math.finish_pixel``).
+    ``last_zero`` is the int32 zero-weight plane and ``init_bits`` the int32 bits of the
+    initial value (see ``_pixel_math.finish_pixel``).
     ``span`` (int64, ``(ny, 2)``): the columns ``[s0, s1)`` of each row the input can reach
     (:func:`row_spans`); ``zidx`` is zero outside them, so only they are read.
     """
@@ -419,7 +432,7 @@ def resolve_zero_weight_cpu(zidx, last_zero_f32, last_zero, init_bits, data, fp,
             k = zidx[jj, ii]
             if k > 0:
                 value = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)
-                _store_zero_weight_cpu(jj, ii, value, init_bits, last_zero_f32, last_zero)
+                _store_zero_weight_cpu(jj, ii, value, init_bits, last_zero)
                 zidx[jj, ii] = 0
 
 
@@ -450,13 +463,13 @@ def _drizzle_kernel(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
                       num, den, var, outdq, zidx, ctx, ctxbit)
 
 
-def _resolve_kernel(zidx, last_zero_f32, last_zero, init_bits, data, fp, ip):
+def _resolve_kernel(zidx, last_zero, init_bits, data, fp, ip):
     ii, jj = cuda.grid(2)
     if jj < zidx.shape[0] and ii < zidx.shape[1]:
         k = zidx[jj, ii]
         if k > 0:
             value = zero_weight_value(data, k - 1, data.shape[1], fp, ip[I_FLAGS])
-            store_zero_weight(jj, ii, value, init_bits, last_zero_f32, last_zero)
+            store_zero_weight(jj, ii, value, init_bits, last_zero)
             zidx[jj, ii] = 0
 
 
@@ -472,7 +485,14 @@ def cuda_drizzle_kernels(target: str):
     """Return ``(drizzle, resolve, finalize)`` kernels compiled for ``cuda`` or ``cudasim``."""
     module = cuda_module_for(target)
     deposit = device_function(_deposit_cuda, target)
-    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, target, extra={"deposit": deposit})
+    if target == "cuda":
+        from numba.cuda import libdevice
+
+        float_bits = device_function(_float_bits_cuda, target, {"libdevice": libdevice})
+    else:
+        float_bits = device_function(_float_bits, target)
+    ns = compile_namespace(pm.DRIZZLE_FUNCTIONS, target,
+                           extra={"deposit": deposit, "float_bits": float_bits})
     names = dict(vars(ns), I_FLAGS=pm.I_FLAGS)
     drizzle_kernel = module.jit(rebind(_drizzle_kernel, names))
     resolve_kernel = module.jit(rebind(_resolve_kernel, names))

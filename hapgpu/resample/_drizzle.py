@@ -393,16 +393,15 @@ class Drizzle:
         try:
             if backend.name == "cpu":
                 drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
-                resolve_zero_weight_cpu(window.zidx, window.last_zero.view(np.float32),
-                                        window.last_zero, self._init_bits, data, fp, ip, span)
+                resolve_zero_weight_cpu(window.zidx, window.last_zero, self._init_bits, data, fp,
+                                        ip, span)
             else:
                 fp_dev = backend.asarray(fp)
                 ip_dev = backend.asarray(ip)
                 kernel, resolve, _ = self._cuda_kernels()
                 launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
                 launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window.zidx,
-                          window.last_zero.view(np.float32), window.last_zero, self._init_bits,
-                          data, fp_dev, ip_dev)
+                          window.last_zero, self._init_bits, data, fp_dev, ip_dev)
         except BaseException:
             self._zidx = None  # it may hold indices the resolution did not reset
             raise
