@@ -1,4 +1,5 @@
-"""Updating a FITS file all at once: the changes are made on a copy that replaces it."""
+"""Updating a FITS file: all at once on a copy that replaces it (:func:`update_in_copy`), or
+one primary-header card in place (:func:`set_primary_card`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from .errors import InvalidInputError
 
-__all__ = ["update_in_copy"]
+__all__ = ["set_primary_card", "update_in_copy"]
 
 
 def update_in_copy(path, work, *, prefix: str = ".hapgpu-update-"):
@@ -61,3 +62,63 @@ def update_in_copy(path, work, *, prefix: str = ".hapgpu-update-"):
     finally:
         if os.path.exists(temp):
             os.remove(temp)
+
+
+_BLOCK = 2880  # FITS block, bytes (FITS Standard 4.0 §3.1)
+#: How far a primary header is searched for its END card, in blocks.
+_MAX_HEADER_BLOCKS = 1000
+
+
+def set_primary_card(path, keyword: str, value, comment: str) -> bool:
+    """Set one primary-header card of a FITS file in place, rewriting only that header.
+
+    The header is read up to its END card, the card set with astropy, and the header written
+    back over itself when it still fills the same number of 2880-byte blocks: the bytes
+    ``fits.open(path, mode="update")`` writes for the same change (astropy then also rewrites
+    only that header), without reading or verifying the other extensions' headers.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (modified).
+    keyword, value, comment
+        The card.
+
+    Returns
+    -------
+    bool
+        True when done; False (file untouched) when the header would change size, has no
+        ``EXTEND`` card (astropy would add one), carries ``CHECKSUM``/``DATASUM``, or its END
+        card is not found: the caller then updates the file through astropy.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read or written.
+    """
+    from astropy.io import fits
+
+    with open(path, "r+b") as handle:
+        raw = b""
+        while len(raw) < _MAX_HEADER_BLOCKS * _BLOCK:
+            block = handle.read(_BLOCK)
+            if len(block) < _BLOCK:
+                return False
+            raw += block
+            if any(block[i:i + 8] == b"END     " for i in range(0, _BLOCK, 80)):
+                break
+        else:
+            return False
+        try:
+            header = fits.Header.fromstring(raw.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return False
+        if "EXTEND" not in header or "CHECKSUM" in header or "DATASUM" in header:
+            return False
+        header[keyword] = (value, comment)
+        text = header.tostring().encode("ascii")
+        if len(text) != len(raw):
+            return False
+        handle.seek(0)
+        handle.write(text)
+    return True

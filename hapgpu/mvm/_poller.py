@@ -58,6 +58,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Detectors dropped when ``MVM_INCLUDE_SMALL`` is off (ACS/HRC and ACS/SBC).
+SMALL_DETECTORS = ("HRC", "SBC")
+
 #: Columns of the MVM poller, in order (drizzlepac's ``MVM_POLLER_COLNAMES``).
 MVM_POLLER_COLUMNS = ("filename", "proposal_id", "program_id", "obset_id", "exptime", "filters",
                       "detector", "skycell_id", "skycell_new", "pathname")
@@ -307,7 +310,7 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
                  poller, len(old_rows), ", ".join(r.filename for r in old_rows))
 
     def provisional(viable):
-        rows = viable if include_small else [r for r in viable if r.detector not in ("HRC", "SBC")]
+        rows = viable if include_small else [r for r in viable if r.detector not in SMALL_DETECTORS]
         if rows:
             before_guiding(MvmPoller(path=poller, skycell=rows[0].skycell, rows=tuple(rows),
                                      old_rows=old_rows, all_mvm_exposures=all_exposures,
@@ -319,10 +322,10 @@ def read_mvm_poller(path, *, only_cte: bool | None = None, include_small: bool |
         raise NoViableDataError(f"{poller}: no viable exposure for MVM processing: "
                                 + _reasons(dropped))
     if not include_small:
-        small = [row for row in usable if row.detector in ("HRC", "SBC")]
+        small = [row for row in usable if row.detector in SMALL_DETECTORS]
         dropped += [(row.filename, "ACS/HRC or ACS/SBC and MVM_INCLUDE_SMALL is off")
                     for row in small]
-        usable = [row for row in usable if row.detector not in ("HRC", "SBC")]
+        usable = [row for row in usable if row.detector not in SMALL_DETECTORS]
         if not usable:
             raise NoViableDataError(f"{poller}: only HRC/SBC exposures are viable and "
                                     "MVM_INCLUDE_SMALL is off: " + _reasons(dropped),

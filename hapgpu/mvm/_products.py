@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fitsupdate import set_primary_card
 from ..errors import HapGpuError, InvalidInputError, OutputWriteError, WCSError
 
 __all__ = [
@@ -512,7 +513,7 @@ def make_renamed_input(source, folder, renamed: str) -> Path:
                 raise InvalidInputError(f"{source}: cannot read the exposure: {exc}") from exc
             raise OutputWriteError(f"{target}: cannot write the renamed input: {exc.strerror or exc}") from exc
         try:
-            if not _set_primary_card(tmp, "HAPLEVEL", 1, "Classification level of this product"):
+            if not set_primary_card(tmp, "HAPLEVEL", 1, "Classification level of this product"):
                 with fits.open(tmp, mode="update") as hdul:
                     hdul[0].header["HAPLEVEL"] = (1, "Classification level of this product")
         except OSError as exc:
@@ -521,66 +522,6 @@ def make_renamed_input(source, folder, renamed: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-_BLOCK = 2880  # FITS block, bytes (FITS Standard 4.0 §3.1)
-_END_RECORD = b"END" + b" " * 77
-
-
-def _set_primary_card(path, keyword: str, value, comment: str) -> bool:
-    """Set one primary-header card of a FITS file in place, rewriting only that header.
-
-    The header is read up to its END card, the card set with astropy, and the header written
-    back over itself when it still fills the same number of 2880-byte blocks: the bytes
-    ``fits.open(path, mode="update")`` writes for the same change (astropy then also rewrites
-    only that header), without reading or verifying the other extensions' headers.
-
-    Parameters
-    ----------
-    path : path-like
-        The file (modified).
-    keyword, value, comment
-        The card.
-
-    Returns
-    -------
-    bool
-        True when done; False (file untouched) when the header would change size, has no
-        ``EXTEND`` card (astropy would add one), carries ``CHECKSUM``/``DATASUM``, or its END
-        card is not found within the file: the caller then updates the file through astropy.
-
-    Raises
-    ------
-    OSError
-        The file cannot be read or written.
-    """
-    from astropy.io import fits
-
-    with open(path, "r+b") as handle:
-        raw = b""
-        while True:
-            block = handle.read(_BLOCK)
-            if len(block) < _BLOCK:
-                return False
-            raw += block
-            records = [block[i:i + 80] for i in range(0, _BLOCK, 80)]
-            if any(r == _END_RECORD or (r[:3] == b"END" and not r[3:8].strip()) for r in records):
-                break
-            if len(raw) > 1000 * _BLOCK:
-                return False
-        try:
-            header = fits.Header.fromstring(raw.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return False
-        if "EXTEND" not in header or "CHECKSUM" in header or "DATASUM" in header:
-            return False
-        header[keyword] = (value, comment)
-        text = header.tostring().encode("ascii")
-        if len(text) != len(raw):
-            return False
-        handle.seek(0)
-        handle.write(text)
-    return True
 
 
 # --------------------------------------------------------------------------- the drizzle

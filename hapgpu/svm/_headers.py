@@ -45,11 +45,6 @@ HAPEXPNAME_MIN_WIDTH = 51
 
 _DATA_KEY = re.compile(r"^D\d+DATA$")
 
-try:  # the gufunc behind numpy.linalg.det (numpy 1.x and 2.x)
-    from numpy.linalg import _umath_linalg as _UMATH_LINALG
-    _UMATH_DET = _UMATH_LINALG.det
-except (ImportError, AttributeError):  # pragma: no cover - another numpy layout
-    _UMATH_DET = None
 _LABEL_BORDER = 10   # empty pixels around each region before tracing (drizzlepac label_border)
 _MIN_DIST = 10.0     # polygon simplification tolerance, pixels (drizzlepac: about 1 arcsec)
 
@@ -188,14 +183,7 @@ def _doubled_areas(points: np.ndarray, before, middle, after) -> list[float]:
     stack[:, 0, :2] = points[np.asarray(before, dtype=np.intp)]
     stack[:, 1, :2] = points[np.asarray(middle, dtype=np.intp)]
     stack[:, 2, :2] = points[np.asarray(after, dtype=np.intp)]
-    return np.abs(_det3(stack)).tolist()
-
-
-def _det3(stack: np.ndarray) -> np.ndarray:
-    """``numpy.linalg.det`` of a C-contiguous float64 ``(k, 3, 3)`` stack without its argument
-    checks: the gufunc it calls (``_umath_linalg.det``, LAPACK ``getrf`` then sign and
-    log-sum of the diagonal), so every value is the one ``np.linalg.det`` returns."""
-    return _UMATH_DET(stack, signature="d->d") if _UMATH_DET is not None else np.linalg.det(stack)
+    return np.abs(np.linalg.det(stack)).tolist()
 
 
 def _segment_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -250,9 +238,8 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
     bypassed: list[list[int]] = [[] for _ in range(n)]
     area = _doubled_areas(points, prev, range(n), nxt)
     xs, ys = points[:, 0].tolist(), points[:, 1].tolist()
-    # The two triangles of each update go through the same LAPACK determinant as the batch
-    # above (numpy's det gufunc on a float64 (2, 3, 3) stack), written into one buffer: each
-    # area is the value np.linalg.det gives for that matrix, without building arrays per step.
+    # The two triangles of each update go through np.linalg.det like the batch above, on a
+    # float64 (2, 3, 3) stack written in place: no arrays are built per step.
     stack = np.ones((2, 3, 3))
     flat = memoryview(stack).cast("B").cast("d")  # the 18 values in C order
     heap = [(area[i], i) for i in range(n)]
@@ -274,7 +261,7 @@ def simplify_polygon(ring, min_dist: float = _MIN_DIST) -> np.ndarray:
         for offset, k in ((0, prev[p]), (3, p), (6, nxt[p]), (9, prev[q]), (12, q), (15, nxt[q])):
             flat[offset] = xs[k]
             flat[offset + 1] = ys[k]
-        area_p, area_q = _det3(stack).tolist()
+        area_p, area_q = np.linalg.det(stack).tolist()
         area[p], area[q] = abs(area_p), abs(area_q)
         push(heap, (area[p], p))
         push(heap, (area[q], q))
@@ -505,29 +492,25 @@ def _rebuild_hdrtab(hdul, *, hap_level: int, input_files: list[str], hap_exposur
                         svm_names.append(_lookup(svm_root_names, key, "SVMROOTNAME", path))
                         gendates.append(_lookup(svm_gendates, key, "GENDATE", path))
                     break
+    before, after = [], []  # the new columns: SVMROOTNAME and GENDATE first, HAPEXPNAME last
+    if svm_names:
+        width = max(len(str(n)) for n in svm_names)
+        before.append(("SVMROOTNAME", _text_column(svm_names, width, "SVMROOTNAME", path)))
+    if gendates:
+        before.append(("GENDATE", _text_column(gendates, 10, "GENDATE", path)))
+    if hap_names:
+        width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
+        after.append(("HAPEXPNAME", _text_column(hap_names, width, "HAPEXPNAME", path)))
     fields = table_fields(hdul["HDRTAB"])
     if fields is None:  # a table with more than names and formats: astropy's columns
-        columns = table.columns
-        if hap_names:
-            width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
-            columns = columns + fits.ColDefs([fits.Column(name="HAPEXPNAME", format=f"{width}A",
-                                                          array=np.array(hap_names, dtype=np.str_))])
-        if gendates:
-            columns = fits.ColDefs([fits.Column(name="GENDATE", format="10A", array=gendates)]) + columns
-        if svm_names:
-            width = int(np.max(np.char.str_len(svm_names)))
-            columns = fits.ColDefs([fits.Column(name="SVMROOTNAME", format=f"{width}A", array=svm_names)]) + columns
-        new = fits.BinTableHDU.from_columns(columns)
+        def text(field):
+            name, values = field
+            return fits.Column(name=name, format=f"{values.dtype.itemsize}A", array=values)
+
+        new = fits.BinTableHDU.from_columns(fits.ColDefs([text(f) for f in before]) + table.columns
+                                            + fits.ColDefs([text(f) for f in after]))
     else:  # the same table from one record array (no astropy Column copies)
-        if hap_names:
-            width = max(max(len(n) for n in hap_names), HAPEXPNAME_MIN_WIDTH)
-            fields.append(("HAPEXPNAME", _text_column(hap_names, width, "HAPEXPNAME", path)))
-        if gendates:
-            fields.insert(0, ("GENDATE", _text_column(gendates, 10, "GENDATE", path)))
-        if svm_names:
-            width = max(len(str(n)) for n in svm_names)
-            fields.insert(0, ("SVMROOTNAME", _text_column(svm_names, width, "SVMROOTNAME", path)))
-        new = table_hdu(fields)
+        new = table_hdu(before + fields + after)
     new.header["EXTNAME"] = "HDRTAB"
     new.header["EXTVER"] = 1
     del hdul["HDRTAB"]

@@ -28,3 +28,13 @@ def uvis_small(tmp_path_factory) -> Path:
 def small_inputs(uvis_small, tmp_path) -> list[Path]:
     """Fresh copies of the small UVIS visit's FLC files."""
     return copy_visit(uvis_small, tmp_path / "visit")
+
+
+@pytest.fixture
+def fresh_memo(monkeypatch):
+    """An empty sky-statistics memo in place of the process's (hapgpu.astrodrizzle._sky)."""
+    from hapgpu.astrodrizzle import _sky
+
+    memo = _sky._StatisticMemo(max_entries=64)
+    monkeypatch.setattr(_sky, "_MEMO", memo)
+    return memo

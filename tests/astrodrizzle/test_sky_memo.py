@@ -12,13 +12,6 @@ from hapgpu.backend import resolve_backend
 
 
 @pytest.fixture
-def fresh_memo(monkeypatch):
-    memo = _sky._StatisticMemo(max_entries=64)
-    monkeypatch.setattr(_sky, "_MEMO", memo)
-    return memo
-
-
-@pytest.fixture
 def counted(monkeypatch):
     """Sizes of the statistics really computed (the real computation still runs)."""
     calls = []

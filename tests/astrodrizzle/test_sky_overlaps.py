@@ -14,13 +14,6 @@ from hapgpu.backend import resolve_backend
 
 
 @pytest.fixture
-def fresh_memo(monkeypatch):
-    memo = _sky._StatisticMemo(max_entries=64)
-    monkeypatch.setattr(_sky, "_MEMO", memo)
-    return memo
-
-
-@pytest.fixture
 def spies(monkeypatch):
     """Counts of the statistics computed and of the overlap selections filled."""
     counts = {"stats": 0, "fills": 0}

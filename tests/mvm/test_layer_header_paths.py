@@ -22,9 +22,10 @@ import pytest
 from astropy.io import fits
 from scipy import ndimage
 
+from hapgpu._fitsupdate import set_primary_card
 from hapgpu.astrodrizzle._hdrtab import table_fields, table_hdu
 from hapgpu.errors import InvalidInputError
-from hapgpu.mvm._products import _set_primary_card, make_renamed_input
+from hapgpu.mvm._products import make_renamed_input
 from hapgpu.skycells._edges import erode_cross, walk_border
 from hapgpu.svm import _headers
 from hapgpu.svm._headers import simplify_polygon
@@ -198,7 +199,7 @@ def test_haplevel_in_place_equals_update_mode(tmp_path, extra_cards):
 def test_primary_card_left_to_astropy_with_a_checksum(tmp_path):
     path = _exposure(tmp_path / "x_flc.fits", checksum=True)
     before = path.read_bytes()
-    assert _set_primary_card(path, "HAPLEVEL", 1, "level") is False
+    assert set_primary_card(path, "HAPLEVEL", 1, "level") is False
     assert path.read_bytes() == before
     # make_renamed_input then goes through astropy: the same file as its update mode
     reference = tmp_path / "reference_flc.fits"
@@ -206,7 +207,7 @@ def test_primary_card_left_to_astropy_with_a_checksum(tmp_path):
     with fits.open(reference, mode="update") as hdul:
         hdul[0].header["HAPLEVEL"] = (1, "Classification level of this product")
     assert make_renamed_input(path, tmp_path, "renamed_flc.fits").read_bytes() == reference.read_bytes()
-    assert _set_primary_card(_exposure(tmp_path / "y_flc.fits"), "HAPLEVEL", 1, "level") is True
+    assert set_primary_card(_exposure(tmp_path / "y_flc.fits"), "HAPLEVEL", 1, "level") is True
     assert fits.getval(tmp_path / "y_flc.fits", "HAPLEVEL") == 1
 
 
