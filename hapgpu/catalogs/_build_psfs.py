@@ -10,13 +10,16 @@ Model (:func:`hapgpu.simulate._optics.pixel_psf`; every source in that module's 
     Fraunhofer diffraction of HST's entrance pupil: the 2.4 m primary, the secondary mirror's
     central obscuration (0.330 of the radius), the two spider vanes along V2 and V3 (0.022 of
     the radius wide) and the three primary-mirror pads (radius 0.065 at 0.892 of the radius,
-    120 degrees apart), as published for HST's optical modelling; then the image-quality
+    120 degrees apart), as published for HST's optical modelling; for WFC3/IR, behind the
+    camera's cold mask (opening 0.9755, stop 0.354, vanes 0.061 of the radius: TinyTim's
+    public ``wfc3_ir.pup`` values, :data:`hapgpu.simulate._optics.WFC3_IR_PUPIL`); then the
+    image-quality
     terms of :data:`hapgpu.simulate._optics.DETECTOR_IMAGE_QUALITY` (every number and its
     source in that module's docstring): for WFC3, the mid-frequency wavefront error (20 nm
     rms, 5 cm correlation length: a scattered halo holding
     ``1 - exp(-(2 pi 20 nm / lambda)**2)`` of the light, 5.5 % at F555W) fitted to the
     WFC3/UVIS encircled-energy table, 5 mas rms pointing jitter and a detector spread
-    before pixel integration (0.1 pixel rms for WFC3/UVIS, 0.15 for WFC3/IR) chosen so that
+    before pixel integration (0.1 pixel rms for WFC3/UVIS, 0.05 for WFC3/IR) chosen so that
     the library's MTF follows drizzlepac's library
     (tests/simulate/test_optics_encircled_energy.py). Against drizzlepac's TinyTim library
     (measured with both centred on a pixel; TinyTim's re-centred by a cubic spline shift):
@@ -24,11 +27,11 @@ Model (:func:`hapgpu.simulate._optics.pixel_psf`; every source in that module's 
     0.702, 0.824, 0.863, 0.914 (TinyTim 0.259; 0.417, 0.723, 0.821, 0.866, 0.923; the pure
     diffraction model was 0.318; 0.456, 0.743, 0.872, 0.909, 0.951), F814W 0.165; 0.317,
     0.620, 0.743, 0.868, 0.916 (0.165; 0.317, 0.619, 0.743, 0.869, 0.919; 0.176; 0.332,
-    0.637, 0.761, 0.886, 0.933); WFC3/IR F110W 0.497; 0.614, 0.852, 0.891, 0.927, 0.963
-    (0.252; 0.459, 0.837, 0.862, 0.912, 0.960), F160W 0.391; 0.518, 0.786, 0.882, 0.916,
-    0.954 (0.273; 0.435, 0.762, 0.851, 0.890, 0.946): the IR core stays sharper than
-    TinyTim's (a broader detector spread fits the handbook's IR sharpness but loses the
-    MTF match and point sources, see the ``_optics`` docstring). The ACS/WFC and ACS/HRC
+    0.637, 0.761, 0.886, 0.933); WFC3/IR (without the cold mask, 0.15 pixel spread) F110W
+    0.497; 0.614, 0.852, 0.891, 0.927, 0.963 (0.252; 0.459, 0.837, 0.862, 0.912, 0.960),
+    F160W 0.391; 0.518, 0.786, 0.882, 0.916, 0.954 (0.273; 0.435, 0.762, 0.851, 0.890,
+    0.946). With the cold mask the IR model follows TinyTim's encircled energy within 0.01
+    at 1-10 pixels (measured at TinyTim's centroids, ``_optics`` docstring). The ACS/WFC and ACS/HRC
     libraries carry none of these terms (no ``WFERMS``... keywords): they are the pure
     diffraction pattern with the charge-diffusion kernel, byte for byte the files shipped
     before the terms were added.
@@ -80,12 +83,18 @@ Simulator
     sources found, 78.1 % and 80.1 % IR; with the stars drawn from the new model too, 94.8 %
     and 94.5 % UVIS, 79.7 % and 79.9 % IR. The stars therefore follow the library's model
     (and must: the shipped table is the fit of the shipped library, tests/
-    test_simulate_optics_psf.py). With the shipped terms (0.1 / 0.15 pixel, WFC3 only):
-    UVIS filter catalogs >= 95 %, total 94.4 % (102 of 108; the 6 missed are faint
-    isolated stars, 25.7-26.5 ABmag in F814W, near the detection threshold); IR 89.8 %
-    (filters) and 91.6 % (total), the missed ones including isolated 22.5-23 mag stars
-    that TinyTim's deconvolution keeps and this library's loses (the same with drizzlepac
-    pointed at this library).
+    test_simulate_optics_psf.py). With the terms at 0.1 / 0.15 pixel (WFC3 only), before
+    the IR cold mask: UVIS filter catalogs 95.0 % (114 of 120), total 94.4 % (102 of 108;
+    the 6 missed are faint isolated stars, 25.7-26.5 ABmag in F814W, near the detection
+    threshold); IR 89.8 % (filters) and 91.6 % (total), the missed ones including
+    isolated 22.5-23 mag stars that TinyTim's deconvolution kept and this library lost.
+    With the IR cold mask and a 0.05 pixel IR spread (shipped): IR 95.8 % (filters, 181 of
+    189) and 96.1 % (total, 172 of 179), aperture magnitudes of the S/N > 20 sources within
+    0.01 mag except one per filter in MagAp2 (0.077 mag F160W, 0.100 F110W); UVIS
+    unchanged. TinyTim's Zernike terms Z4-Z8 as annular Zernike wavefront terms dropped
+    the IR catalogs to 77.0 / 78.5 % (78.7 / 79.3 % with the OTA pupil alone), and
+    TinyTim's UVIS2 terms took the UVIS total to 94.7 % but the filters to 94.96 %, so
+    the libraries carry no wavefront term (``_optics`` docstring).
 Normalisation
     The pixel values sum to 1 (float32), as drizzlepac's files do; the pipeline scales them
     to a total of 1e5 before drizzling.
@@ -96,7 +105,9 @@ D``, arcsec), ``WAVE1``, ``WAVEN``, ``NWAVE`` (passband sampling), ``OVERSAMP``,
 (detector kernel applied), ``XOFFSET``, ``YOFFSET`` (centre offset, pixels), ``WFERMS``,
 ``WFECORR`` (mid-frequency wavefront error, nm rms, and its correlation length, m),
 ``JITTER`` (mas rms), ``DETSIGMA`` (detector spread, pixels rms; these four on the WFC3
-libraries only), ``PSFMODEL``.
+libraries only), ``MASKOUT``, ``MASKOBS``, ``MASKSPID`` (cold mask opening, stop and vane
+width, primary radii) on the libraries of detectors with their own pupil (WFC3/IR),
+``PSFMODEL``.
 
 Run ``python -m hapgpu.catalogs._build_psfs [OUTDIR]`` (default: the package's
 ``data/psfs``). Files are written under a temporary name and renamed.
@@ -217,6 +228,11 @@ def render_library_psf(instrument_key: str, filter_name: str, *,
                              "its correlation length on the pupil (m)")
         header["JITTER"] = (quality.jitter_mas, "pointing jitter per axis (mas rms)")
         header["DETSIGMA"] = (round(quality.detector_sigma_px, 6), "detector spread (pixels rms)")
+    pupil = optics.pupil
+    if pupil is not None:
+        header["MASKOUT"] = (pupil.mask_outer_radius, "cold mask outer radius (primary radii)")
+        header["MASKOBS"] = (pupil.mask_obscuration, "cold mask central stop radius")
+        header["MASKSPID"] = (pupil.mask_spider_width, "cold mask vane width")
     header["PSFMODEL"] = ("hapgpu.simulate._optics.pixel_psf", "HST pupil diffraction")
     return image.astype(np.float32), header
 

@@ -16,6 +16,15 @@ Pupil (:class:`HstPupil`)
     Guide*; the values only). The pupil is sampled on a fine grid and each sample
     holds the clear fraction of its cell (``supersample**2`` sub-points), so the thin vanes
     have their true area.
+Camera pupils (:attr:`DetectorOptics.pupil`)
+    WFC3/IR (:data:`WFC3_IR_PUPIL`) sees the OTA pupil through its cold mask, a centred
+    opening of radius 0.9755 with a central stop of radius 0.354 and two vanes 0.061 wide
+    along V2 and V3, which does not cover the OTA's pads (TinyTim 7.5's public pupil table
+    ``wfc3_ir.pup``, repository spacetelescope/tinytim, lines 35-41: the values only, no
+    code). The other detectors see the OTA pupil alone. The pupil is real (clear or
+    blocked): the model has no low-order wavefront term, TinyTim's measured Zernike
+    terms having made the point catalogs worse (*WFC3/IR against drizzlepac's library*
+    below).
 Diffraction
     The monochromatic PSF is ``|FT[pupil]|**2``, evaluated directly at the wanted focal-plane
     points by a matrix Fourier transform (two matrix products; Soummer et al. 2007, Optics
@@ -43,27 +52,34 @@ Image quality (:class:`ImageQuality`, :data:`DETECTOR_IMAGE_QUALITY`)
       isotropic on the sky and so mapped through the detector's pixel matrix;
     * the detector's own spread before pixel integration, :data:`DETECTOR_SPREAD_UM` (rms
       per axis; CCD charge diffusion, lateral carrier diffusion in the HgCdTe diodes): 0.1
-      pixel for WFC3/UVIS (1.5 microns), 0.15 pixel for WFC3/IR (2.7 microns), on top of the
-      3x3 kernels below. These are not handbook fits: they are the values for which the
+      pixel for WFC3/UVIS (1.5 microns), 0.05 pixel for WFC3/IR (0.9 microns; 0.15 pixel,
+      2.7 microns, before the IR cold mask was modelled), on top of the 3x3 kernels below.
+      These are not handbook fits: they are the values for which the
       library's modulation transfer function (``|FFT|`` of the pixel PSF, averaged over
       rings of 0.1-0.4 cycles per pixel) follows that of drizzlepac's library (measured on
       its installed arrays, tests/simulate/test_optics_encircled_energy.py), which is what
       the point finder's inverse filter sees. Measured against that library's MTF at 0.1,
       0.2, 0.3, 0.4 cycles/pixel: WFC3/UVIS F555W 0.99, 0.96, 0.94, 0.99 of it, F814W 1.00,
-      1.00, 1.00, 0.99; WFC3/IR F160W 1.06, 1.08, 1.03, 0.85, F110W 1.05, 1.09, 1.16, 1.29.
+      1.00, 1.00, 0.99; WFC3/IR (cold mask, 0.9 microns) F160W 1.00, 0.98, 0.92, 0.82,
+      F110W 1.00, 1.02, 1.06, 1.19, F105W 1.00, 1.02, 1.07, 1.19, F140W 1.00, 1.00, 1.00,
+      1.01 (before the cold mask, F160W 1.06, 1.08, 1.03, 0.85, F110W 1.05, 1.09, 1.16,
+      1.29).
       A spread fitted to the WFC3 Instrument Handbook's IR sharpness (Table 7.5, sum of the
       squared pixel fractions: 0.127-0.197 at 800 nm and 0.118-0.182 at 900 nm, pixel
       corner to centre) needs 0.4 pixel (model 0.138-0.173 and 0.130-0.160), but that spread
       cuts the MTF to 0.36-0.6 of drizzlepac's at 0.4-0.6 cycles/pixel, and the IR point
       catalogs then found 78-80 % of drizzlepac's sources against 90-92 % (with 0.25 pixel
       for the CCDs, UVIS 92-95 %); with 0.15 the model's IR sharpness is 0.160-0.332 and
-      0.148-0.310 (a known gap: the handbook's IR core is broader than this model's).
+      0.148-0.310 (a known gap: the handbook's IR core is broader than this model's; these
+      sharpness figures are for the OTA pupil alone, before the cold mask).
       The IR spread was also scanned against the point catalogs themselves (library and
       star table rebuilt each time, tests/catalogs/test_catalogs_reference.py, found
-      fraction of drizzlepac's IR sources, filters / total): 0 microns 88.8 / 89.9 %,
-      1.5 microns 89.8 / 91.0 %, 2.7 microns 89.8 / 91.6 %, 4.5 microns 85.6 / 85.1 %; and
-      the UVIS one: 1.2 microns 90.8 / 90.1 %, 1.5 microns >= 95 / 94.4 %, 1.8 microns
-      92.3 / 91.5 %. 2.7 and 1.5 are kept.
+      fraction of drizzlepac's IR sources, filters / total). OTA pupil alone: 0 microns
+      88.8 / 89.9 %, 1.5 microns 89.8 / 91.0 %, 2.7 microns 89.8 / 91.6 %, 4.5 microns
+      85.6 / 85.1 %. Behind the cold mask (*Camera pupils*): 0 microns 95.7 / 95.4 %,
+      0.9 microns 95.8 / 96.1 %, 1.5 microns 91.9 / 91.7 %, 2.7 microns 87.4 / 88.3 %.
+      The UVIS one: 1.2 microns 90.8 / 90.1 %, 1.5 microns >= 95 / 94.4 %, 1.8 microns
+      92.3 / 91.5 %. 0.9 (IR) and 1.5 (UVIS) are kept.
 
     Scope: the three terms apply to WFC3/UVIS and WFC3/IR only (:data:`DETECTOR_IMAGE_QUALITY`
     has no ACS entry). They were fitted to WFC3's encircled-energy table and drizzlepac's
@@ -80,15 +96,49 @@ Image quality (:class:`ImageQuality`, :data:`DETECTOR_IMAGE_QUALITY`)
     0.871, 0.917, 0.964, sharpness 0.134; F110W (-0.36, -0.37), 0.261, EE 0.646, 0.835,
     0.867, 0.914, 0.960, 0.124; F125W (0.00, -0.03), 0.459, EE 0.555, 0.808, 0.860, 0.907,
     0.956, 0.225; F140W (-0.33, -0.35), 0.264, EE 0.598, 0.805, 0.859, 0.903, 0.951,
-    0.115; F160W (-0.25, -0.28), 0.293, EE 0.520, 0.770, 0.854, 0.891, 0.946, 0.119. This
-    model rendered at the same centroids: F110W peak 0.285, EE 0.694, 0.864, 0.893, 0.929,
-    0.963; F160W 0.306, EE 0.562, 0.814, 0.883, 0.916, 0.955; F125W 0.473, EE 0.594, 0.840,
-    0.887, 0.925, 0.961. The core is within 10 % at its peak and 0.05 in encircled energy
-    (tests/simulate/test_optics_encircled_energy.py), but TinyTim holds 0.025-0.03 more of
-    the light between 2 and 5 pixels (0.27-0.68 arcsec): a wider halo, which a larger
-    spread cannot give (it moves light from the core to the first pixel ring only) and
-    which the handbook attributes (7.6) to the cold stop, residual aberrations and IPC,
-    none of them quantified in a public table found here.
+    0.115; F160W (-0.25, -0.28), 0.293, EE 0.520, 0.770, 0.854, 0.891, 0.946, 0.119. The
+    OTA pupil alone (2.7 micron spread), rendered at the same centroids: F110W peak 0.285,
+    EE 0.694, 0.864, 0.893, 0.929, 0.963; F160W 0.306, EE 0.562, 0.814, 0.883, 0.916,
+    0.955; F125W 0.473, EE 0.594, 0.840, 0.887, 0.925, 0.961: TinyTim held 0.025-0.044
+    more of the light between 1 and 5 pixels (0.14-0.68 arcsec), a wider halo the handbook
+    attributes (7.6) to the cold stop, residual aberrations and IPC. TinyTim's public
+    parameter files (``wfc3_ir.pup``, see *Camera pupils*) quantify them: the cold mask
+    (outer radius 0.9755, stop 0.354, vanes 0.061, against the OTA's 1, 0.330, 0.022), the
+    field-dependent focus, astigmatism and coma (4-18 nm rms per term), and an IPC kernel
+    of 2.5 % to each side neighbour and 0.07 % to each diagonal one (lines 145-175; this
+    model's :data:`DETECTOR_OPTICS` kernel has 1.5 %, not applied to the library). Each,
+    measured (peak; EE at 1, 2, 3, 5, 10 pixels minus TinyTim's): with the cold mask (2.7
+    microns) F110W 0.259; -0.005, -0.006, -0.003, -0.004, -0.004, F160W 0.277; -0.009,
+    -0.004, -0.001, -0.002, -0.003: the halo gap closes. The shipped model, cold mask and
+    0.9 micron spread: F105W 0.297; -0.003, -0.002, -0.003, -0.005, -0.004, F110W 0.271;
+    -0.005, -0.003, -0.003, -0.004, -0.004, F125W 0.467; +0.008, 0.000, -0.001, -0.002,
+    -0.003, F140W 0.260; -0.004, -0.003, -0.001, -0.003, -0.003, F160W 0.293; +0.004,
+    0.000, -0.001, -0.002, -0.003 (within 0.01 at every radius, the peak within 8 %;
+    tests/simulate/test_optics_encircled_energy.py).
+
+    A wavefront term was measured and rejected. TinyTim's field-dependent WFC3/IR
+    aberration polynomials (``wfc3_ir.pup`` lines 55-100, microns, ``sum c[i][j] x**i
+    y**j`` with ``x, y`` the detector pixel position over 10.24) give, at the detector
+    centre (pixel 507, 507), Zernike terms Z4-Z8 (focus, astigmatism at 0 and 45 degrees,
+    coma along V2 and V3) of 4.10, 0.15, 12.29, 16.86 and -16.04 nm rms (4-18 nm per term
+    over the detector). Modelled as annular Zernike wavefront terms (V. N. Mahajan,
+    "Zernike annular polynomials for imaging systems with annular pupils", J. Opt. Soc.
+    Am. 71, 75, 1981, on the OTA's 0.330 annulus; the pupil ``clear * exp(2 pi i W /
+    lambda)``, the tilt of the wavefront's mean gradient removed to keep the light centroid
+    at the requested centre), they moved EE at 1-10 pixels by at most 0.004 (F110W,
+    F160W; cold mask, 2.7 microns) but dropped the IR point catalogs to 77.0 % (filters)
+    and 78.5 % (total) of drizzlepac's sources (78.7 / 79.3 % with the OTA pupil alone),
+    against 95.8 / 96.1 % without. WFC3/UVIS2's polynomials (``wfc3_uvis2.pup`` lines
+    31-77, waves at 632.8 nm, ``x, y`` over 40.96) give 6.4, -6.7, 2.9, -8.5, -1.1 nm at
+    the chip centre; modelled the same way in the UVIS library they took the UVIS total
+    from 94.4 % to 94.7 % but the filter catalogs from 95.0 % (114 of 120) to 94.96 % (113
+    of 119). The model therefore has no wavefront term: every pupil is real. TinyTim's IPC
+    kernel in the IR library (cold mask, 2.7 or 0 microns) lowers EE at 1 pixel by 0.03
+    against TinyTim's, so the IR library stays without a kernel. TinyTim's UVIS
+    charge-diffusion kernels (``wfc3_uvis2.pup`` lines 122-149: 9.7, 8.4, 6.9 % to each
+    side neighbour and 1.7, 1.2, 0.7 % to each diagonal one at 0.4, 0.6, 0.8 microns),
+    interpolated at each filter's pivot, in place of this model's 4 % kernel and 1.5
+    micron spread: UVIS filters 94.0 %, total 93.5 %; not used.
 
     :func:`pixel_psf` applies them only when given a ``quality`` (its default is the pure
     diffraction pattern). Without them the core was 10-15 % sharper at its peak pixel than
@@ -131,6 +181,8 @@ __all__ = [
     "OTA_MID_FREQUENCY_SCALE_M",
     "PIXEL_PITCH_UM",
     "POINTING_JITTER_MAS",
+    "WFC3_IR_COLD_MASK",
+    "WFC3_IR_PUPIL",
     "DetectorOptics",
     "HstPupil",
     "ImageQuality",
@@ -147,6 +199,9 @@ _RAD_PER_ARCSEC = math.pi / 180.0 / 3600.0
 class HstPupil:
     """HST's entrance pupil, in units of the primary radius, V2/V3 axes.
 
+    The Optical Telescope Assembly's obscurations, optionally a camera's cold mask laid over
+    them (module docstring, *Camera pupils*).
+
     Attributes
     ----------
     obscuration : float
@@ -157,6 +212,15 @@ class HstPupil:
         Radius and centre distance of the three primary-mirror pads.
     pad_angles_deg : tuple of float
         Position angles of the pads from +V3 towards +V2, degrees.
+    mask_outer_radius, mask_obscuration, mask_spider_width : float
+        A cold mask centred on the pupil: the radius of its opening, the radius of its
+        central stop and the full width of its two vanes (along V2 and V3); defaults 1, 0, 0
+        (no mask).
+
+    Raises
+    ------
+    InvalidParameterError
+        For a mask or obscuration radius outside [0, 1].
     """
 
     obscuration: float = 0.330
@@ -164,6 +228,16 @@ class HstPupil:
     pad_radius: float = 0.065
     pad_distance: float = 0.892
     pad_angles_deg: tuple = (0.0, 120.0, 240.0)
+    mask_outer_radius: float = 1.0
+    mask_obscuration: float = 0.0
+    mask_spider_width: float = 0.0
+
+    def __post_init__(self):
+        radii = (self.obscuration, self.mask_outer_radius, self.mask_obscuration)
+        if not all(0.0 <= r <= 1.0 for r in radii):
+            raise InvalidParameterError(
+                f"HstPupil needs radii in [0, 1] (got obscuration {self.obscuration}, mask "
+                f"{self.mask_outer_radius}/{self.mask_obscuration})")
 
     def transmission(self, v2, v3) -> np.ndarray:
         """1 where the pupil is clear, 0 where blocked, at pupil points ``(v2, v3)``.
@@ -185,6 +259,11 @@ class HstPupil:
             a = math.radians(angle)
             c3, c2 = self.pad_distance * math.cos(a), self.pad_distance * math.sin(a)
             clear &= (v2 - c2) ** 2 + (v3 - c3) ** 2 > self.pad_radius ** 2
+        if self.mask_outer_radius < 1.0 or self.mask_obscuration > 0.0:
+            clear &= (r2 <= self.mask_outer_radius ** 2) & (r2 >= self.mask_obscuration ** 2)
+        if self.mask_spider_width > 0.0:
+            half = 0.5 * self.mask_spider_width
+            clear &= (np.abs(v2) > half) & (np.abs(v3) > half)
         return clear.astype(np.float64)
 
 
@@ -201,11 +280,15 @@ class DetectorOptics:
         Row-major 3x3 detector kernel (sums to 1) applied after pixel integration.
     kernel_source : str
         What the kernel models.
+    pupil : HstPupil, optional
+        The pupil the detector sees (the OTA's behind a camera's cold mask); default the
+        OTA's alone, :class:`HstPupil` ``()``.
     """
 
     pixel_matrix: tuple
     kernel: tuple = (0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
     kernel_source: str = "none"
+    pupil: HstPupil | None = None
 
     @property
     def matrix(self) -> np.ndarray:
@@ -274,6 +357,21 @@ def _kernel(edge: float, corner: float = 0.0) -> tuple:
     return (corner, edge, corner, edge, centre, edge, corner, edge, corner)
 
 
+#: WFC3/IR's cold mask, in units of the OTA primary radius (TinyTim 7.5's public pupil table
+#: ``wfc3_ir.pup``, spacetelescope/tinytim, lines 35-37: "WFC3 IR Secondary radius" 0.354,
+#: "Spider width" 0.061, "Outer radius of cold mask" 0.9755; centred, line 41; the values only):
+#: ``(outer radius, central stop radius, vane width)``.
+WFC3_IR_COLD_MASK = (0.9755, 0.354, 0.061)
+#: The WFC3/IR pupil: the OTA's (whose values ``wfc3_ir.pup`` lines 19-26 repeat) behind the
+#: cold mask, with no wavefront term: TinyTim's WFC3/IR Zernike terms Z4-Z8 at the detector
+#: centre (4.10, 0.15, 12.29, 16.86, -16.04 nm rms, ``wfc3_ir.pup`` lines 55-100), modelled
+#: as annular Zernike wavefront terms, dropped the IR point catalogs to 77.0 % (filters) and
+#: 78.5 % (total) of drizzlepac's sources against 95.8 and 96.1 % without (module docstring,
+#: *WFC3/IR against drizzlepac's library*).
+WFC3_IR_PUPIL = HstPupil(mask_outer_radius=WFC3_IR_COLD_MASK[0],
+                         mask_obscuration=WFC3_IR_COLD_MASK[1],
+                         mask_spider_width=WFC3_IR_COLD_MASK[2])
+
 #: Per detector (simulator keys). ``pixel_matrix``: the CD matrix of the shipped exposure
 #: template (``hapgpu/data/templates``: the linear part of the distortion solution at the
 #: reference pixel, so pixel scale, skew and non-square pixels are included) turned from
@@ -289,7 +387,7 @@ DETECTOR_OPTICS: dict[str, DetectorOptics] = {
     "wfc3-uvis": DetectorOptics((-0.026483, 0.028035, 0.029768, 0.028303), _kernel(0.040, 0.004),
                                 "CCD charge diffusion"),
     "wfc3-ir": DetectorOptics((-0.096018, 0.084988, 0.095460, 0.086043), _kernel(0.015),
-                              "inter-pixel capacitance"),
+                              "inter-pixel capacitance", WFC3_IR_PUPIL),
     "acs-wfc": DetectorOptics((0.049832, 0.002152, -0.001309, -0.050264), _kernel(0.040, 0.004),
                               "CCD charge diffusion"),
     "acs-hrc": DetectorOptics((-0.028296, -0.000086, 0.002776, 0.024844), _kernel(0.040, 0.004),
@@ -305,10 +403,11 @@ OTA_MID_FREQUENCY_RMS_NM = 20.0
 OTA_MID_FREQUENCY_SCALE_M = 0.05
 POINTING_JITTER_MAS = 5.0
 #: Detector spread before pixel integration, microns rms per axis (module docstring, *Image
-#: quality*): 1.5 (0.1 of a 15 micron pixel) for WFC3/UVIS; 2.7 (0.15 of an 18 micron pixel)
-#: for WFC3/IR, :data:`IR_DETECTOR_SPREAD_UM`. Neither is a handbook value: both are the best
-#: of the scans against drizzlepac's library and point catalogs recorded there.
-IR_DETECTOR_SPREAD_UM = 2.7
+#: quality*): 1.5 (0.1 of a 15 micron pixel) for WFC3/UVIS; 0.9 (0.05 of an 18 micron pixel)
+#: for WFC3/IR behind its cold mask, :data:`IR_DETECTOR_SPREAD_UM`. Neither is a handbook
+#: value: both are the best of the scans against drizzlepac's library and point catalogs
+#: recorded there.
+IR_DETECTOR_SPREAD_UM = 0.9
 DETECTOR_SPREAD_UM = {"wfc3-uvis": 1.5, "wfc3-ir": IR_DETECTOR_SPREAD_UM}
 #: Pixel pitch, microns, per detector (the WFC3 Instrument Handbook: 15 UVIS, 18 IR).
 PIXEL_PITCH_UM = {"wfc3-uvis": 15.0, "wfc3-ir": 18.0}
@@ -361,7 +460,7 @@ def _pupil_grid(matrix_rad, wavelength_m, n_pupil, supersample, pupil):
     """Pupil samples on the regular grid of the conjugate detector frequencies.
 
     Returns ``(a_x, a_y, values)``: cycles per pixel along x and y, and the pupil's clear
-    fraction at each ``(a_y, a_x)`` cell, shape (n_pupil, n_pupil)."""
+    fraction at each ``(a_y, a_x)`` cell, shape (n_pupil, n_pupil), float64."""
     # u (pupil, metres / lambda = cycles per radian) = M^{-T} a; the pupil disc |u| <= R/lambda
     # maps to an ellipse in a; bound it by the rows of M^T.
     mt = matrix_rad.T
@@ -408,6 +507,7 @@ def pixel_psf(optics: DetectorOptics, wavelengths, weights, size: int, *,
     detector_kernel : bool
         Convolve with :attr:`DetectorOptics.kernel`.
     pupil : HstPupil, optional
+        Default: the detector's (:attr:`DetectorOptics.pupil`), else the OTA's alone.
     quality : ImageQuality, optional
         Mid-frequency wavefront error and pointing jitter (module docstring, *Image
         quality*); default none (the pure diffraction pattern).
@@ -426,7 +526,7 @@ def pixel_psf(optics: DetectorOptics, wavelengths, weights, size: int, *,
     if size < 3 or oversample < 1 or (n_pupil is not None and n_pupil < 16) or supersample < 1:
         raise InvalidParameterError(f"pixel_psf: size {size}, oversample {oversample}, "
                                     f"n_pupil {n_pupil}, supersample {supersample} out of range")
-    pupil = pupil or HstPupil()
+    pupil = pupil or optics.pupil or HstPupil()
     wavelengths = np.atleast_1d(np.asarray(wavelengths, dtype=np.float64))
     weights = np.atleast_1d(np.asarray(weights, dtype=np.float64))
     m = optics.matrix
