@@ -520,7 +520,7 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
                  update_inputs_dq: bool = True, save_intermediates: bool = False,
                  progress: bool | None = None, visit: VisitCache | None = None,
                  keep_arrays: bool = False, finalize_headers=None, stream: bool | None = None,
-                 **parameters) -> AstroDrizzleResult:
+                 discard_inputs: bool = False, **parameters) -> AstroDrizzleResult:
     """Combine HST exposures with AstroDrizzle's chain, on the GPU when there is one.
 
     Parameters
@@ -540,6 +540,11 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     update_inputs_dq : bool
         Write the cosmic-ray flags (``crbit``) and MDRIZSKY into the input files, as AstroDrizzle
         does; False writes updated copies ``<output>_<input name>`` beside the product.
+    discard_inputs : bool
+        The inputs are temporary copies that the caller deletes after this call without
+        reading them again (an MVM layer's renamed inputs): their cosmic-ray flags and MDRIZSKY
+        are not written anywhere (neither in place nor as copies). The product, the
+        ``_crclean`` files and ``result.sky``/``result.cosmic_rays`` are the same as without.
     save_intermediates : bool
         Also write the static masks, single-drizzle images, median, blotted images and CR masks.
     progress : bool, optional
@@ -640,13 +645,13 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
     timer.start(9)
     try:
         return _run(files, Path(output), params, backend, band_rows, update_inputs_dq, save_intermediates,
-                    timer, visit, keep_arrays, finalize_headers, stream)
+                    timer, visit, keep_arrays, finalize_headers, stream, bool(discard_inputs))
     finally:
         timer.stop()
 
 
 _CALL_KEYWORDS = ("backend", "pars", "band_rows", "update_inputs_dq", "save_intermediates", "progress",
-                  "visit", "keep_arrays", "finalize_headers", "stream")
+                  "visit", "keep_arrays", "finalize_headers", "stream", "discard_inputs")
 
 
 def _check_keywords(parameters: dict) -> None:
@@ -680,6 +685,8 @@ class _Chain:
     #: Drop the chips' SCI/ERR once the final drizzle has them: nothing reads them afterwards
     #: (no visit cache shares the chips, no ``_crclean`` files to write).
     release_pixels: bool = False
+    #: The caller deletes the inputs after this call: their DQ/MDRIZSKY updates are not written.
+    discard_inputs: bool = False
 
 
 def _prepare(files, params, backend, band_rows, timer: StepTimer, visit: VisitCache | None = None) -> _Chain:
@@ -757,7 +764,7 @@ def _write_inputs(chain: _Chain, stage: StagedOutputs, outdir: Path, output_name
     in_place = []
     for i, exposure in enumerate(chain.exposures):
         masks = chain.crmasks[i] if chain.crmasks is not None else [None] * len(exposure.chips)
-        if flag_crs or params.skysub or params.resetbits:
+        if (flag_crs or params.skysub or params.resetbits) and not chain.discard_inputs:
             dqs = [backend.to_host(_final_dq(c, m if flag_crs else None, params.crbit, xp))
                    for c, m in zip(exposure.chips, masks)]
             skies = [c.computed_sky if params.skysub else None for c in exposure.chips]
@@ -876,9 +883,10 @@ def _releases_pixels(params, visit: VisitCache | None) -> bool:
 
 def _run(files, output: Path, params, backend, band_rows, update_inputs_dq, save_intermediates,
          timer: StepTimer, visit: VisitCache | None = None, keep_arrays: bool = False,
-         finalize_headers=None, stream: bool | None = None) -> AstroDrizzleResult:
+         finalize_headers=None, stream: bool | None = None, discard_inputs: bool = False) -> AstroDrizzleResult:
     chain = _prepare(files, params, backend, band_rows, timer, visit)
     chain.release_pixels = _releases_pixels(params, visit)
+    chain.discard_inputs = discard_inputs
     chain.stream_rows = _stream_rows(chain.final_frame, chain.plan, stream, keep_arrays, finalize_headers)
     _combine(chain, backend, timer, keep=save_intermediates, stream_rows=chain.stream_rows)
     result = _write(chain, output, backend, update_inputs_dq, save_intermediates, timer, visit, finalize_headers)

@@ -87,8 +87,9 @@ def static_masks(exposures, sigma: float, xp) -> dict:
         values = chip.sci if chip.finite is None else chip.sci[chip.finite]
         if values.size == 0:
             return None
-        stats = _image_statistics(values, nclip=3, mode=True,
-                                  lower=float(values.min()), upper=float(values.max()))
+        # the data limits are the values' minimum and maximum: the statistics' own default
+        # (no separate passes over the chip for them; the same limits, the same result)
+        stats = _image_statistics(values, nclip=3, mode=True)
         log.debug("static mask %s[SCI,%d]: mode %.6g, rms %.6g", exposure.name, chip.extver,
                   stats.mode, stats.stddev)
         return stats.mode - sigma * stats.stddev if stats.nbins >= 2 else None
@@ -301,8 +302,8 @@ def _overlap_statistic(chip, mask, ring, settings: SkySettings, digest, xp):
     values = chip.sci[inside]
     if values.size < 1:
         return None, 0
-    try:  # through the value memo too: different rings may select the same pixels
-        stats = _image_statistics(values, **kwargs)
+    try:  # remembered under the overlap's key: no digest of the selected values as well
+        stats = image_statistics(values, **kwargs) if key is not None else _image_statistics(values, **kwargs)
     except ValueError:
         return None, 0
     if key is not None:

@@ -107,7 +107,7 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
             except KeyError:
                 raise InvalidInputError(f"{path}: no SCI,1 extension (needed by the guiding "
                                         "check)") from None
-            data = np.nan_to_num(np.array(sci.data, dtype=np.float32), nan=0.0)
+            data = np.nan_to_num(np.array(sci.data, dtype=np.float32), nan=0.0, copy=False)
             bunit = str(sci.header.get("BUNIT", ""))
             if bunit.endswith("/S"):
                 scale_header = primary if "EXPTIME" in primary else sci.header
@@ -120,7 +120,10 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the exposure ({exc})") from None
     _, median, std = sigma_clipped_stats(data, maxiters=2)
-    image = np.clip(data - np.float32(median + std), 0, None)
+    # data - (median + std), clipped at 0, in place (the same float32 values as new arrays)
+    image = data
+    image -= np.float32(median + std)
+    np.clip(image, 0, None, out=image)
     del data
     if dq is not None:
         image[_rejected_dq(dq)] = 0

@@ -34,7 +34,10 @@ hundreds of MB per cell) are made on host threads while the rest of the preparat
 they start as soon as a poller's viable rows are known, before its guiding check (which
 rarely rejects an exposure), from the layers those rows would give; once the layers to make
 are known, a copy nobody needs is removed and a missing one started. The drizzle tasks start
-when every copy is in place. The products are the same as with the steps in sequence.
+when every copy is in place. A task of two layers (coarse and fine) reads its inputs once (one
+:class:`hapgpu.astrodrizzle.VisitCache`), and unless the renamed inputs are kept (diagnostic
+mode) the last layer of a task does not write its MDRIZSKY and DQ updates into them. The
+products are the same as with the steps in sequence.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class LayerJob:
     config: object = field(repr=False)
 
 
-def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int:
+def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None, keep_inputs: bool = True) -> int:
     """Make the products of layers that share their renamed inputs, in order (one task).
 
     Parameters
@@ -105,6 +108,17 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
     backend : str, optional
         Compute backend name (None: ``HAPGPU_BACKEND``, else automatic), resolved here, in the
         process that runs the task.
+    keep_inputs : bool
+        Whether the renamed inputs are kept after the task (diagnostic mode). When not, the
+        last layer does not write its MDRIZSKY and DQ updates into them (AstroDrizzle's
+        ``discard_inputs``): nothing reads them again before they are deleted.
+
+    Notes
+    -----
+    Layers that share their inputs (the coarse and fine layers of WFC3/IR and WFPC2) share one
+    :class:`hapgpu.astrodrizzle.VisitCache`: each input is read once per task, and the later
+    layer sees the MDRIZSKY and DQ the earlier one wrote, as when it reads the files again
+    (the products are the same).
 
     Returns
     -------
@@ -112,9 +126,11 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
         0; 1 when a drizzle failed; 15 when a product's keywords could not be written
         (drizzlepac's ``KEYWORD_UPDATE_PROBLEM``). The error is logged, naming the file.
     """
+    from ..astrodrizzle import VisitCache
     from ._products import drizzle_layer, layer_headers
 
     folder = Path(folder)
+    visit = VisitCache() if len(jobs) > 1 else None
     hapgpu_log = logging.getLogger("hapgpu")
     previous = hapgpu_log.level
     hapgpu_log.setLevel(level)
@@ -122,13 +138,14 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None) -> int
         from ..backend import resolve_backend
 
         bk = resolve_backend(backend)
-        for job in jobs:
+        for index, job in enumerate(jobs):
             layer = job.layer
             log.info("CREATE DRIZZLE-COMBINED LAYER IMAGE: %s", layer.drizzle_filename)
             # the layer keywords and the HAPLEVEL 4 refinement go in before the product's one write
             final = layer_headers(layer, job.footprint, folder, f"{layer.basename}_trl.log")
             drizzle_layer(layer, job.frame, job.config, folder, backend=bk, level=level,
-                          finalize_headers=final)
+                          finalize_headers=final, visit=visit,
+                          discard_inputs=not keep_inputs and index == len(jobs) - 1)
             if final.error is not None:
                 log.critical("trouble updating the keywords of %s: %s", layer.drizzle_filename,
                              final.error)
@@ -444,7 +461,7 @@ def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custo
             continue
         for group in run.groups:
             name = " + ".join(job.layer.drizzle_filename for job in group)
-            tasks.append(Task(name, drizzle_layers, (group, str(run.staging), level, backend)))
+            tasks.append(Task(name, drizzle_layers, (group, str(run.staging), level, backend, diagnostic)))
             owners.append(index)
     if tasks:
         try:

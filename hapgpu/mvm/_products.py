@@ -236,6 +236,52 @@ class CellFrame:
         """Pixels of the full cell (the NPIXFRAC denominator)."""
         return int(self.cell_shape[0]) * int(self.cell_shape[1])
 
+    def __reduce__(self):
+        """Pickled as the sky cell, scale, shape and origin it is made from, when its WCS is the
+        one :func:`bounded_cell_frame` makes from them (a layer task sent to a Dask worker then
+        gets the very same WCS: astropy pickles a WCS through a FITS header, which rounds
+        CRPIX, CRVAL and CD in their last digits and moves every product pixel a little).
+        Any other frame is pickled with its WCS."""
+        try:
+            exact = _bounded_wcs(self.skycell, self.scale, self.origin, self.shape)
+        except HapGpuError:
+            exact = None
+        if exact is not None and _same_wcs(exact, self.wcs):
+            return _cell_frame, (self.skycell, self.scale, tuple(self.shape), tuple(self.origin),
+                                 tuple(self.cell_shape))
+        return CellFrame, (self.skycell, self.scale, self.wcs, self.shape, self.origin, self.cell_shape)
+
+
+def _bounded_wcs(skycell: str, scale: str, origin, shape):
+    """The sky cell's WCS at ``scale`` moved to the frame of ``shape`` ``(ny, nx)`` whose first
+    pixel is the cell's ``origin`` ``(y0, x0)`` (drizzlepac ``find_bounded_wcs``)."""
+    from ..skycells import SkyCell
+
+    wcs = SkyCell.from_name(skycell, scale=scale).wcs.deepcopy()
+    ymin, xmin = origin
+    wcs.wcs.crpix = wcs.wcs.crpix - np.array([xmin, ymin], dtype=np.float64)
+    wcs.pixel_shape = (shape[1], shape[0])
+    wcs.wcs.set()
+    return wcs
+
+
+def _same_wcs(a, b) -> bool:
+    """Whether two celestial WCSs hold the same numbers (reference point and pixel, linear
+    transformation, projection, poles, shape)."""
+    wa, wb = a.wcs, b.wcs
+    if wa.has_cd() != wb.has_cd() or list(wa.ctype) != list(wb.ctype) or a.pixel_shape != b.pixel_shape:
+        return False
+    arrays = [(wa.crpix, wb.crpix), (wa.crval, wb.crval), ([wa.lonpole, wa.latpole], [wb.lonpole, wb.latpole])]
+    # CD when there is one (CDELT is then ignored, and reading it warns), else PC and CDELT
+    arrays += [(wa.cd, wb.cd)] if wa.has_cd() else [(wa.get_pc(), wb.get_pc()), (wa.cdelt, wb.cdelt)]
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in arrays)
+
+
+def _cell_frame(skycell: str, scale: str, shape, origin, cell_shape) -> CellFrame:
+    """A :class:`CellFrame` made again from what it is made of (its pickled form)."""
+    return CellFrame(skycell=skycell, scale=scale, wcs=_bounded_wcs(skycell, scale, origin, shape),
+                     shape=tuple(shape), origin=tuple(origin), cell_shape=tuple(cell_shape))
+
 
 def bounded_cell_frame(skycell: str, scale: str, paths) -> CellFrame:
     """The cell's frame at ``scale`` bounded by the footprint of ``paths`` (§2.5 step 1).
@@ -282,11 +328,8 @@ def bounded_cell_frame(skycell: str, scale: str, paths) -> CellFrame:
     if ymin is math.inf:
         names = ", ".join(Path(p).name for p in paths)
         raise WCSError(f"{cell.sky_cell_id}: none of the exposures lands on the sky cell ({names})")
-    wcs = cell.wcs.deepcopy()
-    wcs.wcs.crpix = wcs.wcs.crpix - np.array([xmin, ymin], dtype=np.float64)
     nx, ny = xmax - xmin + 1, ymax - ymin + 1
-    wcs.pixel_shape = (nx, ny)
-    wcs.wcs.set()
+    wcs = _bounded_wcs(cell.sky_cell_id, scale, (ymin, xmin), (ny, nx))
     return CellFrame(skycell=cell.sky_cell_id, scale=str(scale), wcs=wcs, shape=(ny, nx),
                      origin=(ymin, xmin), cell_shape=tuple(cell.shape))
 
@@ -552,7 +595,8 @@ _FRAME_KEYS = ("final_ra", "final_dec", "final_crpix1", "final_crpix2", "final_o
 
 
 def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
-                  level: int = logging.INFO, finalize_headers=None, stream: bool | None = None) -> Path:
+                  level: int = logging.INFO, finalize_headers=None, stream: bool | None = None,
+                  visit=None, discard_inputs: bool = False) -> Path:
     """AstroDrizzle of a layer's NEW exposures onto the cell's bounded frame (§2.5 step 6).
 
     Parameters
@@ -577,6 +621,12 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
         bands); None (default) streams only frames whose SCI, WHT and CTX exceed AstroDrizzle's
         ``STREAM_BYTES`` (measured on the comparison set of bench_mvm: the whole-frame path is
         faster for frames that fit, 72 s against 80 s); False never streams.
+    visit : hapgpu.astrodrizzle.VisitCache, optional
+        AstroDrizzle's ``visit``: the inputs as an earlier layer of the same task read them
+        (the coarse and fine layers of WFC3/IR and WFPC2 share their renamed inputs).
+    discard_inputs : bool
+        AstroDrizzle's ``discard_inputs``: the renamed inputs are deleted after this layer
+        without being read again, so their MDRIZSKY and DQ updates are not written.
 
     Returns
     -------
@@ -632,7 +682,7 @@ def drizzle_layer(layer, frame: CellFrame, config, folder, *, backend=None,
                 log.info("    %s = %r", key, pars[key])
             result = astrodrizzle([str(p) for p in inputs], folder / layer.basename, backend=backend,
                                   pars=pars, progress=False, finalize_headers=finalize_headers,
-                                  stream=stream)
+                                  stream=stream, visit=visit, discard_inputs=discard_inputs)
     finally:
         reference.unlink(missing_ok=True)
     if result.product is None or result.product.name != layer.drizzle_filename:

@@ -71,15 +71,23 @@ def footprint_from_data(data: np.ndarray) -> np.ndarray:
     pixels, holes filled, OR-ed with dilation(11) then erosion(11); erosion(3) then dilation(3);
     ``gaussian_filter(σ=2) > 0.5`` in float32. scipy's default cross-shaped structuring element.
     """
-    from ..skycells._edges import tiled_local_filter
-
     data = np.asarray(data)
     if data.ndim != 2:
         raise InvalidInputError(f"S_REGION needs a 2-D image, got shape {data.shape}")
+    return _footprint_of_mask(_data_mask(data))
+
+
+def _data_mask(data: np.ndarray) -> np.ndarray:
+    """The pixels with data (bool): not NaN when there is a NaN, else non-zero."""
     if data.size and np.isnan(data.min()):
-        mask = ~np.isnan(data)
-    else:
-        mask = data != 0
+        return ~np.isnan(data)
+    return data != 0
+
+
+def _footprint_of_mask(mask: np.ndarray) -> np.ndarray:
+    """:func:`footprint_from_data` from the data pixels: holes filled, closed, opened, smoothed."""
+    from ..skycells._edges import tiled_local_filter
+
     return tiled_local_filter(fill_holes(mask), _close_open_smooth, _SMOOTH_REACH)
 
 
@@ -90,6 +98,29 @@ _SIGMA = 2.0
 #: How far (pixels) the output of :func:`_close_open_smooth` looks: closing, opening and the
 #: Gaussian's kernel radius (scipy: ``int(4 * sigma + 0.5)``).
 _SMOOTH_REACH = 2 * _CLOSING_ITERATIONS + 2 * _OPENING_ITERATIONS + int(4.0 * _SIGMA + 0.5)
+#: Empty pixels kept around the data when the footprint is worked out on the part of the frame
+#: that holds data (:func:`_data_window`): more than the reach of every step.
+_WINDOW_MARGIN = _SMOOTH_REACH + 2
+
+
+def _data_window(mask: np.ndarray):
+    """``(row slice, column slice)``: the bounding box of ``mask``'s True pixels widened by
+    :data:`_WINDOW_MARGIN` on each side and clipped to the frame; None when there is none.
+
+    The footprint of :func:`footprint_from_data` on this window is the whole frame's there,
+    and empty outside it: beyond the box every pixel is empty, so an empty pixel at the
+    window's edge reaches the frame's edge through empty pixels (hole filling), and every
+    later step looks at most :data:`_SMOOTH_REACH` pixels away, where the window holds the
+    frame's values (empty) or ends where the frame ends.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    ny, nx = mask.shape
+    margin = _WINDOW_MARGIN
+    return (slice(max(0, int(rows[0]) - margin), min(ny, int(rows[-1]) + 1 + margin)),
+            slice(max(0, int(cols[0]) - margin), min(nx, int(cols[-1]) + 1 + margin)))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -309,11 +340,24 @@ def sregion_polygons(data: np.ndarray) -> list[np.ndarray]:
 _DEGENERATE = "S_REGION: a region of the footprint simplified to fewer than 3 corners"
 
 
-def _traced_polygons(data: np.ndarray) -> tuple[list[np.ndarray], int]:
+def _traced_polygons(data: np.ndarray, *, window: bool = True) -> tuple[list[np.ndarray], int]:
     """:func:`sregion_polygons` without logging: the polygons and the number of regions that
-    simplified to fewer than 3 corners (safe to run on a worker thread)."""
+    simplified to fewer than 3 corners (safe to run on a worker thread).
+
+    ``window``: work on the part of the frame around the data (:func:`_data_window`; the same
+    polygons as on the whole frame, for less work where the data cover part of it).
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise InvalidInputError(f"S_REGION needs a 2-D image, got shape {data.shape}")
     n_degenerate = 0
-    footprint = footprint_from_data(data)
+    mask = _data_mask(data)
+    box = _data_window(mask) if window else (slice(0, data.shape[0]), slice(0, data.shape[1]))
+    if box is None:  # no data pixel: no region
+        return [], 0
+    y_offset, x_offset = box[0].start, box[1].start
+    footprint = _footprint_of_mask(mask[box])
+    del mask
     labels, _ = ndimage.label(footprint)
     polygons = []
     pad = _LABEL_BORDER
@@ -323,7 +367,8 @@ def _traced_polygons(data: np.ndarray) -> tuple[list[np.ndarray], int]:
         region = np.zeros((box[0].stop - box[0].start + 2 * pad, box[1].stop - box[1].start + 2 * pad),
                           dtype=bool)
         region[pad:-pad, pad:-pad] = labels[box] == label
-        border = trace_region_border(region) + np.array([box[1].start - pad, box[0].start - pad], np.int32)
+        border = trace_region_border(region) + np.array([box[1].start - pad + x_offset,
+                                                         box[0].start - pad + y_offset], np.int32)
         corners = simplify_polygon(border)
         n_degenerate += corners.shape[0] <= 3
         polygons.append(corners.astype(np.float64))
@@ -428,7 +473,9 @@ def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
             data = hdul[ext].data
             if data is None:
                 raise InvalidInputError(f"{name}[{extname},{extver}]: no data to trace S_REGION from")
-            data = data.astype(data.dtype.newbyteorder("="))  # native order: one read of the file
+            # native order (one read of a file; the arrays of a product still in memory are
+            # native already and are used as they are)
+            data = np.asarray(data, dtype=data.dtype.newbyteorder("="))
             if data.min() == 0 and data.max() == 0:
                 texts[extver] = None
                 continue
