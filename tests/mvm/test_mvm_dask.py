@@ -1,0 +1,93 @@
+"""``run_mvm(..., workers=2)``: layer tasks of four sky cells on a local Dask cluster (loopback)
+equal the serial run's products.
+
+Two small UVIS exposures are pointed 60 fine pixels inside the south-west corner of
+``skycell-p0121x12y16``,
+where four sky cells overlap; one poller per cell (the cells ``get_sky_cells`` finds).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from hapgpu.mvm import run_mvm
+from hapgpu.simulate import simulate_visit
+from hapgpu.skycells import SkyCell, get_sky_cells
+
+from ._cell_inputs import CELL, write_mvm_poller
+
+pytest.importorskip("distributed")
+
+
+def _corner_target():
+    cell = SkyCell.from_name(CELL)
+    nx = cell.shape[1]
+    ra, dec = cell.wcs.pixel_to_world_values(nx - 60, 60)
+    return float(ra), float(dec)
+
+
+@pytest.fixture(scope="module")
+def four_cells(tmp_path_factory):
+    """``(pollers, folder)``: one MVM poller per sky cell of the two corner exposures."""
+    root = tmp_path_factory.mktemp("mvm_dask")
+    result = simulate_visit(root / "raw", "wfc3-uvis", 2, filters=["F555W"], shape=48, seed=11,
+                            visit="01", target=_corner_target(), progress=False)
+    rows = []
+    for record in result.exposures:
+        suffix = record.path.name.split("_")[-1]
+        name = f"hst_17001_01_wfc3_uvis_f555w_{record.rootname[:8]}_{suffix}"
+        shutil.copyfile(record.path, root / name)
+        rows.append((name, root / name, "01", "UVIS", "F555W", record.exptime, True))
+    cells = get_sky_cells([str(path) for _, path, *_ in rows])
+    pollers = [write_mvm_poller(root / f"{cell}_input.out", rows, skycell=cell) for cell in cells]
+    return pollers, root
+
+
+#: A layer task's staging folder, ``...-<process id>-<random>/``, named in its trailer.
+_STAGING = re.compile(r"-\d+-[0-9a-f]{8}/")
+
+
+def assert_same_layer_products(made: Path, serial: Path) -> None:
+    """Same files; FITS headers equal but for DATE and data identical; manifests identical;
+    trailers identical but for times, folders and staging-folder names."""
+    from tests.test_scaleout import cards, trailer_text
+
+    names = sorted(p.name for p in serial.iterdir())
+    assert sorted(p.name for p in made.iterdir()) == names  # and no staging folder left
+    for name in names:
+        a, b = made / name, serial / name
+        if name.endswith(".fits"):
+            with fits.open(a) as ha, fits.open(b) as hb:
+                assert [h.name for h in ha] == [h.name for h in hb], name
+                for x, y in zip(ha, hb):
+                    assert cards(x.header) == cards(y.header), (name, x.name)
+                    if isinstance(x, fits.BinTableHDU):
+                        assert x.data.tobytes() == y.data.tobytes(), (name, x.name)
+                    elif x.data is not None or y.data is not None:
+                        np.testing.assert_array_equal(x.data, y.data, err_msg=f"{name}[{x.name}]")
+        elif name.endswith("_trl.txt"):
+            assert (_STAGING.sub("-/", trailer_text(a, made))
+                    == _STAGING.sub("-/", trailer_text(b, serial))), name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+
+
+@pytest.mark.slow
+def test_four_cells_on_two_workers_equal_the_serial_run(four_cells, tmp_path, monkeypatch):
+    # the backend named, so that no process notes in a trailer how it resolved 'auto' (the
+    # local cluster's workers inherit the environment)
+    monkeypatch.setenv("HAPGPU_BACKEND", "cpu")
+    pollers, _ = four_cells
+    assert len(pollers) == 4
+    serial, dask = tmp_path / "serial", tmp_path / "dask"
+    assert run_mvm(pollers, output_dir=serial, progress=False) == 0
+    assert run_mvm(pollers, output_dir=dask, workers=2, progress=False) == 0
+    cells = {p.name.split("_")[0] for p in pollers}
+    assert {p.name.split("_")[1] for p in serial.glob("*_dr?.fits")} == cells  # a layer per cell
+    assert_same_layer_products(dask, serial)
