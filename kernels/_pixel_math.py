@@ -375,6 +375,21 @@ def turbo_overlap(c, half, n):
     return min(c + half, n + 0.5) - max(c - half, n - 0.5)
 
 
+def turbo_row(row, i0, i1, dx0, dx1, dy, norm, w32, d, e2, dqv, scan, ip,
+              num, den, var, outdq, zidx, ctx, ctxbit):
+    """Turbo drop on accumulator row ``row`` of a window at most two output pixels wide:
+    columns ``i0`` and ``i1`` (full-frame; ``i1 == i0`` for one column) with overlaps ``dx0``,
+    ``dx1``, the row's overlap ``dy`` and the area normalisation ``norm``."""
+    flags = ip[I_FLAGS]
+    wx0 = ip[I_WX0]
+    if dx0 > 0.0:
+        deposit(num, den, var, outdq, zidx, ctx, row, i0 - wx0, f32((dx0 * dy * norm) * w32), d,
+                e2, dqv, scan, ctxbit, flags)
+    if i1 > i0 and dx1 > 0.0:
+        deposit(num, den, var, outdq, zidx, ctx, row, i1 - wx0, f32((dx1 * dy * norm) * w32), d,
+                e2, dqv, scan, ctxbit, flags)
+
+
 def turbo_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
                num, den, var, outdq, zidx, ctx, ctxbit):
     """Turbo kernel: an axis-aligned square drop of side ``pixfrac / scale`` about the
@@ -398,19 +413,11 @@ def turbo_drop(i, j, xc, yc, data, weight, err, dq, fp, ip, lut,
         dy0 = turbo_overlap(yc, half, j0)
         dy1 = turbo_overlap(yc, half, j1)
         if dy0 > 0.0:
-            if dx0 > 0.0:
-                deposit(num, den, var, outdq, zidx, ctx, j0 - wy0, i0 - wx0,
-                        f32((dx0 * dy0 * norm) * w32), d, e2, dqv, scan, ctxbit, flags)
-            if i1 > i0 and dx1 > 0.0:
-                deposit(num, den, var, outdq, zidx, ctx, j0 - wy0, i1 - wx0,
-                        f32((dx1 * dy0 * norm) * w32), d, e2, dqv, scan, ctxbit, flags)
+            turbo_row(j0 - wy0, i0, i1, dx0, dx1, dy0, norm, w32, d, e2, dqv, scan, ip,
+                      num, den, var, outdq, zidx, ctx, ctxbit)
         if j1 > j0 and dy1 > 0.0:
-            if dx0 > 0.0:
-                deposit(num, den, var, outdq, zidx, ctx, j1 - wy0, i0 - wx0,
-                        f32((dx0 * dy1 * norm) * w32), d, e2, dqv, scan, ctxbit, flags)
-            if i1 > i0 and dx1 > 0.0:
-                deposit(num, den, var, outdq, zidx, ctx, j1 - wy0, i1 - wx0,
-                        f32((dx1 * dy1 * norm) * w32), d, e2, dqv, scan, ctxbit, flags)
+            turbo_row(j1 - wy0, i0, i1, dx0, dx1, dy1, norm, w32, d, e2, dqv, scan, ip,
+                      num, den, var, outdq, zidx, ctx, ctxbit)
         return
     for jj in range(j0, j1 + 1):
         dy = turbo_overlap(yc, half, jj)
@@ -706,6 +713,7 @@ DRIZZLE_FUNCTIONS = (
     centre_window,
     point_drop,
     turbo_overlap,
+    turbo_row,
     turbo_drop,
     gaussian_factor,
     gaussian_drop,

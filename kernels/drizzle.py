@@ -110,8 +110,9 @@ _CPU_EXTRA = {"deposit": _deposit_cpu_inline, "float_bits": _float_bits_cpu}
 #: one copy of each; inlining ``drop_square`` makes the square kernel 1.4x faster).
 _CPU_INLINE = ("nint", "table_row", "table_map_row", "table_map", "map_offset", "edge_slope",
                "edge_area", "boxer", "clamp_range", "input_value", "pixel_inputs", "drop_square",
-               "square_pixel", "pixel_centre", "centre_window", "point_drop", "turbo_overlap", "turbo_drop",
-               "gaussian_factor", "gaussian_drop", "tophat_drop", "lanczos_drop")
+               "square_pixel", "pixel_centre", "centre_window", "point_drop", "turbo_overlap",
+               "turbo_row", "turbo_drop", "gaussian_factor", "gaussian_drop", "tophat_drop",
+               "lanczos_drop")
 
 # The helpers shared by every kernel (no kernel code: they compile in well under a second).
 _cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra=_CPU_EXTRA,

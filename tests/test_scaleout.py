@@ -256,6 +256,18 @@ def cards(header: fits.Header) -> list:
     return [(c.keyword, c.value, c.comment) for c in header.cards if c.keyword not in RUN_DEPENDENT_KEYS]
 
 
+def assert_same_fits(a: Path, b: Path) -> None:
+    """Same extensions, headers equal but for RUN_DEPENDENT_KEYS, data identical."""
+    with fits.open(a) as ha, fits.open(b) as hb:
+        assert [h.name for h in ha] == [h.name for h in hb], a.name
+        for x, y in zip(ha, hb):
+            assert cards(x.header) == cards(y.header), (a.name, x.name)
+            if isinstance(x, fits.BinTableHDU):
+                assert x.data.tobytes() == y.data.tobytes(), (a.name, x.name)
+            elif x.data is not None or y.data is not None:
+                np.testing.assert_array_equal(x.data, y.data, err_msg=f"{a.name}[{x.name}]")
+
+
 def assert_same_products(made: Path, serial: Path) -> None:
     """Same files; FITS data identical and headers identical but for RUN_DEPENDENT_KEYS;
     manifests identical; trailers identical but for times and folders."""
@@ -265,14 +277,7 @@ def assert_same_products(made: Path, serial: Path) -> None:
     for name in names:
         a, b = made / name, serial / name
         if name.endswith(".fits"):
-            with fits.open(a) as ha, fits.open(b) as hb:
-                assert [h.name for h in ha] == [h.name for h in hb], name
-                for x, y in zip(ha, hb):
-                    assert cards(x.header) == cards(y.header), (name, x.name)
-                    if isinstance(x, fits.BinTableHDU):
-                        assert x.data.tobytes() == y.data.tobytes(), (name, x.name)
-                    elif x.data is not None or y.data is not None:
-                        np.testing.assert_array_equal(x.data, y.data, err_msg=f"{name}[{x.name}]")
+            assert_same_fits(a, b)
         elif name.endswith("_trl.txt"):
             assert trailer_text(a, made) == trailer_text(b, serial), name
         else:

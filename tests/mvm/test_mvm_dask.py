@@ -12,9 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from astropy.io import fits
 
 from hapgpu.mvm import run_mvm
 from hapgpu.simulate import simulate_visit
@@ -56,21 +54,14 @@ _STAGING = re.compile(r"-\d+-[0-9a-f]{8}/")
 def assert_same_layer_products(made: Path, serial: Path) -> None:
     """Same files; FITS headers equal but for DATE and data identical; manifests identical;
     trailers identical but for times, folders and staging-folder names."""
-    from tests.test_scaleout import cards, trailer_text
+    from tests.test_scaleout import assert_same_fits, trailer_text
 
     names = sorted(p.name for p in serial.iterdir())
     assert sorted(p.name for p in made.iterdir()) == names  # and no staging folder left
     for name in names:
         a, b = made / name, serial / name
         if name.endswith(".fits"):
-            with fits.open(a) as ha, fits.open(b) as hb:
-                assert [h.name for h in ha] == [h.name for h in hb], name
-                for x, y in zip(ha, hb):
-                    assert cards(x.header) == cards(y.header), (name, x.name)
-                    if isinstance(x, fits.BinTableHDU):
-                        assert x.data.tobytes() == y.data.tobytes(), (name, x.name)
-                    elif x.data is not None or y.data is not None:
-                        np.testing.assert_array_equal(x.data, y.data, err_msg=f"{name}[{x.name}]")
+            assert_same_fits(a, b)
         elif name.endswith("_trl.txt"):
             assert (_STAGING.sub("-/", trailer_text(a, made))
                     == _STAGING.sub("-/", trailer_text(b, serial))), name
