@@ -302,8 +302,10 @@ def _overlap_statistic(chip, mask, ring, settings: SkySettings, digest, xp):
     values = chip.sci[inside]
     if values.size < 1:
         return None, 0
-    try:  # remembered under the overlap's key: no digest of the selected values as well
-        stats = image_statistics(values, **kwargs) if key is not None else _image_statistics(values, **kwargs)
+    # with an overlap key the result is remembered under it: no digest of the values as well
+    statistics = image_statistics if key is not None else _image_statistics
+    try:
+        stats = statistics(values, **kwargs)
     except ValueError:
         return None, 0
     if key is not None:
