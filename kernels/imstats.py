@@ -6,6 +6,8 @@ two-pass float32 standard deviation, a histogram mode with the parabolic peak in
 and ``numpy.median`` of the clipped pixels. This module reproduces those numbers (including the
 quirk that the clipped minimum/maximum start from the first array element) with array code
 that runs on NumPy or CuPy arrays: per clipping pass one compaction and a few reductions.
+Clipping stops early once a pass gives back the float32 limits it ran with (every later pass
+would repeat it: the same numbers as all ``nclip + 1`` passes).
 
 Arrays in, Python floats out. No logging, no configuration.
 """
@@ -162,8 +164,9 @@ def _bucket(bits):
 
 
 @numba.njit(cache=True, nogil=True)
-def _select_cpu(values, bits, lo, hi, rank, count):
-    """The ``rank``-th and next smallest of the values in ``[lo, hi]`` (two radix passes)."""
+def _select_bucket_cpu(values, bits, lo, hi, rank, count):
+    """The values in ``[lo, hi]`` of the radix buckets holding the ``rank``-th and next
+    smallest of them (two passes), and how many in-range values lie below those buckets."""
     buckets = np.zeros(65536, dtype=np.int64)
     for i in range(values.size):
         v = values[i]
@@ -181,17 +184,31 @@ def _select_cpu(values, bits, lo, hi, rank, count):
         last += 1
         covered += buckets[last]
     picked = np.empty(covered - below, dtype=np.float32)
+    # the bucket range as unsigned, the type of the bucket numbers (a mixed comparison of
+    # uint32 and int64 would go through float64, at three times the cost of this pass)
+    first_bucket, last_bucket = np.uint32(first), np.uint32(last)
     k = 0
     for i in range(values.size):
         v = values[i]
         if v >= lo and v <= hi:
             b = _bucket(bits[i])
-            if b >= first and b <= last:
+            if b >= first_bucket and b <= last_bucket:
                 picked[k] = v
                 k += 1
-    picked.sort()
-    second = picked[rank - below + 1] if rank + 1 < count else picked[rank - below]
-    return picked[rank - below], second
+    return picked, below
+
+
+def _select_cpu(values, bits, lo, hi, rank: int, count: int):
+    """The ``rank``-th and next smallest of the values in ``[lo, hi]`` (the ``rank``-th twice
+    when it is the last): two radix passes, then ``numpy.partition`` of the few values of the
+    buckets holding them (exact order statistics, as a full sort gives)."""
+    picked, below = _select_bucket_cpu(values, bits, lo, hi, rank, count)
+    first = rank - below
+    if rank + 1 < count:
+        picked.partition([first, first + 1])
+        return picked[first], picked[first + 1]
+    picked.partition(first)
+    return picked[first], picked[first]
 
 
 def _median_cpu(values, lo: float, hi: float, count: int):
@@ -347,8 +364,13 @@ def _statistics(values, lower, upper, nclip, lsig, usig, binwidth, mode, median,
         if npix <= 0:
             raise ValueError("no valid pixels within the clipping range")
         if iteration < nclip:
+            previous = (_F32(clip_lo), _F32(clip_hi))
             clip_lo = max(lower, mean - lsig * stddev)
             clip_hi = min(upper, mean + usig * stddev)
+            if (_F32(clip_lo), _F32(clip_hi)) == previous:
+                # A pass depends on its limits only through their float32 values: the next
+                # pass would repeat this one, and give these limits again, to the last one.
+                break
     med = None
     if median:
         lo_m, hi_m = (clip_lo, clip_hi) if nclip > 0 else (-np.inf, np.inf)

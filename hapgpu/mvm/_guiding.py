@@ -26,7 +26,10 @@ repeatable (drizzlepac leaves it unseeded).
 
 Speed: :meth:`GuidingCache.check` runs the checks of several exposures on host threads (the
 file reading, the statistics kernels and most of the Canny filtering release the GIL); each
-check is the same computation as alone, so the verdicts do not depend on the threads.
+check is the same computation as alone, so the verdicts do not depend on the threads. The
+Canny step (:func:`_canny_edges`) computes the smoothing of the image's all-ones mask, which
+depends only on the image shape, once per shape instead of once per exposure (the same edges
+as ``skimage.feature.canny``).
 """
 
 from __future__ import annotations
@@ -271,15 +274,91 @@ class GuidingCache:
 
 
 
+#: Canny smoothing of the guiding check (drizzlepac ``detect_lines``: sigma 2.5, thresholds 0, 25).
+_CANNY_SIGMA = 2.5
+_CANNY_LOW = 0.0
+_CANNY_HIGH = 25.0
+#: Most image shapes whose smoothed unit mask :func:`_unit_mask_smoothing` keeps.
+_MASK_CACHE_SHAPES = 4
+_mask_cache: dict = {}
+_mask_cache_lock = threading.Lock()
+
+
+def _unit_mask_smoothing(shape, dtype):
+    """``(bleed_over, interior)`` of an unmasked image of ``shape`` and ``dtype``, computed once.
+
+    scikit-image's ``canny`` without a mask, in its default ``constant`` mode, divides the
+    smoothed image by the Gaussian smoothing of an all-ones mask (plus the float epsilon), the
+    share of each pixel's smoothing that falls inside the image, and suppresses edges on the
+    image border. Both depend only on the shape and dtype: every exposure of a detector gives
+    the same arrays, computed here with the same calls as in ``canny`` and then reused.
+    """
+    from skimage._shared.filters import gaussian
+
+    key = (tuple(shape), np.dtype(dtype).str)
+    with _mask_cache_lock:
+        cached = _mask_cache.get(key)
+    if cached is not None:
+        return cached
+    ones = np.ones(shape, dtype=dtype)
+    bleed_over = gaussian(ones, sigma=_CANNY_SIGMA, mode="constant", cval=0.0, preserve_range=False)
+    bleed_over += np.finfo(bleed_over.dtype).eps
+    interior = np.zeros(shape, dtype=bool)
+    interior[1:-1, 1:-1] = True
+    bleed_over.flags.writeable = False  # shared: only read (the interior mask too, but
+    # scikit-image's non-maximum suppression takes it as a writable buffer)
+    with _mask_cache_lock:
+        if len(_mask_cache) >= _MASK_CACHE_SHAPES:
+            _mask_cache.pop(next(iter(_mask_cache)))
+        _mask_cache[key] = (bleed_over, interior)
+    return bleed_over, interior
+
+
+def _canny_edges(image: np.ndarray) -> np.ndarray:
+    """``skimage.feature.canny(image, sigma=2.5, low_threshold=0, high_threshold=25)`` of a
+    float32 or float64 image (bool, the shape of ``image``).
+
+    The same steps and calls as scikit-image's ``canny`` (no mask, ``constant`` mode: Gaussian
+    smoothing divided by the smoothed unit mask, Sobel gradients, non-maximum suppression with
+    bilinear interpolation, hysteresis by 8-connected labels), with the smoothed unit mask and
+    the border mask of :func:`_unit_mask_smoothing` reused between images of one shape. Falls
+    back on ``canny`` itself when scikit-image's internals are not where 0.19-0.26 keep them.
+    """
+    import scipy.ndimage as ndi
+
+    try:
+        from skimage._shared.filters import gaussian
+        from skimage.feature._canny_cy import _nonmaximum_suppression_bilinear
+    except ImportError:  # another scikit-image layout: its canny, the same edges
+        from skimage.feature import canny
+
+        return canny(image, sigma=_CANNY_SIGMA, low_threshold=_CANNY_LOW, high_threshold=_CANNY_HIGH)
+    bleed_over, interior = _unit_mask_smoothing(image.shape, image.dtype)
+    smoothed = gaussian(image, sigma=_CANNY_SIGMA, mode="constant", cval=0.0, preserve_range=False)
+    smoothed /= bleed_over
+    rows = ndi.sobel(smoothed, axis=0)
+    columns = ndi.sobel(smoothed, axis=1)
+    magnitude = rows * rows
+    magnitude += columns * columns
+    np.sqrt(magnitude, out=magnitude)
+    kept = _nonmaximum_suppression_bilinear(rows, columns, magnitude, interior, _CANNY_LOW)
+    candidates = kept > 0
+    labels, count = ndi.label(candidates, np.ones((3, 3), bool))
+    if count == 0:
+        return candidates
+    strong = np.zeros(count + 1, dtype=bool)
+    strong[np.unique(labels[candidates & (kept >= _CANNY_HIGH)])] = True
+    return strong[labels]
+
+
 def _detect_lines(image: np.ndarray, min_length: int) -> np.ndarray:
     """Angles (degrees, ``arctan2(rise, run)``) of the Hough lines on Canny edges of ``image``."""
     try:
-        from skimage.feature import canny
         from skimage.transform import probabilistic_hough_line
     except ImportError:  # pragma: no cover - scikit-image is a drizzlepac dependency
         raise InvalidInputError("the MVM guiding check needs scikit-image (pip install "
                                 "scikit-image)") from None
-    edges = canny(image, sigma=2.5, low_threshold=0, high_threshold=25)
+    edges = _canny_edges(image)
     lines = probabilistic_hough_line(edges, threshold=0, line_gap=0, line_length=min_length,
                                      rng=0)
     if not lines:

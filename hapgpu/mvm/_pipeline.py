@@ -120,6 +120,13 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None, keep_i
     layer sees the MDRIZSKY and DQ the earlier one wrote, as when it reads the files again
     (the products are the same).
 
+    A task may run again after its worker died in the middle of it (Dask reschedules it): the
+    files of its layers that an earlier attempt left in ``folder`` (products, trailers, the
+    trailer log being written) are removed first, so that the trailers hold this attempt's
+    records only. The renamed inputs an earlier attempt updated need no reset: every layer
+    reads them as the later layer of a task does (AstroDrizzle resets the CR bits, ``resetbits``,
+    and measures the sky again).
+
     Returns
     -------
     int
@@ -130,6 +137,7 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None, keep_i
     from ._products import drizzle_layer, layer_headers
 
     folder = Path(folder)
+    _remove_earlier_attempt(jobs, folder)
     visit = VisitCache() if len(jobs) > 1 else None
     hapgpu_log = logging.getLogger("hapgpu")
     previous = hapgpu_log.level
@@ -159,6 +167,24 @@ def drizzle_layers(jobs, folder, level: int = logging.INFO, backend=None, keep_i
         return int(ExitCode.ERROR)
     finally:
         hapgpu_log.setLevel(previous)
+
+
+def _remove_earlier_attempt(jobs, folder: Path) -> None:
+    """Remove the files an earlier attempt of a layer task left in the staging folder.
+
+    A task's files are only ever written by the task (the run log is appended to the trailers
+    once every task of the cell has succeeded), so whatever exists of them at its start comes
+    from an attempt whose worker died: a trailer log being written, or a finished layer's
+    product and trailer. Temporary files (``.<name>.<pid>.part``) are hidden; they go with the
+    staging folder.
+    """
+    for job in jobs:
+        layer = job.layer
+        for name in (f"{layer.basename}_trl.log", layer.trailer_filename, layer.drizzle_filename):
+            path = folder / name
+            if path.exists():
+                log.warning("%s: left by an earlier attempt of this task; removed", name)
+                path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- preparation

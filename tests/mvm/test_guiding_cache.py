@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import pytest
 
 from hapgpu.errors import InvalidInputError
@@ -159,3 +160,20 @@ def test_rejected_dq_in_the_arrays_own_dtype(dtype):
     accepted = np.bitwise_or.reduce(np.array(_guiding.ACCEPTED_DQ_FLAGS))
     expected = (dq.astype(np.int64) & ~accepted) != 0  # drizzlepac's test, on 64-bit integers
     assert np.array_equal(_guiding._rejected_dq(dq), expected)
+
+
+def test_canny_edges_equal_scikit_image():
+    """The guiding check's Canny edges (the smoothed unit mask kept per image shape) are
+    scikit-image's, for every image of a shape and for shapes met again."""
+    from skimage.feature import canny
+
+    rng = np.random.default_rng(4)
+    for shape in [(70, 90), (64, 64), (70, 90), (33, 120), (70, 90)]:
+        image = np.clip(rng.normal(0.0, 20.0, shape), 0, None).astype(np.float32)
+        image[shape[0] // 2: shape[0] // 2 + 2, 5:-5] += 400.0  # a trail
+        for data in (image, image.astype(np.float64), image[2:-2, 2:-2]):
+            expected = canny(data, sigma=2.5, low_threshold=0, high_threshold=25)
+            edges = _guiding._canny_edges(data)
+            assert edges.dtype == expected.dtype and np.array_equal(edges, expected)
+            assert edges.any()
+    assert np.array_equal(_guiding._canny_edges(np.zeros((40, 40), np.float32)), np.zeros((40, 40), bool))
