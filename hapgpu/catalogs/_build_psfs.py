@@ -85,9 +85,10 @@ Simulator
     (and must: the shipped table is the fit of the shipped library, tests/
     test_simulate_optics_psf.py). With the terms at 0.1 / 0.15 pixel (WFC3 only), before
     the IR cold mask: UVIS filter catalogs 95.0 % (114 of 120), total 94.4 % (102 of 108;
-    the 6 missed are faint isolated stars, 25.7-26.5 ABmag in F814W, near the detection
-    threshold); IR 89.8 % (filters) and 91.6 % (total), the missed ones including
-    isolated 22.5-23 mag stars that TinyTim's deconvolution kept and this library lost.
+    of the 6 missed, 5 are 25.3-26.0 ABmag F814W stars 5-9 pixels from brighter stars,
+    whose deconvolved islands are no peak beside the neighbour's, and 1 is no simulated
+    source: tests/catalogs/test_catalogs_reference.py, source by source); IR 89.8 %
+    (filters) and 91.6 % (total).
     With the IR cold mask and a 0.05 pixel IR spread (shipped): IR 95.8 % (filters, 181 of
     189) and 96.1 % (total, 172 of 179), aperture magnitudes of the S/N > 20 sources within
     0.01 mag except one per filter in MagAp2 (0.077 mag F160W, 0.100 F110W); UVIS

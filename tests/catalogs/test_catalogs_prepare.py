@@ -122,7 +122,7 @@ def _assert_background_equal(ours, ref):
     # constant cases are the same float32 numbers; Background2D sums boxes in another order
     # (float32 mesh statistics: a few float32 eps of the values)
     exact = ours.kind != "twod_background"
-    tol = dict(rtol=0, atol=0) if exact else dict(rtol=1e-5, atol=0)
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-5, "atol": 0}
     np.testing.assert_allclose(ours.background, ref.bkg_background_ra, **tol)
     np.testing.assert_allclose(ours.rms, ref.bkg_rms_ra, **tol)
     np.testing.assert_allclose(ours.median, ref.bkg_median, rtol=1e-6)
@@ -135,7 +135,7 @@ def test_background_equals_drizzlepac(tmp_path, drizzlepac_image, case):
     rng = np.random.default_rng({"flat": 1, "gradient": 2, "negative": 3}[case])
     data = _field(rng, gradient=0.5 if case == "gradient" else 0.0,
                   sky=-0.2 if case == "negative" else 0.05)
-    path, mask = _write_product(tmp_path / f"hst_17001_01_wfc3_uvis_f555w_isim01_drc.fits", data)
+    path, mask = _write_product(tmp_path / "hst_17001_01_wfc3_uvis_f555w_isim01_drc.fits", data)
     params = catalog_parameters("wfc3", "uvis")
     ours = prepare_image(read_catalog_product(path, mask=mask), params, backend="cpu")
     ref = drizzlepac_image(path, mask, params)

@@ -211,17 +211,45 @@ def test_segment_catalogs_match_row_for_row(pair):
 #: stars from the optics model (hapgpu.simulate._optics: image-quality terms on WFC3 only;
 #: WFC3/IR behind its cold mask, TinyTim's public wfc3_ir.pup values, with a 0.05 pixel
 #: detector spread; ACS unchanged): UVIS filter catalogs 95.0 % found (114 of 120), the total
-#: 94.4 % (102 of 108; the 6 missed are faint isolated stars), 1 of 66 bright F814W sources
-#: 0.0215 mag off in MagAp2; IR 95.8 % (filters, 181 of 189) and 96.1 % (total, 172 of 179)
-#: found, MagAp1 within 0.01 mag, MagAp2 of 1 bright source per filter off (0.077 mag of 58
-#: in F160W, 0.100 of 84 in F110W). Before the cold mask: IR 89.8 % / 91.6 % found, 2-5 of
-#: 72-91 bright sources per filter over 0.01 mag (worst 0.37). TinyTim's WFC3/IR Zernike
-#: terms (focus, astigmatism, coma) dropped IR to 77.0 / 78.5 %; TinyTim's WFC3/UVIS2 terms
-#: took the UVIS total to 94.7 % but the filters to 94.96 % (113 of 119): neither is used.
+#: 94.4 % (102 of 108), 1 of 66 bright F814W sources 0.0215 mag off in MagAp2; IR 95.8 %
+#: (filters, 181 of 189) and 96.1 % (total, 172 of 179) found, MagAp1 within 0.01 mag, MagAp2
+#: of 1 bright source per filter off (0.077 mag of 58 in F160W, 0.100 of 84 in F110W). Before
+#: the cold mask: IR 89.8 % / 91.6 % found, 2-5 of 72-91 bright sources per filter over 0.01
+#: mag (worst 0.37). TinyTim's WFC3/IR Zernike terms (focus, astigmatism, coma) dropped IR to
+#: 77.0 / 78.5 %; TinyTim's WFC3/UVIS2 terms took the UVIS total to 94.7 % but the filters to
+#: 94.96 % (113 of 119): neither is used.
+#:
+#: Source by source (test_point_same_psf.py::test_point_catalog_gap_is_the_library_psf_alone:
+#: drizzlepac's finder with its TinyTim library on hapgpu's regions gives its catalog row for
+#: row, and hapgpu's photometry at its positions its magnitudes (2e-13 mag)): every difference is
+#: which integer pixels of the deconvolved image are find_peaks seeds (11-pixel box). With
+#: alpha = 0 the deconvolved image inside each island of above-threshold pixels is dominated by
+#: the pixel-to-pixel (near-Nyquist) pattern of 1 / P. The 5 missed UVIS stars (F814W
+#: 25.3-26.0 mag, simulated stars within 0.5 px) lie 5-9 px from 21.4-23.3 mag stars (one from
+#: a 25.5): their 4-8 pixel islands deconvolve to 950-4600 with hapgpu's library (4970-36600
+#: with TinyTim's), under pixels of the neighbour's island inside the box (2700-14700),
+#: so they are no seed, and the neighbour's 11-pixel seed box misses them or cuts them
+#: (537.5, 122.2: peak found at the box edge, roundness1 -2, rejected). The 6th (248.8, 375.1)
+#: is no simulated source (none within 11 px; an 18.9 mag galaxy 12 px away). Against the
+#: truth, drizzlepac's UVIS total has 105 of 108 rows within 1 px of a simulated source,
+#: hapgpu's 106 of 114 (4 of its 12 extra rows are 24.2-24.9 mag stars drizzlepac misses).
+#: The F814W source 0.0215 mag off (154.7, 410.5; S/N 20.2) is a 23.2 mag galaxy below a
+#: 20.4 mag star 10 px away: same integer peak, seeds (159, 402), (159, 411) (drizzlepac) and
+#: (147, 404), (157, 413) (hapgpu), so the DAOFIND box keeps other pixels and the centroids
+#: are 0.22 px apart (FluxAp2 drizzlepac 1.867, hapgpu 1.831). IR: 4 of the missed (22.5-24.5
+#: mag stars) have no seed in hapgpu's deconvolved image; 2 are found by both, 0.75-1.05 px
+#: apart (a star 1.1 px from a galaxy: hapgpu's position 0.08 px from the star, drizzlepac's
+#: 1.0 px; a star-galaxy blend); the others are blends or S/N < 5. The IR MagAp2 source
+#: (196.5, 227.1; 24.0 / 23.3 mag) has a 22.5 / 21.0 mag star 3.6 px away, on the edge of the
+#: 3.5 px aperture 2: same integer peak, seed (196, 231) (hapgpu) and (197, 232) (drizzlepac),
+#: centroids 0.17 px apart (hapgpu's 0.22 px from the simulated position, drizzlepac's 0.28),
+#: and the neighbour's core moves across the aperture and annulus (F160W FluxAp2 drizzlepac
+#: 44.15, hapgpu 41.13; annulus mode 0.681, 0.659).
 POINT_PSF_GAP = ("point sources differ through the PSF models (TinyTim vs hapgpu's): "
                  "UVIS total 94.4% found (filters 95.0%), 1 bright F814W source 0.0215 mag off; "
                  "IR 95.8-96.1% found, 1 bright source per filter 0.077-0.100 mag off in MagAp2 "
-                 "(stars drawn with hapgpu's optics model)")
+                 "(stars drawn with hapgpu's optics model; each difference is a different "
+                 "deconvolution seed pixel near a brighter neighbour)")
 
 
 @pytest.mark.reference
