@@ -1,20 +1,31 @@
-"""Drizzle kernels: scatter input pixels onto float64 output accumulators.
+"""Drizzle kernels: scatter input pixels onto output accumulators.
 
-The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers:
+The per-pixel maths is in :mod:`._pixel_math`. This module adds the two drivers and the
+accumulator update (``deposit``) of each target:
 
 * CPU (``numba.njit(parallel=True)``): input pixels are processed in tiles; tiles whose output
   footprints (bounding boxes) are disjoint form a *wave* and run in parallel without atomics.
   The result is deterministic and independent of the number of threads. There is one driver
-  per kernel, compiled the first time that kernel is used (and cached on disk).
-* CUDA (real device or simulator): one thread per input pixel, atomics on the accumulators.
+  per kernel, compiled the first time that kernel is used (and cached on disk). The
+  accumulators are drizzlepac's own: a float32 running weighted mean and a float32 weight,
+  updated in place as ``cdrizzlebox.c``'s ``update_data`` does (a pixel without weight takes
+  the drop's value; else ``(mean * w + dw * d) / (w + dw)`` with the products and their sum
+  in float32, divided in float64), so no finishing is needed and zero-weight drops leave
+  drizzlepac's "last value" behind by themselves.
+* CUDA (real device or simulator): one thread per input pixel; a running mean cannot be
+  updated under atomics, so the accumulators are float64 sums ``num`` = sum(w*d) and ``den``
+  = sum(w), and ``zidx`` (int32): the largest flat input index that reached the pixel with
+  zero weight, plus one (0: none), which reproduces drizzlepac's "last zero-weight value"
+  rule; a finishing kernel divides.
 
-Accumulators (all the shape of the output *window* ``ip[I_WY0]:ip[I_WY1], ip[I_WX0]:ip[I_WX1]``
-of the full ``(ony, onx)`` frame; coordinates and clipping stay full-frame, only the
-accumulator index is window-relative): ``num`` = sum(w*d) and ``den`` = sum(w) in float64,
-``var`` = sum(w**2 * err**2) (float64, optional), ``outdq`` (int32 OR, optional), ``ctx``
-(int32 bit plane), and ``zidx`` (int32): the largest flat input index that reached the pixel
-with zero weight, plus one (0: none), which reproduces drizzlepac's "last zero-weight value"
-rule.
+Accumulators are the shape of the output *window* ``ip[I_WY0]:ip[I_WY1],
+ip[I_WX0]:ip[I_WX1]`` of the full ``(ony, onx)`` frame (coordinates and clipping stay
+full-frame, only the accumulator index is window-relative); with them ``var`` = sum(w**2 *
+err**2) (float64, optional), ``outdq`` (int32 OR, optional) and ``ctx`` (int32 bit plane).
+The per-pixel functions pass the accumulators through to ``deposit`` unread, so each target's
+``deposit`` names them: ``(mean, weight, var, outdq, init, ctx)`` on the CPU (``mean``
+holds the int32 bits of the float32 mean XOR ``init[0]``, the bits of the initial value, so
+zeroed storage reads as the initial value), ``(num, den, var, outdq, zidx, ctx)`` on CUDA.
 """
 
 from __future__ import annotations
@@ -27,20 +38,25 @@ import numpy as np
 from numba import cuda, prange
 
 from . import _pixel_math as pm
-from .targets import cached_driver, compile_namespace, cuda_module_for, device_function, rebind
+from .targets import (
+    cached_driver,
+    compile_namespace,
+    cuda_module_for,
+    device_function,
+    rebind,
+)
 
 __all__ = [
     "KERNEL_IDS",
-    "lanczos_lut",
-    "drizzle_cpu",
-    "resolve_zero_weight_cpu",
-    "finalize_cpu",
     "copy_spans_cpu",
-    "row_spans",
-    "pixmap_cpu",
     "cuda_drizzle_kernels",
-    "tile_waves",
+    "drizzle_cpu",
+    "finalize_cpu",
     "footprint_boxes",
+    "lanczos_lut",
+    "pixmap_cpu",
+    "row_spans",
+    "tile_waves",
 ]
 
 KERNEL_IDS = {
@@ -77,14 +93,19 @@ def lanczos_lut(order: int, n: int = 512, space: float = 0.01) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _deposit_cpu(num, den, var, outdq, zidx, ctx, jj, ii, drop_w, d, e2, dqv, scan, ctxbit, flags):
-    if drop_w != 0.0:
-        num[jj, ii] += np.float64(drop_w) * np.float64(d)
-        den[jj, ii] += np.float64(drop_w)
-        if flags & 2:
-            var[jj, ii] += np.float64(drop_w) * np.float64(drop_w) * e2
-    elif scan > zidx[jj, ii]:
-        zidx[jj, ii] = scan
+def _deposit_cpu(mean, weight, var, outdq, init, ctx, jj, ii, drop_w, d, e2, dqv, scan, ctxbit,
+                 flags):
+    vc = weight[jj, ii]
+    total = np.float32(vc + drop_w)
+    if vc == 0.0:
+        mean[jj, ii] = np.float32(d).view(np.int32) ^ init[0]
+    elif total != 0.0:
+        m = np.int32(mean[jj, ii] ^ init[0]).view(np.float32)
+        num = np.float32(np.float32(m * vc) + np.float32(drop_w * d))
+        mean[jj, ii] = np.float32(np.float64(num) / np.float64(total)).view(np.int32) ^ init[0]
+    weight[jj, ii] = total
+    if drop_w != 0.0 and flags & 2:
+        var[jj, ii] += np.float64(drop_w) * np.float64(drop_w) * e2
     if drop_w > 0.0:
         ctx[jj, ii] |= ctxbit
         if flags & 4:
@@ -119,17 +140,14 @@ _cpu = compile_namespace(pm.DRIZZLE_FUNCTIONS, "cpu", extra=_CPU_EXTRA,
                          inline=_CPU_INLINE)
 _map_offset_cpu = _cpu.map_offset
 _table_map_cpu = _cpu.table_map
-_finish_pixel_cpu = _cpu.finish_pixel
-_store_zero_weight_cpu = _cpu.store_zero_weight
-_zero_weight_value_cpu = _cpu.zero_weight_value
 
 
 def _drizzle_tiles(tiles, data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                   num, den, var, outdq, zidx, ctx, ctxbit):
+                   mean, out_weight, var, outdq, init, ctx, ctxbit):
     for t in prange(tiles.shape[0]):
         for j in range(tiles[t, 0], tiles[t, 1]):
             kernel_span(j, tiles[t, 2], tiles[t, 3], data, weight, err, dq, fp, ip,  # noqa: F821
-                        tx, ty, ex, ey, lut, num, den, var, outdq, zidx, ctx, ctxbit)
+                        tx, ty, ex, ey, lut, mean, out_weight, var, outdq, init, ctx, ctxbit)
 
 
 def _drizzle_tiles_cpu(fp, ip):
@@ -142,7 +160,7 @@ def _drizzle_tiles_cpu(fp, ip):
     return _tiles_driver(pm.CENTRED_PIXEL_FUNCTIONS.get(kernel, "square_pixel"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiles_driver(unit: str):
     if unit == "square_span":
         aliases = {"kernel_span": "square_span"}
@@ -157,17 +175,20 @@ def _tiles_driver(unit: str):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def finalize_cpu(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht,
-                 span, outside):
-    """Write the output SCI and WHT (float32) from the accumulators, in parallel over rows.
+def finalize_cpu(mean, weight, init_bits, fill, has_fill, out_sci, out_sci_bits, out_wht, span,
+                 outside):
+    """Write the output SCI and WHT (float32) from the CPU accumulators, in parallel over rows.
 
-    ``last_zero`` is the int32 zero-weight plane and ``init_bits`` the int32 bits of the
-    initial value (see ``_pixel_math.finish_pixel``); ``out_sci_bits`` is an int32 view of
-    ``out_sci``. ``span`` (int64, ``(ny, 2)``) holds each row's covered columns ``[s0, s1)``
-    (see :func:`row_spans`): outside them no input reached, so the sums are 0 and the pixel's
-    SCI is the fill value, else the initial value, and its WHT 0 (what ``finish_pixel`` gives
-    there). Those pixels are written only when ``outside`` is True (the caller may hand
-    outputs already holding them, e.g. zeroed pages when both values are 0).
+    ``mean`` (int32) holds the bits of each pixel's running mean XOR ``init_bits``, the bits
+    of the initial value, and ``weight`` (float32) its weight (see the module notes); SCI is
+    the mean, or the fill value where the weight is 0 and ``has_fill``. ``out_sci_bits`` is an
+    int32 view of ``out_sci``. The outputs may be the accumulators themselves (``out_sci_bits``
+    ``mean``, ``out_wht`` ``weight``; with ``init_bits`` 0): the fill value is then written in
+    place.
+    ``span`` (int64, ``(ny, 2)``) holds each row's covered columns ``[s0, s1)`` (see
+    :func:`row_spans`): outside them no input reached, so SCI is the fill value, else the
+    initial value, and WHT 0. Those pixels are written only when ``outside`` is True (the
+    caller may hand outputs already holding them, e.g. zeroed pages when both values are 0).
     """
     ny, nx = out_sci.shape
     empty = np.float32(0.0)
@@ -175,10 +196,14 @@ def finalize_cpu(num, den, last_zero, init_bits, fill, has_fill, out_sci, out_sc
         s0 = min(max(span[jj, 0], 0), nx)
         s1 = max(min(span[jj, 1], nx), s0)
         for ii in range(s0, s1):
-            _finish_pixel_cpu(jj, ii, num, den, last_zero, init_bits, fill, has_fill, out_sci,
-                              out_sci_bits, out_wht)
+            w = weight[jj, ii]
+            if has_fill and w == 0.0:
+                out_sci[jj, ii] = fill
+            else:
+                out_sci_bits[jj, ii] = mean[jj, ii] ^ init_bits
+            out_wht[jj, ii] = w
         if outside:
-            for ii in range(0, s0):
+            for ii in range(s0):
                 if has_fill:
                     out_sci[jj, ii] = fill
                 else:
@@ -397,10 +422,13 @@ def footprint_boxes(shape, fp, tx, ty, ex, ey, *, tile: int = 96):
 
 
 def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                num, den, var, outdq, zidx, ctx, ctxbit, *, tile: int = 96,
+                mean, out_weight, var, outdq, init, ctx, ctxbit, *, tile: int = 96,
                 footprint=None) -> None:
-    """Drizzle one input image onto the accumulators with the parallel CPU driver.
+    """Drizzle one input image onto the CPU accumulators with the parallel CPU driver.
 
+    ``mean`` (int32, the running mean's bits XOR ``init[0]``) and ``out_weight`` (float32) are
+    updated in place as drizzlepac updates its output SCI and weight (see the module notes);
+    ``init`` is a one-element int32 array holding the bits of the initial value.
     ``footprint`` is :func:`footprint_boxes`' result when the caller already has it.
     """
     tiles, boxes = (footprint if footprint is not None
@@ -411,30 +439,7 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     with numba.parallel_chunksize(1):
         for wave in tile_waves(boxes):
             driver(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                               num, den, var, outdq, zidx, ctx, ctxbit)
-
-
-@numba.njit(parallel=True, nogil=True, cache=True)
-def resolve_zero_weight_cpu(zidx, last_zero, init_bits, data, fp, ip, span):
-    """Store the value of the last zero-weight contribution per pixel and reset ``zidx``.
-
-    ``last_zero`` is the int32 zero-weight plane and ``init_bits`` the int32 bits of the
-    initial value (see ``_pixel_math.finish_pixel``).
-    ``span`` (int64, ``(ny, 2)``): the columns ``[s0, s1)`` of each row the input can reach
-    (:func:`row_spans`); ``zidx`` is zero outside them, so only they are read.
-    """
-    ny, nx = zidx.shape
-    flags = ip[pm.I_FLAGS]
-    inx = data.shape[1]
-    for jj in prange(ny):
-        s0 = min(max(span[jj, 0], 0), nx)
-        s1 = min(span[jj, 1], nx)
-        for ii in range(s0, s1):
-            k = zidx[jj, ii]
-            if k > 0:
-                value = _zero_weight_value_cpu(data, k - 1, inx, fp, flags)
-                _store_zero_weight_cpu(jj, ii, value, init_bits, last_zero)
-                zidx[jj, ii] = 0
+                   mean, out_weight, var, outdq, init, ctx, ctxbit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,7 +486,7 @@ def _finalize_kernel(num, den, last_zero, init_bits, fill, has_fill, out_sci, ou
                      out_wht)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_drizzle_kernels(target: str):
     """Return ``(drizzle, resolve, finalize)`` kernels compiled for ``cuda`` or ``cudasim``."""
     module = cuda_module_for(target)

@@ -20,7 +20,6 @@ from ..kernels.drizzle import (
     finalize_cpu,
     footprint_boxes,
     lanczos_lut,
-    resolve_zero_weight_cpu,
     row_spans,
 )
 from ._launch import launch_2d
@@ -30,12 +29,13 @@ from ._tiles import (
     TileGrid,
     TileSpill,
     accumulator_bytes,
+    accumulator_planes,
     choose_tile_shape,
     parse_memory_budget,
     parse_tile_shape,
 )
 
-__all__ = ["Drizzle", "KERNELS", "reach_tiles"]
+__all__ = ["KERNELS", "Drizzle", "reach_tiles"]
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +106,18 @@ def _kernel_parameters(kernel: str, pixfrac: float, scale: float) -> np.ndarray:
 @dataclass
 class _Window:
     """The accumulators one input is drizzled into: output pixels ``bounds = (y0, y1, x0,
-    x1)`` of the frame (2-D arrays of that shape on the backend's device). ``direct``: the
-    arrays are views of one tile's storage (nothing to copy back); else fresh arrays copied
-    from and back to the tiles ``keys``. ``var`` / ``dq`` are None when this input does not
-    propagate errors / DQ. ``last_zero`` is the int32 zero-weight plane: the bits of a pixel's
-    last zero-weight value XOR those of ``initial_value`` (0: no such value)."""
+    x1)`` of the frame (2-D arrays of that shape on the backend's device). ``planes`` are the
+    accumulator planes by name (:func:`~hapgpu.resample._tiles.accumulator_planes`).
+    ``direct``: the arrays are views of one tile's storage (nothing to copy back); else fresh
+    arrays copied from and back to the tiles ``keys``. ``var`` / ``dq`` are None when this
+    input does not propagate errors / DQ; ``zidx`` is the CUDA zero-weight index (None on the
+    CPU)."""
 
     bounds: tuple
     keys: list
-    num: object
-    den: object
-    last_zero: object
+    planes: dict
     ctx: object
-    zidx: object
+    zidx: object = None
     var: object = None
     dq: object = None
     direct: bool = False
@@ -197,22 +196,26 @@ class Drizzle:
 
     Notes
     -----
-    Sums of ``w*d`` and ``w`` are kept in float64 and divided when results are read, which
-    agrees with drizzlepac's float32 running mean to ~1e-7 relative. Non-finite input data or
-    weights count as weight 0 and value 0 (drizzlepac would propagate the NaN).
+    On the CPU the accumulators are drizzlepac's: a float32 running weighted mean and weight
+    updated in place as ``cdrizzlebox.c`` updates its output arrays (same arithmetic, so the
+    results equal ``cdriz.tdriz``'s wherever each output pixel receives its drops in the same
+    order; the tile waves keep, for every pixel, the order of the input tiles), 8 bytes per
+    pixel. CUDA backends drizzle with atomics, which cannot keep a running mean: they sum
+    ``w*d`` and ``w`` in float64 and divide when results are read, and resolve drizzlepac's
+    zero-weight (INDEF) rule through an index of the last zero-weight input pixel (20 bytes
+    per pixel, and a reused 4-byte index per pixel of the largest window). The two agree to
+    float32 rounding of the running mean (a few units in the last place of the largest
+    contribution to a pixel). Non-finite input data or weights count as weight 0 and value 0
+    (drizzlepac would propagate the NaN).
 
     Each input is drizzled into a window of the tiles it can reach (its footprint from the
-    pixel map, widened by the kernel's reach), and drizzlepac's zero-weight (INDEF) rule is
-    resolved on that window only (on the CPU, only on the columns each of its rows can reach);
-    so the work per input follows its footprint. Each tile remembers the columns of each row
-    any input reached, and the CPU finishes only those. When the
-    window is one tile (always, for a one-tile frame), the kernels write into the tile's own
-    storage, restricted to the rows the input reaches, with nothing copied. Tile storage
-    costs 24 bytes per pixel (float64 sums and weights, the last zero-weight value as int32
-    bits XOR those of ``initial_value``, int32 context per 32 inputs), plus 12 with errors and
-    DQ, plus a reused 4-byte zero-weight index per pixel of the largest window. Every plane
-    starts as zeros: on the host they are mapped lazily, so parts of a tile no input reached
-    cost no memory.
+    pixel map, widened by the kernel's reach); so the work per input follows its footprint.
+    Each tile remembers the columns of each row any input reached, and the CPU finishes only
+    those. When the window is one tile (always, for a one-tile frame), the kernels write into
+    the tile's own storage, restricted to the rows the input reaches, with nothing copied.
+    Context costs 4 more bytes per pixel per 32 inputs, errors and DQ 12. Every plane starts
+    as zeros: on the host they are mapped lazily, so parts of a tile no input reached cost no
+    memory.
     """
 
     def __init__(self, output_shape, kernel: str = "square", pixfrac: float = 1.0,
@@ -229,17 +232,20 @@ class Drizzle:
         self.pixfrac = pixfrac
         self.fillval = _parse_fillval(fillval)
         self.initial_value = np.float32(initial_value)
-        # the zero-weight plane holds value bits XOR these, so that zeroed storage (free
-        # until written) reads as the initial value
+        # the mean (CPU) and zero-weight (CUDA) planes hold value bits XOR these, so that
+        # zeroed storage (free until written) reads as the initial value
         self._init_bits = np.array(self.initial_value, dtype=np.float32).view(np.int32)[()]
         self.backend = resolve_backend(backend)
+        self._sums = self.backend.is_cuda  # accumulator layout (see accumulator_planes)
+        self._planes = accumulator_planes(self._sums)
         tile = parse_tile_shape(tile_shape)
         if tile is None or memory_budget is not None:
             self.memory_budget = parse_memory_budget(memory_budget, self.backend)
         else:
             self.memory_budget = None  # not needed: the caller chose the tiles
         if tile is None:
-            tile = choose_tile_shape(self.output_shape, self.memory_budget, accumulator_bytes())
+            tile = choose_tile_shape(self.output_shape, self.memory_budget,
+                                     accumulator_bytes(sums=self._sums))
         self.grid = TileGrid(self.output_shape, tile)
         self.tile_shape = self.grid.tile
         self._tiles: dict[tuple[int, int], Tile] = {}
@@ -253,7 +259,8 @@ class Drizzle:
         self._dummy2 = xp.zeros((1, 1), dtype=np.float32)
         self._dummy_var = xp.zeros((1, 1), dtype=np.float64)
         self._dummy_dq = xp.zeros((1, 1), dtype=np.int32)
-        self._zidx = None  # flat int32 zero-weight index, all zeros between inputs
+        self._zidx = None  # CUDA: flat int32 zero-weight index, all zeros between inputs
+        self._init = np.array([self._init_bits], dtype=np.int32)  # CPU kernels read init[0]
         self._lut = self.backend.asarray(
             lanczos_lut(int(kernel[-1])) if kernel.startswith("lanczos") else np.zeros(1, np.float32),
             np.float32,
@@ -274,12 +281,7 @@ class Drizzle:
     @property
     def nbytes(self) -> int:
         """Bytes held by the allocated tiles' accumulators."""
-        total = 0
-        for tile in self._tiles.values():
-            for arr in (tile.num, tile.den, tile.last_zero, tile.ctx, tile.var, tile.dq):
-                if arr is not None:
-                    total += int(arr.nbytes)
-        return total
+        return sum(int(arr.nbytes) for tile in self._tiles.values() for arr in tile.arrays())
 
     # ---------------------------------------------------------------------------------------
     def add_image(self, data, pmap: PixelMap, weight=None, in_units: str = "cps",
@@ -384,27 +386,27 @@ class Drizzle:
         var = window.var if window.var is not None else self._dummy_var
         outdq = window.dq if window.dq is not None else self._dummy_dq
         inputs = (data, weight, err_arr, dq_arr)
-        # the columns of each window row the input can reach (host): the CPU's zero-weight
-        # resolution reads only these, and the tiles remember their union for the finishing
+        # the columns of each window row the input can reach (host): the tiles remember their
+        # union for the finishing
         span = row_spans(np.ascontiguousarray(footprint[1], dtype=np.float64), self._pad(scale),
                          wy0, wy1 - wy0, wx0, wx1 - wx0)
-        outputs = (tx, ty, ex, ey, self._lut, window.num, window.den, var, outdq,
-                   window.zidx, window.ctx, ctxbit)
-        try:
-            if backend.name == "cpu":
-                drizzle_cpu(*inputs, fp, ip, *outputs, footprint=footprint)
-                resolve_zero_weight_cpu(window.zidx, window.last_zero, self._init_bits, data, fp,
-                                        ip, span)
-            else:
-                fp_dev = backend.asarray(fp)
-                ip_dev = backend.asarray(ip)
-                kernel, resolve, _ = self._cuda_kernels()
-                launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, *outputs)
+        if backend.name == "cpu":
+            drizzle_cpu(*inputs, fp, ip, tx, ty, ex, ey, self._lut, window.planes["mean"],
+                        window.planes["weight"], var, outdq, self._init, window.ctx, ctxbit,
+                        footprint=footprint)
+        else:
+            fp_dev = backend.asarray(fp)
+            ip_dev = backend.asarray(ip)
+            kernel, resolve, _ = self._cuda_kernels()
+            try:
+                launch_2d(kernel, backend, (ny, nx), *inputs, fp_dev, ip_dev, tx, ty, ex, ey,
+                          self._lut, window.planes["num"], window.planes["den"], var, outdq,
+                          window.zidx, window.ctx, ctxbit)
                 launch_2d(resolve, backend, (wy1 - wy0, wx1 - wx0), window.zidx,
-                          window.last_zero, self._init_bits, data, fp_dev, ip_dev)
-        except BaseException:
-            self._zidx = None  # it may hold indices the resolution did not reset
-            raise
+                          window.planes["last_zero"], self._init_bits, data, fp_dev, ip_dev)
+            except BaseException:
+                self._zidx = None  # it may hold indices the resolution did not reset
+                raise
         if not window.direct:
             self._close_window(window, plane)
         for key in keys:
@@ -432,8 +434,11 @@ class Drizzle:
         np.maximum(mine[:, 1], hi, out=mine[:, 1])
 
     def _scratch_index(self, shape):
-        """The zero-weight index for a window of ``shape``: a C-contiguous view of a reused
-        int32 buffer that holds zeros (the resolution step resets every entry it reads)."""
+        """The CUDA zero-weight index for a window of ``shape``: a C-contiguous view of a
+        reused int32 buffer that holds zeros (the resolution step resets every entry it
+        reads); None on the CPU, whose running mean needs none."""
+        if not self._sums:
+            return None
         n = shape[0] * shape[1]
         if self._zidx is None or self._zidx.size < n:
             self._zidx = None  # release the old buffer before allocating the larger one
@@ -441,13 +446,13 @@ class Drizzle:
         return self._zidx[:n].reshape(shape)
 
     def _new_tile(self, key, plane: int) -> Tile:
-        """Storage of tile ``key`` before any input: zeros (the zero-weight plane's zeros read
-        as ``initial_value``; on the host, none of it is resident memory until written)."""
+        """Storage of tile ``key`` before any input: zeros (the mean and zero-weight planes'
+        zeros read as ``initial_value``; on the host, none of it is resident memory until
+        written)."""
         xp = self.backend.xp
         y0, y1, x0, x1 = self.grid.bounds(key)
         shape = (y1 - y0, x1 - x0)
-        tile = Tile(num=xp.zeros(shape, dtype=np.float64), den=xp.zeros(shape, dtype=np.float64),
-                    last_zero=xp.zeros(shape, dtype=np.int32),
+        tile = Tile(planes={name: xp.zeros(shape, dtype=dtype) for name, dtype in self._planes.items()},
                     ctx=xp.zeros((plane + 1,) + shape, dtype=np.int32))
         self._tiles[key] = tile
         return tile
@@ -489,8 +494,8 @@ class Drizzle:
                     tile.dq = xp.zeros(shape, dtype=np.int32)
                 a, b = self._rows_reached(boxes, pad, y0, y1)
                 rows = slice(a - y0, b - y0)
-                return _Window(bounds=(a, b, x0, x1), keys=keys, num=tile.num[rows],
-                               den=tile.den[rows], last_zero=tile.last_zero[rows],
+                return _Window(bounds=(a, b, x0, x1), keys=keys,
+                               planes={name: arr[rows] for name, arr in tile.planes.items()},
                                ctx=tile.ctx[plane, rows], zidx=self._scratch_index((b - a, x1 - x0)),
                                var=tile.var[rows] if error else None,
                                dq=tile.dq[rows] if dq else None, direct=True)
@@ -499,11 +504,9 @@ class Drizzle:
         shape = (wy1 - wy0, wx1 - wx0)
         window = _Window(
             bounds=bounds, keys=keys,
-            num=xp.zeros(shape, dtype=np.float64),
-            den=xp.zeros(shape, dtype=np.float64),
-            # zeros: the initial value (see _Window); the parts outside the tiles are never
-            # read nor written (and, on the host, never become resident memory)
-            last_zero=xp.zeros(shape, dtype=np.int32),
+            # zeros: the initial value (see Drizzle._new_tile); the parts outside the tiles are
+            # never read nor written (and, on the host, never become resident memory)
+            planes={name: xp.zeros(shape, dtype=dtype) for name, dtype in self._planes.items()},
             ctx=xp.zeros(shape, dtype=np.int32),
             zidx=self._scratch_index(shape),
             var=xp.zeros(shape, dtype=np.float64) if error else None,
@@ -514,9 +517,8 @@ class Drizzle:
             tile = self._tiles.get(key)
             if tile is None:
                 continue
-            window.num[sl] = tile.num
-            window.den[sl] = tile.den
-            window.last_zero[sl] = tile.last_zero
+            for name, arr in tile.planes.items():
+                window.planes[name][sl] = arr
             if plane < tile.ctx.shape[0]:
                 window.ctx[sl] = tile.ctx[plane]
             if error and tile.var is not None:
@@ -527,8 +529,7 @@ class Drizzle:
 
     def _direct(self, tile: Tile) -> bool:
         """Whether the kernels can write into ``tile``'s arrays (C-contiguous, as compiled)."""
-        return all(arr is None or arr.flags.c_contiguous
-                   for arr in (tile.num, tile.den, tile.last_zero, tile.ctx, tile.var, tile.dq))
+        return all(arr.flags.c_contiguous for arr in tile.arrays())
 
     def _close_window(self, window: _Window, plane: int) -> None:
         """Store the window's values back into its tiles, creating the missing ones."""
@@ -541,15 +542,13 @@ class Drizzle:
                 def take(a, sl=sl):
                     return None if a is None else a[sl]
 
-                ctx = xp.zeros((plane + 1,) + window.num[sl].shape, dtype=np.int32)
+                ctx = xp.zeros((plane + 1,) + window.ctx[sl].shape, dtype=np.int32)
                 ctx[plane] = window.ctx[sl]
-                self._tiles[key] = Tile(num=take(window.num), den=take(window.den),
-                                        last_zero=take(window.last_zero), ctx=ctx,
-                                        var=take(window.var), dq=take(window.dq))
+                self._tiles[key] = Tile(planes={name: arr[sl] for name, arr in window.planes.items()},
+                                        ctx=ctx, var=take(window.var), dq=take(window.dq))
                 continue
-            tile.num[...] = window.num[sl]
-            tile.den[...] = window.den[sl]
-            tile.last_zero[...] = window.last_zero[sl]
+            for name, arr in tile.planes.items():
+                arr[...] = window.planes[name][sl]
             self._grow_context(tile, plane)
             tile.ctx[plane] = window.ctx[sl]
             if window.var is not None:
@@ -602,18 +601,21 @@ class Drizzle:
         ``outside`` is True, else left as the caller prepared them.
         """
         fill = np.float32(0.0 if self.fillval is None else self.fillval)
-        args = (tile.num[rows], tile.den[rows], tile.last_zero[rows], self._init_bits, fill,
-                self.fillval is not None, out_sci, out_sci.view(np.int32), out_wht)
-        if self.backend.name == "cpu":
-            finalize_cpu(*args, self._span(tile, rows), outside)
+        args = (self._init_bits, fill, self.fillval is not None, out_sci, out_sci.view(np.int32),
+                out_wht)
+        planes = tile.planes
+        if self._sums:
+            launch_2d(self._cuda_kernels()[2], self.backend, out_sci.shape, planes["num"][rows],
+                      planes["den"][rows], planes["last_zero"][rows], *args)
         else:
-            launch_2d(self._cuda_kernels()[2], self.backend, out_sci.shape, *args)
+            finalize_cpu(planes["mean"][rows], planes["weight"][rows], *args,
+                         self._span(tile, rows), outside)
 
     def _span(self, tile: Tile, rows: slice):
         """``tile.span[rows]`` (covered columns per row), every column when unknown."""
         if tile.span is None:
             span = np.zeros((rows.stop - rows.start, 2), dtype=np.int64)
-            span[:, 1] = tile.num.shape[1]
+            span[:, 1] = tile.shape[1]
             return span
         return tile.span[rows]
 
@@ -622,7 +624,7 @@ class Drizzle:
         """Whether SCI of an unreached pixel is +0.0 (zeroed memory holds it already)."""
         return bool(np.array(self._empty_sci, dtype=np.float32).view(np.int32) == 0)
 
-    def band(self, y0: int, y1: int, *, products=("sci", "wht", "ctx")) -> dict:
+    def band(self, y0: int, y1: int, *, products=("sci", "wht", "ctx"), share: bool = False) -> dict:
         """Finished output rows ``y0:y1`` (full width) on the backend's device.
 
         Parameters
@@ -633,6 +635,12 @@ class Drizzle:
             Any of ``"sci"`` (float32), ``"wht"`` (float32), ``"ctx"`` (int32, ``(planes,
             rows, nx)``), ``"err"`` (float32, None without errors), ``"dq"`` (int32, None
             without DQ).
+        share : bool
+            Allow SCI, WHT and CTX to be views of the accumulators instead of copies, as
+            drizzlepac leaves its results in its output arrays. Done on the CPU when the rows
+            lie in one full-width tile and SCI of an unreached pixel is +0.0 with
+            ``initial_value`` 0 (a fill value of 0 is then written into the accumulators);
+            such views change when later inputs are added.
 
         Returns
         -------
@@ -643,6 +651,10 @@ class Drizzle:
         ny, nx = self.output_shape
         if not (0 <= y0 < y1 <= ny):
             raise InvalidParameterError(f"row range {y0}:{y1} is not inside the frame's {ny} rows")
+        if share:
+            shared = self._shared_band(y0, y1, products)
+            if shared is not None:
+                return shared
         xp = self.backend.xp
         shape = (y1 - y0, nx)
         r0 = y0 // self.grid.tile[0]
@@ -716,6 +728,24 @@ class Drizzle:
                     out[name][dst] = stored
         return {name: out[name] for name in products}
 
+    def _shared_band(self, y0: int, y1: int, products) -> dict | None:
+        """Rows ``y0:y1`` of SCI, WHT and CTX as views of one full-width tile's running mean
+        and weight (see :meth:`band`'s ``share``), or None where that is not possible."""
+        if self._sums or self._init_bits != 0 or not self._empty_is_zero \
+                or not set(products) <= {"sci", "wht", "ctx"} or self.grid.n_cols != 1:
+            return None
+        row = y0 // self.grid.tile[0]
+        tile = self._tiles.get((row, 0))
+        ty0, ty1, _, _ = self.grid.bounds((row, 0))
+        if tile is None or y1 > ty1 or tile.ctx.shape[0] != self._n_planes:
+            return None
+        rows = slice(y0 - ty0, y1 - ty0)
+        mean, weight = tile.planes["mean"][rows], tile.planes["weight"][rows]
+        if self.fillval is not None:  # 0: written where the weight is 0, in place
+            self._finalize(tile, rows, mean.view(np.float32), weight, outside=False)
+        out = {"sci": mean.view(np.float32), "wht": weight, "ctx": tile.ctx[:, rows]}
+        return {name: out[name] for name in products}
+
     def finish_tiles(self, remaining=(), *, scale: float = 1.0, tiles=None) -> int:
         """Finish the tiles no remaining input can reach and move them out of memory.
 
@@ -777,7 +807,7 @@ class Drizzle:
     def _tile_products(self, tile: Tile, rows: slice, products) -> dict:
         """Finished products of ``tile``'s rows ``rows`` on the device."""
         xp = self.backend.xp
-        shape = (rows.stop - rows.start, tile.num.shape[1])
+        shape = (rows.stop - rows.start, tile.shape[1])
         out = {}
         if "sci" in products or "wht" in products:
             out["sci"] = xp.empty(shape, dtype=np.float32)
@@ -788,7 +818,7 @@ class Drizzle:
         if "err" in products:
             out["err"] = None
             if self._has_var:  # a tile no input with errors reached has variance 0
-                den = tile.den[rows]
+                den = tile.planes["den" if self._sums else "weight"][rows]
                 covered = den != 0.0
                 var = tile.var[rows] if tile.var is not None else xp.zeros_like(den)
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -812,8 +842,12 @@ class Drizzle:
         return _footprint_pad(self.pixfrac, scale)
 
     def device_arrays(self):
-        """``(sci, wht, ctx)`` of the whole frame on the backend's device (CuPy on ``gpu``)."""
-        result = self.band(0, self.output_shape[0])
+        """``(sci, wht, ctx)`` of the whole frame on the backend's device (CuPy on ``gpu``).
+
+        They may be views of the accumulators (:meth:`band` with ``share=True``), valid until
+        the next :meth:`add_image`; copy them to keep them.
+        """
+        result = self.band(0, self.output_shape[0], share=True)
         return result["sci"], result["wht"], result["ctx"]
 
     @property

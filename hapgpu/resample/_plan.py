@@ -168,17 +168,19 @@ def plan_drizzle(pmaps, output_shape, kernel: str = "square", pixfrac: float = 1
     Notes
     -----
     The estimate follows how :class:`~hapgpu.resample.Drizzle` stores and drizzles (bytes per
-    pixel from :func:`~hapgpu.resample._tiles.accumulator_bytes`): tiles hold 24 (float64
-    sums and weights, the last zero-weight value, int32 context per 32 inputs), plus 12 with
-    errors and DQ, from the first input that reaches them until they are finished (a tile
-    owns its memory, see :class:`~hapgpu.resample._tiles.Tile`); an input that reaches several
-    tiles is drizzled through a window, the rectangle of its tiles, of the same bytes per
-    pixel with one context plane, alive while its new tiles are copied out of it; the 4-byte
-    zero-weight index is one buffer as large as the largest window so far, kept for the
-    Drizzle's life. An input that reaches one tile is drizzled straight into it. The window
-    counts in full: where transparent huge pages back it, all of it becomes resident. On the
-    full sky cell of ``benchmarks/bench_mosaic.py`` (16 UVIS chips, 512-pixel tiles) the plan
-    says 1.05 GB and the peak resident memory rose 1.12 GB above the process's baseline; the
+    pixel from :func:`~hapgpu.resample._tiles.accumulator_bytes`): tiles hold 12 on the CPU
+    (float32 running mean and weight, int32 context per 32 inputs) and 24 on CUDA backends
+    (float64 sums and weights, the last zero-weight value, context), plus 12 with errors and
+    DQ, from the first input that reaches them until they are finished (a tile owns its
+    memory, see :class:`~hapgpu.resample._tiles.Tile`); an input that reaches several tiles is
+    drizzled through a window, the rectangle of its tiles, of the same bytes per pixel with
+    one context plane, alive while its new tiles are copied out of it; on CUDA backends the
+    4-byte zero-weight index is one buffer as large as the largest window so far, kept for
+    the Drizzle's life. An input that reaches one tile is drizzled straight into it. The
+    window counts in full: where transparent huge pages back it, all of it becomes resident.
+    On the full sky cell of ``benchmarks/bench_mosaic.py`` (16 UVIS chips, 512-pixel tiles,
+    float64 sums) the plan said 1.05 GB and the peak resident memory rose 1.12 GB above the
+    process's baseline; the
     difference is the chip being drizzled and the pixel maps, which are the caller's.
     """
     shape = _normalise_shape(output_shape, "output")
@@ -192,15 +194,19 @@ def plan_drizzle(pmaps, output_shape, kernel: str = "square", pixfrac: float = 1
     for k, pmap in enumerate(pmaps):
         if not isinstance(pmap, PixelMap):
             raise InvalidInputError(f"pmaps[{k}] must be a PixelMap, got {type(pmap).__name__}")
-    budget = parse_memory_budget(memory_budget, resolve_backend(backend) if memory_budget is None else None)
+    backend = resolve_backend(backend)
+    budget = parse_memory_budget(memory_budget, backend)
+    sums = backend.is_cuda  # the Drizzle's accumulator layout
     n_planes = max(1, math.ceil(len(pmaps) / 32))
-    tile_bytes = accumulator_bytes(n_planes, error=error, dq=dq, scratch=False)
-    window_bytes = accumulator_bytes(1, error=error, dq=dq, scratch=False)
+    tile_bytes = accumulator_bytes(n_planes, error=error, dq=dq, scratch=False, sums=sums)
+    window_bytes = accumulator_bytes(1, error=error, dq=dq, scratch=False, sums=sums)
+    index_bytes = accumulator_bytes(scratch=True, sums=sums) - accumulator_bytes(scratch=False, sums=sums)
     forced = parse_tile_shape(tile_shape)
     if forced is not None:
         candidates = [forced]
     else:
-        first = choose_tile_shape(shape, budget, accumulator_bytes(n_planes, error=error, dq=dq))
+        first = choose_tile_shape(shape, budget,
+                                  accumulator_bytes(n_planes, error=error, dq=dq, sums=sums))
         candidates = [first]
         side = DEFAULT_TILE // 2
         while first == (DEFAULT_TILE, DEFAULT_TILE) and side >= MIN_AUTO_TILE:
@@ -209,7 +215,7 @@ def plan_drizzle(pmaps, output_shape, kernel: str = "square", pixfrac: float = 1
     for tile in candidates:
         grid = TileGrid(shape, tile)
         reach = [tuple(reach_tiles(grid, kernel, pixfrac, pmap, scale)) for pmap in pmaps]
-        alone = [_alone_bytes(grid, keys, tile_bytes, window_bytes) for keys in reach]
+        alone = [_alone_bytes(grid, keys, tile_bytes, window_bytes, index_bytes) for keys in reach]
         worst = max(range(len(pmaps)), key=alone.__getitem__, default=None)
         if worst is None or alone[worst] <= budget:
             break
@@ -236,7 +242,7 @@ def plan_drizzle(pmaps, output_shape, kernel: str = "square", pixfrac: float = 1
         keys = reach[k]
         live.update(keys)
         held = tile_bytes * sum(_tile_pixels(grid, key) for key in live)
-        scratch = max(scratch, 4 * _window_pixels(grid, keys))  # the reused zero-weight index
+        scratch = max(scratch, index_bytes * _window_pixels(grid, keys))  # the reused zero-weight index
         during = held + scratch + (window_bytes * _window_pixels(grid, keys) if len(keys) > 1 else 0)
         peak = max(peak, during)
         finish = () if position == len(order) - 1 else tuple(
@@ -263,12 +269,13 @@ def _window_pixels(grid: TileGrid, keys) -> int:
     return (y1 - y0) * (x1 - x0)
 
 
-def _alone_bytes(grid: TileGrid, keys, tile_bytes: int, window_bytes: int) -> int:
+def _alone_bytes(grid: TileGrid, keys, tile_bytes: int, window_bytes: int, index_bytes: int) -> int:
     """Accumulator bytes one input needs with nothing else held: its tiles, the copy of them
-    it is drizzled through when it reaches several, and the zero-weight index."""
+    it is drizzled through when it reaches several, and the zero-weight index
+    (``index_bytes`` per window pixel: 4 on CUDA backends, 0 on the CPU)."""
     tiles = tile_bytes * sum(_tile_pixels(grid, key) for key in keys)
     window = _window_pixels(grid, keys)
-    return tiles + 4 * window + (window_bytes * window if len(keys) > 1 else 0)
+    return tiles + index_bytes * window + (window_bytes * window if len(keys) > 1 else 0)
 
 
 def _size(n: int) -> str:

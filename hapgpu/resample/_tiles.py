@@ -1,19 +1,21 @@
 """Tiled output storage of :class:`~hapgpu.resample.Drizzle`: square tiles allocated on first touch.
 
 An output frame is cut into a grid of ``tile x tile`` pixel tiles (edge tiles smaller). A tile
-holds the accumulators of its pixels (float64 ``num`` and ``den``, float32 ``last_zero``,
-int32 context planes, and float64 ``var`` / int32 ``dq`` when errors or DQ are propagated)
-and is created the first time an input reaches it. Memory therefore follows the area the
-inputs cover, not the frame; pixels of tiles never created read back as the fill value
-(or ``initial_value``), weight 0 and context 0.
+holds the accumulators of its pixels and is created the first time an input reaches it. The
+accumulators depend on the backend (:func:`accumulator_planes`): on the CPU drizzlepac's own,
+a float32 running mean (as int32 bits) and weight updated in place (8 bytes per pixel); on
+CUDA backends float64 sums ``num`` and ``den`` and the int32 ``last_zero`` plane (20 bytes).
+Both have int32 context planes, and float64 ``var`` / int32 ``dq`` when errors or DQ are
+propagated. Memory therefore follows the area the inputs cover, not the frame; pixels of
+tiles never created read back as the fill value (or ``initial_value``), weight 0 and context 0.
 
 For one input the drizzle kernels run on a contiguous *window*: the rectangle of the tiles
 the input can reach. When that rectangle is a single tile (always so when the whole frame is
 one tile, the layout chosen whenever the frame's accumulators fit the memory budget), the
 kernels write into the tile itself, restricted to the rows the input reaches: nothing is
 copied. Otherwise the existing tiles are copied into a window, the input is drizzled, and the
-tiles are copied back (new ones created). The zero-weight rule is resolved on the window,
-through a scratch index that the resolution leaves zeroed for the next input.
+tiles are copied back (new ones created). On CUDA backends the zero-weight rule is resolved
+on the window, through a scratch index that the resolution leaves zeroed for the next input.
 The streaming and memory policy lives here, outside the
 kernels (reproject's blocked dispatcher and stcal's chunked median follow the same split).
 """
@@ -30,7 +32,7 @@ import numpy as np
 from ..errors import InvalidParameterError
 
 __all__ = ["DEFAULT_TILE", "MIN_AUTO_TILE", "Tile", "TileGrid", "TileSpill", "accumulator_bytes",
-           "choose_tile_shape", "default_memory_budget", "device_memory_free", "parse_memory_budget",
+           "accumulator_planes", "choose_tile_shape", "default_memory_budget", "device_memory_free", "parse_memory_budget",
            "parse_tile_shape"]
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,28 @@ HOST_BUDGET_FRACTION = 0.5
 DEVICE_BUDGET_FRACTION = 0.6
 
 
+#: CPU accumulators: drizzlepac's float32 running mean (stored as its int32 bits XOR those of
+#: the initial value, so that zeroed storage reads as the initial value) and float32 weight.
+RUNNING_MEAN_PLANES = {"mean": np.int32, "weight": np.float32}
+#: CUDA accumulators: float64 sums of ``w*d`` and ``w``, and the int32 zero-weight plane (the
+#: bits of the last zero-weight value XOR those of the initial value).
+SUM_PLANES = {"num": np.float64, "den": np.float64, "last_zero": np.int32}
+
+
+def accumulator_planes(sums: bool) -> dict:
+    """Name -> dtype of the per-pixel accumulator planes: :data:`SUM_PLANES` on CUDA
+    backends (``sums``), else :data:`RUNNING_MEAN_PLANES`."""
+    return SUM_PLANES if sums else RUNNING_MEAN_PLANES
+
+
 def accumulator_bytes(n_planes: int = 1, *, error: bool = False, dq: bool = False,
-                      scratch: bool = True) -> int:
+                      scratch: bool = True, sums: bool = False) -> int:
     """Bytes of accumulator storage per output pixel.
 
-    float64 ``num`` and ``den`` (16), float32 ``last_zero`` (4), int32 context per plane of
-    32 inputs (4 each), with errors a float64 variance sum (8), with DQ an int32 OR (4), and
-    (``scratch``) the int32 zero-weight index of the window being drizzled (4).
+    The accumulator planes of :func:`accumulator_planes` (8 bytes on the CPU; with ``sums``,
+    the CUDA layout, 20), int32 context per plane of 32 inputs (4 each), with errors a float64
+    variance sum (8), with DQ an int32 OR (4), and with ``sums`` and ``scratch`` the int32
+    zero-weight index of the window being drizzled (4).
 
     Parameters
     ----------
@@ -63,13 +80,17 @@ def accumulator_bytes(n_planes: int = 1, *, error: bool = False, dq: bool = Fals
     error, dq : bool
         Whether errors / DQ are propagated.
     scratch : bool
-        Count the zero-weight index.
+        Count the zero-weight index (CUDA layout only).
+    sums : bool
+        The CUDA layout (float64 sums) instead of the CPU's running mean.
 
     Returns
     -------
     int
     """
-    return 20 + 4 * max(int(n_planes), 1) + 8 * bool(error) + 4 * bool(dq) + 4 * bool(scratch)
+    planes = sum(np.dtype(dtype).itemsize for dtype in accumulator_planes(sums).values())
+    return (planes + 4 * max(int(n_planes), 1) + 8 * bool(error) + 4 * bool(dq)
+            + 4 * bool(scratch and sums))
 
 
 def _host_available() -> int:
@@ -208,25 +229,23 @@ def _owned(array):
 
 @dataclass
 class Tile:
-    """Accumulators of one output tile (arrays on the backend's device, shape ``(th, tw)``;
-    ``ctx`` is ``(planes, th, tw)``; ``var`` and ``dq`` are None until first used; ``span``
-    as described at the attribute).
+    """Accumulators of one output tile (arrays on the backend's device, shape ``(th, tw)``):
+    ``planes`` by name (:func:`accumulator_planes`), ``ctx`` ``(planes, th, tw)``, ``var`` and
+    ``dq`` None until first used, and ``span`` as described at the attribute.
 
     A tile owns its storage: an array given to it (when it is made or later) that is a view
     of a larger buffer, such as the window an input was drizzled through, is copied. So the
     buffer is freed as soon as its user drops it, and finishing a tile frees the tile's own
-    memory at once. Keeping views instead would keep a whole window (~28 bytes per pixel of
-    an input's bounding rectangle, all of it resident where transparent huge pages back the
-    array) alive until the last of its tiles is finished: on the 16-chip sky cell of
+    memory at once. Keeping views instead would keep a whole window (every accumulator byte
+    of an input's bounding rectangle, all of it resident where transparent huge pages back
+    the array) alive until the last of its tiles is finished: on the 16-chip sky cell of
     ``benchmarks/bench_mosaic.py`` three chips' windows were held at once. On that cell
     cropped to 11000^2 with 256-pixel tiles, owning tiles alone cut the peak resident memory
     above the baseline from 0.55 GB to 0.26 GB; the full cell's benchmark went from 2.60 GB to
-    1.33 GB.
+    1.33 GB (float64 sums, before the CPU kept drizzlepac's running mean).
     """
 
-    num: object
-    den: object
-    last_zero: object
+    planes: dict
     ctx: object
     var: object = None
     dq: object = None
@@ -235,7 +254,19 @@ class Tile:
     span: object = None
 
     def __setattr__(self, name, value):
-        object.__setattr__(self, name, _owned(value))
+        if name == "planes":
+            value = {key: _owned(arr) for key, arr in value.items()}
+        object.__setattr__(self, name, _owned(value) if name != "planes" else value)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(th, tw)``."""
+        return tuple(self.ctx.shape[1:])
+
+    def arrays(self):
+        """Every array the tile holds (None entries skipped)."""
+        return [arr for arr in (*self.planes.values(), self.ctx, self.var, self.dq)
+                if arr is not None]
 
 
 class TileGrid:

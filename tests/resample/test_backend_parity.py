@@ -1,14 +1,16 @@
 """The CUDA kernels agree with the CPU kernels: bit for bit (up to the accumulation order) in
 Numba's CUDA simulator, and to derived bounds on a real GPU.
 
-Both targets compile the same per-pixel functions; only the drivers differ (tiled waves on the
-CPU, one thread per input pixel with float64 atomics on CUDA). What can differ, and by how
-much, is derived in the tolerance constants below.
+Both targets compile the same per-pixel functions; the drivers and accumulators differ (tiled
+waves updating drizzlepac's float32 running mean and weight on the CPU, one thread per input
+pixel with float64 atomic sums on CUDA). What can differ, and by how much, is derived in the
+tolerance constants below.
 
 * Simulator (``cudasim``) vs CPU: the simulator runs the per-pixel functions as plain Python,
   i.e. the same IEEE float64 operations and NumPy float32 roundings as the CPU code compiled
   by LLVM (which does not contract multiply-adds). Every drop weight is therefore identical;
-  only the order in which the float64 accumulators receive the drops differs.
+  the CPU's float32 running mean rounds at every drop, the simulator's float64 sums only
+  when they are divided.
 * GPU vs CPU: NVVM contracts a multiply feeding an add into one fused multiply-add (FMA), CUDA's
   libm (``exp``) differs from the host's in the last float64 bits, and the float64 atomics add
   in any order. Blot does its arithmetic in float32 (as drizzlepac does), where FMA matters
@@ -43,10 +45,36 @@ N_CONTRIB = 128
 SUM_ORDER_RTOL = 2 * N_CONTRIB * EPS64
 
 # --- simulator vs CPU -------------------------------------------------------------------------
-#: SCI, WHT and ERR of two runs whose drop weights are identical (simulator vs CPU, or two GPU
+#: SCI, WHT and ERR of two runs of the float64 sums whose drop weights are identical (two GPU
 #: runs) come from float64 values that differ only by ``SUM_ORDER_RTOL`` (~6e-14); rounded to
 #: float32 they are equal or one ulp apart.
 ORDER_RTOL = EPS32 + SUM_ORDER_RTOL
+
+#: WHT on the CPU is a float32 running sum of at most ``N_CONTRIB`` positive weights, within
+#: ``(N - 1) * EPS32 / 2`` of the exact sum (Higham eq. 4.4 with u = EPS32 / 2); the float64
+#: sum is rounded once (one more ulp).
+RUNNING_WHT_RTOL = N_CONTRIB * EPS32 / 2 + ORDER_RTOL
+
+#: SCI on the CPU: each drop updates the mean m to ``f32((f32(f32(m w) + f32(dw d))) / f32(w
+#: + dw))`` (drizzlepac's ``update_data``). With positive weights |m| <= D, D the largest |d|
+#: drizzled, and each of the four roundings (the two products, their sum, the weight, the
+#: quotient) adds at most u = EPS32 / 2 relative to a term no larger than D: 4 u D = 2 EPS32 D
+#: per drop, while an earlier error is carried on scaled by ``w / (w + dw) <= 1``. After at
+#: most ``N_CONTRIB`` drops, ``2 * N_CONTRIB * EPS32 * D``; the float64 sums' own error is
+#: ``ORDER_RTOL``.
+RUNNING_SCI_ATOL_PER_SCALE = 2 * N_CONTRIB * EPS32
+
+#: Lanczos weights are signed: the mean is no longer bounded by D and, where the weights of a
+#: pixel nearly cancel, the running mean's roundings are amplified by ``sum|w| / |sum w|``.
+#: Its numerator ``SCI * WHT`` stays bounded: every rounding is relative to a term no larger
+#: than ``D * sum|w|``, so it is compared within ``(RUNNING_SCI_ATOL_PER_SCALE +
+#: RUNNING_WHT_RTOL) * D * A``, A the largest ``sum|w|`` of a pixel: the largest WHT times
+#: :func:`lanczos_abs_ratio`.
+SIGNED_KERNELS = ("lanczos2", "lanczos3")
+
+#: ERR = f32(sqrt(sum w**2 e**2) / |WHT|): the variance sums are float64 on both (order only);
+#: the divisor carries ``RUNNING_WHT_RTOL``.
+RUNNING_ERR_RTOL = RUNNING_WHT_RTOL + ORDER_RTOL
 
 # --- GPU vs CPU: drizzle ------------------------------------------------------------------------
 #: FMA contraction in the float64 geometry (coordinate-table interpolation, the square kernel's
@@ -59,20 +87,22 @@ ORDER_RTOL = EPS32 + SUM_ORDER_RTOL
 DROP_WEIGHT_RTOL = EPS32
 
 #: WHT = f32(sum w): within ``DROP_WEIGHT_RTOL`` (every weight) + ``SUM_ORDER_RTOL`` before the
-#: final rounding, one more ulp after it.
-GPU_WHT_RTOL = DROP_WEIGHT_RTOL + SUM_ORDER_RTOL + EPS32
+#: final rounding, one more ulp after it; the CPU's running sum adds ``RUNNING_WHT_RTOL``.
+GPU_WHT_RTOL = DROP_WEIGHT_RTOL + SUM_ORDER_RTOL + RUNNING_WHT_RTOL
 
 #: SCI = f32(sum w d / sum w): relative weight changes of at most ``DROP_WEIGHT_RTOL`` move a
 #: weighted mean by at most ``DROP_WEIGHT_RTOL * max_i |d_i - SCI| <= 2 * DROP_WEIGHT_RTOL * D``,
 #: D the largest |d| drizzled (data as scaled onto the output); the sums add
-#: ``SUM_ORDER_RTOL * D``; the final rounding one ulp (the relative part).
-GPU_SCI_ATOL_PER_SCALE = 2 * DROP_WEIGHT_RTOL + SUM_ORDER_RTOL
+#: ``SUM_ORDER_RTOL * D``; the final rounding one ulp (the relative part); the CPU's running
+#: mean adds ``RUNNING_SCI_ATOL_PER_SCALE * D``.
+GPU_SCI_ATOL_PER_SCALE = 2 * DROP_WEIGHT_RTOL + SUM_ORDER_RTOL + RUNNING_SCI_ATOL_PER_SCALE
 GPU_SCI_RTOL = EPS32
 
 #: ERR = f32(sqrt(sum w**2 e**2) / sum w): w**2 within 2 ulps, so the sum within
 #: ``2 * DROP_WEIGHT_RTOL``, its square root within half that; the divisor within
-#: ``DROP_WEIGHT_RTOL``; the final rounding one ulp.
-GPU_ERR_RTOL = 2 * DROP_WEIGHT_RTOL + 2 * SUM_ORDER_RTOL + EPS32
+#: ``DROP_WEIGHT_RTOL`` plus the CPU running sum's ``RUNNING_WHT_RTOL``; the final rounding one
+#: ulp.
+GPU_ERR_RTOL = 2 * DROP_WEIGHT_RTOL + 2 * SUM_ORDER_RTOL + RUNNING_WHT_RTOL + EPS32
 
 # CTX, DQ and which pixels are covered (the NaN pattern) must be equal on every backend: they
 # change only where a float64 quantity sits within a few ulp64 of a decision boundary (an
@@ -129,6 +159,17 @@ def drizzle_on(backend, kernel, frame, pixfrac, as_device=None):
     return drz
 
 
+def lanczos_abs_ratio(order):
+    """Upper bound of ``sum|w| / sum w`` over the drops of a pixel for a Lanczos kernel of
+    ``order``: per axis the largest ``sum_n |L(n + p)| / sum_n L(n + p)`` over sub-pixel
+    phases p (input pixels one apart, the sum over the support), squared (the kernel is a
+    product of its axes)."""
+    phase = np.linspace(0.0, 1.0, 101)[:, None]
+    x = np.arange(-order - 1, order + 2)[None, :] + phase
+    lz = np.where(np.abs(x) < order, np.sinc(x) * np.sinc(x / order), 0.0)
+    return float(np.max(np.abs(lz).sum(axis=1) / lz.sum(axis=1)) ** 2)
+
+
 def drizzled_data_scale(frame):
     """D of the SCI bound: the largest |data / exptime * float32(scale**2)| drizzled."""
     ratio = frame[3]
@@ -150,9 +191,20 @@ def test_drizzle_cpu_equals_cudasim(kernel, pixfrac, frame):
     cpu = drizzle_on("cpu", kernel, frame, pixfrac)
     sim = drizzle_on("cudasim", kernel, frame, pixfrac)
     assert_same_coverage(sim, cpu)
-    np.testing.assert_allclose(sim.sci, cpu.sci, rtol=ORDER_RTOL, atol=0, equal_nan=True)
-    np.testing.assert_allclose(sim.wht, cpu.wht, rtol=ORDER_RTOL, atol=0)
-    np.testing.assert_allclose(sim.err, cpu.err, rtol=ORDER_RTOL, atol=0, equal_nan=True)
+    scale = drizzled_data_scale(frame)
+    if kernel in SIGNED_KERNELS:
+        bound = np.abs(cpu.wht).max() * lanczos_abs_ratio(int(kernel[-1]))
+        np.testing.assert_allclose(sim.sci * sim.wht, cpu.sci * cpu.wht, rtol=0, equal_nan=True,
+                                   atol=(RUNNING_SCI_ATOL_PER_SCALE + RUNNING_WHT_RTOL) * scale * bound)
+        np.testing.assert_allclose(sim.wht, cpu.wht, rtol=0, atol=RUNNING_WHT_RTOL * bound)
+        # ERR * |WHT| is sqrt(sum w**2 e**2), float64 on both: rounded to float32 twice
+        np.testing.assert_allclose(sim.err * np.abs(sim.wht), cpu.err * np.abs(cpu.wht),
+                                   rtol=3 * ORDER_RTOL, atol=0, equal_nan=True)
+    else:
+        np.testing.assert_allclose(sim.sci, cpu.sci, rtol=ORDER_RTOL,
+                                   atol=RUNNING_SCI_ATOL_PER_SCALE * scale, equal_nan=True)
+        np.testing.assert_allclose(sim.wht, cpu.wht, rtol=RUNNING_WHT_RTOL, atol=0)
+        np.testing.assert_allclose(sim.err, cpu.err, rtol=RUNNING_ERR_RTOL, atol=0, equal_nan=True)
     assert np.isfinite(cpu.sci[cpu.wht > 0]).all()
 
 

@@ -78,9 +78,9 @@ def test_frame_that_fits_is_one_tile(spread):
     plan = plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=1 << 30)
     assert plan.single_tile and plan.tile_shape == tuple(out_shape) and plan.n_tiles == 1
     assert all(step.finish == () for step in plan.steps)
-    # the one-tile input's window is the 4-byte zero-weight index only
+    # the one-tile input is drizzled straight into the tile (the CPU needs no zero-weight index)
     ny, nx = out_shape
-    assert plan.peak_bytes == ny * nx * (accumulator_bytes(scratch=False) + 4)
+    assert plan.peak_bytes == ny * nx * accumulator_bytes()
 
 
 def test_one_input_over_the_budget_is_refused(spread):
@@ -112,8 +112,7 @@ def test_default_tiles_shrink_to_fit_one_input(spread):
         grid = TileGrid(out_shape, (side, side))
         keys = plan_drizzle(pmaps, out_shape, scale=ratio, memory_budget=1 << 40,
                             tile_shape=side).steps[0].tiles
-        return _alone_bytes(grid, keys, accumulator_bytes(scratch=False),
-                            accumulator_bytes(scratch=False))
+        return _alone_bytes(grid, keys, accumulator_bytes(), accumulator_bytes(), 0)
 
     need = {side: alone(side) for side in (DEFAULT_TILE, DEFAULT_TILE // 2, MIN_AUTO_TILE)}
     assert need[MIN_AUTO_TILE] < need[DEFAULT_TILE // 2] < need[DEFAULT_TILE]
