@@ -256,7 +256,9 @@ class Tile:
     def __setattr__(self, name, value):
         if name == "planes":
             value = {key: _owned(arr) for key, arr in value.items()}
-        object.__setattr__(self, name, _owned(value) if name != "planes" else value)
+        else:
+            value = _owned(value)
+        object.__setattr__(self, name, value)
 
     @property
     def shape(self) -> tuple[int, int]:
