@@ -436,10 +436,26 @@ def drizzle_cpu(data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
     # one tile at a time per thread (dynamic scheduling): a wave ends when its slowest thread
     # does, so static blocks would stall whenever a core is shared with other work
     driver = _drizzle_tiles_cpu(fp, ip)
+    # tiles whose reach misses the accumulator window (the part of a chip off a sky cell) add
+    # nothing: they are left out after the waves are formed, so the others keep their waves
+    # and every output pixel receives its drops in the same order
+    reaches = _reaches_window(boxes, ip)
     with numba.parallel_chunksize(1):
         for wave in tile_waves(boxes):
-            driver(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
-                   mean, out_weight, var, outdq, init, ctx, ctxbit)
+            wave = wave[reaches[wave]]
+            if wave.size:
+                driver(tiles[wave], data, weight, err, dq, fp, ip, tx, ty, ex, ey, lut,
+                       mean, out_weight, var, outdq, init, ctx, ctxbit)
+
+
+def _reaches_window(boxes: np.ndarray, ip: np.ndarray) -> np.ndarray:
+    """bool ``(n,)``: tiles whose output box (:func:`footprint_boxes`) meets the accumulator
+    window ``[I_WX0, I_WX1) x [I_WY0, I_WY1)``, with a pixel to spare on every side (NaN
+    boxes: False)."""
+    x0, x1, y0, y1 = (boxes[:, k] for k in range(4))
+    with np.errstate(invalid="ignore"):
+        return ((x1 >= ip[pm.I_WX0] - 1) & (x0 <= ip[pm.I_WX1])
+                & (y1 >= ip[pm.I_WY0] - 1) & (y0 <= ip[pm.I_WY1]))
 
 
 # --------------------------------------------------------------------------------------------

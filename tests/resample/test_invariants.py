@@ -115,6 +115,45 @@ def test_tiling_does_not_change_the_result():
     assert (results[0][1] > 0).sum() > 100
 
 
+@pytest.mark.parametrize("kernel", ["square", "turbo", "lanczos3"])
+def test_tiles_off_the_frame_are_skipped_without_changing_a_bit(kernel, monkeypatch):
+    """An input reaching only part of the frame (an exposure across a sky-cell edge): the CPU
+    driver leaves out the input tiles whose reach misses the accumulator window, and the
+    output is bit for bit what drizzling every tile gives (the remaining tiles keep their
+    waves, so each output pixel receives its drops in the same order)."""
+    import hapgpu.kernels.drizzle as kd
+
+    w = load_chip_wcs(*REAL_CHIPS["uvis1"])
+    in_shape = (300, 420)
+    # a small rotation keeps the tiles' output boxes tight: tiles whose drops reach only the
+    # frame's first pixels are kept, and leaving one out would show
+    out_wcs, out_shape, _ = output_frame(w, in_shape, rot_deg=2.0, scale_ratio=1.1,
+                                         coverage=0.55, shift=(-60.0, 25.0))
+    data, wht = synthetic_scene(in_shape, seed=5)
+    pmap = PixelMap.from_wcs(w, out_wcs, in_shape)
+    reached = []
+    real = kd._reaches_window
+
+    def recorded(boxes, ip):
+        reaches = real(boxes, ip)
+        reached.append((int(reaches.sum()), len(reaches)))
+        return reaches
+
+    def products(reaches_window):
+        monkeypatch.setattr(kd, "_reaches_window", reaches_window)
+        drz = Drizzle(out_shape, kernel=kernel, backend="cpu", initial_value=np.nan)
+        drz.add_image(data, pmap, weight=wht, scale=1.1)
+        return drz.sci, drz.wht, drz.ctx
+
+    skipped = products(recorded)
+    every = products(lambda boxes, ip: np.ones(len(boxes), dtype=bool))
+    n_kept, n_tiles = reached[0]
+    assert 0 < n_kept < n_tiles, reached  # some tiles were left out, some drizzled
+    for a, b in zip(skipped, every):
+        np.testing.assert_array_equal(a, b)
+    assert (skipped[1] > 0).sum() > 1000
+
+
 def test_fill_value_and_initial_value():
     in_shape = (10, 10)
     in_wcs = linear_wcs(in_shape)
