@@ -570,7 +570,9 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         band of host rows as it is written, in row order, and ``finish`` sets the final headers
         on a fresh placeholder product once all are written (``read_rows(name, row0, row1)``
         reads ``SCI`` or ``WHT`` rows back from the file). Unstreamed, such a hook is called as
-        any other.
+        any other. A hook with a ``begin(sci, wht)`` method gets the final host SCI and WHT
+        arrays of an unstreamed product before its headers are built (it may start reading
+        them on a worker thread, never change them), then is called as above.
     stream : bool, optional
         Drizzle the final frame band by band straight into the product file, never holding
         the whole SCI/WHT/CTX (same file as without). None (default): when those arrays would
@@ -818,6 +820,9 @@ def _write(chain: _Chain, output: Path, backend, update_inputs_dq: bool, save_in
                                                     finalize_headers))
             elif chain.final is not None:
                 result.product = product_path(output, chain.exposures)
+                begin = getattr(finalize_headers, "begin", None)
+                if callable(begin):
+                    begin(chain.final[0], chain.final[1])
                 hdul = build_product(*chain.final, chain.final_frame, chain.exposures, chain.params,
                                      result.product, __version__)
                 if finalize_headers is not None:

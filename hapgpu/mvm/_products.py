@@ -723,17 +723,31 @@ def write_layer_keywords(path, footprint: LayerFootprint, scellid: str, runfile:
     update_in_copy(Path(path), lambda hdul: _layer_keywords(hdul, footprint, scellid, runfile))
 
 
+def _written_weight_keywords(wht) -> dict:
+    """MEANWHT/MEDWHT of ``wht`` in the file's byte order (big-endian), as when read back from
+    the written product (numpy's buffered sum of a non-native array can differ in the last bit
+    of the float32 mean)."""
+    from ..svm._footprint import weight_keywords
+
+    return weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None)
+
+
+def _measure_layer(sci, wht):
+    """``(weights, traced)``: :func:`_written_weight_keywords` of ``wht`` and the S_REGION
+    polygons of ``sci`` (safe on a worker thread: reads its arrays, no headers, no logging)."""
+    from ..svm._headers import trace_sregion
+
+    return _written_weight_keywords(wht), trace_sregion(sci)
+
+
 def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str | None,
                     weights: dict | None = None) -> None:
     """The header work of :func:`write_layer_keywords` on an open (or in-memory) product.
 
-    MEANWHT/MEDWHT are computed on WHT in the file's byte order (big-endian), as when read
-    back from the written product (numpy's buffered sum of a non-native array can differ in
-    the last bit of the float32 mean); ``weights`` gives them instead (a streamed product's
-    :class:`hapgpu.svm._footprint.WeightStatistics`).
+    MEANWHT/MEDWHT are :func:`_written_weight_keywords` of WHT; ``weights`` gives them instead
+    (measured earlier, or a streamed product's :class:`hapgpu.svm._footprint.WeightStatistics`).
     """
     from ..astrodrizzle._product import fit_comments
-    from ..svm._footprint import weight_keywords
 
     header = hdul[0].header
     for key, (value, comment) in footprint.keywords.items():
@@ -742,8 +756,7 @@ def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str 
         header["DRIZPARS"] = (runfile, "Logfile for processing")
     header["SCELLID"] = scellid
     if weights is None:
-        wht = np.asarray(hdul["WHT", 1].data)
-        weights = weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None)
+        weights = _written_weight_keywords(np.asarray(hdul["WHT", 1].data))
     for key, (value, comment) in weights.items():
         header[key] = (float(value), comment)
     fit_comments(header)  # DRIZPARS with a long layer name
@@ -812,18 +825,42 @@ class LayerHeaders:
         self.error = None
         self._weights = None
         self._sregion = None
+        self._measured = None
 
     def __repr__(self) -> str:
         return f"LayerHeaders({self.layer.drizzle_filename!r}, runfile={self.runfile!r})"
 
-    def __call__(self, hdul, path) -> None:
-        self._finalize(hdul, path)
+    def begin(self, sci, wht) -> None:
+        """Start measuring the product's final arrays on a worker thread: the S_REGION polygons
+        of ``sci`` (:func:`hapgpu.svm._headers.trace_sregion`) and MEANWHT/MEDWHT of ``wht``,
+        while AstroDrizzle builds the product's headers (the array work releases the GIL).
+        The call that follows (:meth:`__call__`) takes the results: the same keywords as
+        measured there."""
+        from concurrent.futures import ThreadPoolExecutor
 
-    def _finalize(self, hdul, path, weights=None, s_region=None) -> None:
-        from ..svm._headers import refine_product_hdulist
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-headers")
+        self._measured = pool.submit(_measure_layer, sci, wht)
+        pool.shutdown(wait=False)  # the thread ends with the task
+
+    def __call__(self, hdul, path) -> None:
+        measured, self._measured = self._measured, None
+        if measured is None:
+            self._finalize(hdul, path)
+            return
+        try:
+            weights, traced = measured.result()
+        except HapGpuError as exc:
+            self.error = exc
+            return
+        self._finalize(hdul, path, weights, traced=traced)
+
+    def _finalize(self, hdul, path, weights=None, s_region=None, traced=None) -> None:
+        from ..svm._headers import refine_product_hdulist, sregion_values
 
         try:
             _layer_keywords(hdul, self.footprint, self.layer.scellid, self.runfile, weights)
+            if traced is not None:
+                s_region = sregion_values(hdul, path=path, traced={1: traced})
             refine_product_hdulist(hdul, path, hap_level=4, input_dir=self.folder, s_region=s_region,
                                    **_layer_names(self.layer, self.folder))
         except (HapGpuError, OSError) as exc:

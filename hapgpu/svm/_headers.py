@@ -32,6 +32,7 @@ from scipy import ndimage
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
 __all__ = ["refine_product_headers", "refine_product_hdulist", "compute_sregion", "sregion_values", "SRegionValues",
+           "trace_sregion", "TracedRegions",
            "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
            "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH", "SRegionBands", "SREGION_BAND_ROWS"]
 
@@ -437,7 +438,7 @@ class SRegionValues:
     n_degenerate: int = 0
 
 
-def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
+def sregion_values(hdul, *, path=None, extname: str = "SCI", traced=None) -> SRegionValues:
     """The ``S_REGION`` values :func:`compute_sregion` writes, without writing or logging.
 
     Parameters
@@ -448,6 +449,10 @@ def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
         File name for messages.
     extname : str
         Extension name.
+    traced : dict of int to TracedRegions, optional
+        A drizzled product's :func:`trace_sregion` of extensions' data, traced earlier (on a
+        worker thread, while the product's headers were being built), by EXTVER; those
+        extensions' data are not read again.
 
     Returns
     -------
@@ -461,6 +466,7 @@ def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
     name = path if path is not None else (hdul.filename() or "product")
     drizzled = "D001DATA" in hdul[0].header
     extvers = [hdu.ver for hdu in hdul if hdu.name == extname.upper()]
+    traced = traced or {}
     texts, n_degenerate = {}, 0
     for extver in extvers:
         ext = (extname, extver)
@@ -469,24 +475,67 @@ def sregion_values(hdul, *, path=None, extname: str = "SCI") -> SRegionValues:
             corners = wcs.calc_footprint(center=True)
             text = "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in corners)
             text += f"{corners[0][0]} {corners[0][1]} "
-        else:
+            texts[extver] = text
+            continue
+        regions = traced.get(extver)
+        if regions is None:
             data = hdul[ext].data
             if data is None:
                 raise InvalidInputError(f"{name}[{extname},{extver}]: no data to trace S_REGION from")
-            # native order (one read of a file; the arrays of a product still in memory are
-            # native already and are used as they are)
-            data = np.asarray(data, dtype=data.dtype.newbyteorder("="))
-            if data.min() == 0 and data.max() == 0:
-                texts[extver] = None
-                continue
-            text = ""
-            polygons, n_bad = _traced_polygons(data)
-            n_degenerate += n_bad
-            for polygon in polygons:
-                sky = wcs.all_pix2world(polygon, 0)
-                text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
-        texts[extver] = text
+            regions = trace_sregion(data)
+        texts[extver] = regions.text(wcs)
+        n_degenerate += regions.n_degenerate
     return SRegionValues(texts, n_degenerate)
+
+
+@dataclass(frozen=True)
+class TracedRegions:
+    """The S_REGION polygons of a drizzled image in pixels (:func:`trace_sregion`).
+
+    Attributes
+    ----------
+    polygons : list of numpy.ndarray or None
+        float64 ``(m, 2)`` closed ``(x, y)`` rings (0-based pixels); None when every pixel is
+        0 (no S_REGION is written).
+    n_degenerate : int
+        Regions that simplified to fewer than 3 corners.
+    """
+
+    polygons: list | None
+    n_degenerate: int = 0
+
+    def text(self, wcs) -> str | None:
+        """The ``POLYGON ICRS ...`` text through ``wcs`` (``all_pix2world``), or None."""
+        if self.polygons is None:
+            return None
+        text = ""
+        for polygon in self.polygons:
+            sky = wcs.all_pix2world(polygon, 0)
+            text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
+        return text
+
+
+def trace_sregion(data) -> TracedRegions:
+    """The S_REGION polygons of a drizzled image, without a WCS or logging (safe to run on a
+    worker thread; :func:`sregion_values` turns them into the keyword).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(ny, nx)`` drizzled science array, any byte order; only read.
+
+    Returns
+    -------
+    TracedRegions
+        :func:`sregion_polygons` of ``data``, or no polygons when every pixel is 0.
+    """
+    # native order (one read of a file; the arrays of a product still in memory are native
+    # already and are used as they are)
+    data = np.asarray(data, dtype=data.dtype.newbyteorder("="))
+    if data.min() == 0 and data.max() == 0:
+        return TracedRegions(None)
+    polygons, n_degenerate = _traced_polygons(data)
+    return TracedRegions(polygons, n_degenerate)
 
 
 def _input_files(primary) -> list[str]:
@@ -606,8 +655,8 @@ def refine_product_headers(path, *, hap_level: int, hap_exposure_names=None, pol
         ``hap_exposure_names``, the SVM exposure product name and its ``DATE``; prepended to
         HDRTAB as ``SVMROOTNAME`` and ``GENDATE``.
     s_region : SRegionValues, optional
-        :func:`sregion_values` of the product as it is now (the SVM traces them on a worker
-        thread while it drizzles the next product); None traces them here.
+        :func:`sregion_values` of the product as it is now (e.g. from polygons traced on a
+        worker thread, :func:`trace_sregion`); None traces them here.
 
     Returns
     -------
@@ -1064,9 +1113,5 @@ class SRegionBands:
         wcs = _chip_wcs(hdul, (extname, extver), name)
         if self.all_zero and not self.any_nan:
             return SRegionValues({extver: None}, 0)
-        polygons, n_degenerate = self.polygons()
-        text = ""
-        for polygon in polygons:
-            sky = wcs.all_pix2world(polygon, 0)
-            text += "POLYGON ICRS " + "".join(f"{ra} {dec} " for ra, dec in sky)
-        return SRegionValues({extver: text}, n_degenerate)
+        regions = TracedRegions(*self.polygons())
+        return SRegionValues({extver: regions.text(wcs)}, regions.n_degenerate)
