@@ -236,6 +236,11 @@ def trace_border(border: np.ndarray) -> np.ndarray:
     return walk_border(border)
 
 
+#: Most iterations :func:`dilate_cross` and :func:`erode_cross` make as shifted whole-array
+#: ORs/ANDs; beyond, one distance transform is faster (measured on 216 x 1200 windows).
+_SHIFT_ITERATIONS = 4
+
+
 def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
     """``scipy.ndimage.binary_dilation(mask, iterations=n)`` with its default cross element.
 
@@ -250,9 +255,14 @@ def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
     -------
     numpy.ndarray
         bool ``(ny, nx)``: each iteration sets every pixel whose 4-neighbour or itself is set
-        (outside the frame counts as unset), the same pixels as scipy, with whole-array
-        shifted ORs.
+        (outside the frame counts as unset), the same pixels as scipy: whole-array shifted
+        ORs, or beyond :data:`_SHIFT_ITERATIONS` the city-block distance to the nearest set
+        pixel (:func:`hapgpu.kernels.detection.morphology.taxicab_dilation`).
     """
+    if iterations > _SHIFT_ITERATIONS:
+        from ..kernels.detection.morphology import taxicab_dilation
+
+        return taxicab_dilation(np.ascontiguousarray(mask, dtype=bool), int(iterations))
     out = np.array(mask, dtype=bool)
     for _ in range(iterations):
         src = out.copy()
@@ -277,9 +287,14 @@ def erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
     -------
     numpy.ndarray
         bool ``(ny, nx)``: each iteration keeps the pixels whose 4 neighbours and itself are set,
-        outside the frame counting as unset (scipy's ``border_value=0``), with whole-array
-        shifted ANDs.
+        outside the frame counting as unset (scipy's ``border_value=0``): whole-array shifted
+        ANDs, or beyond :data:`_SHIFT_ITERATIONS` the city-block distance to the nearest unset
+        pixel (:func:`hapgpu.kernels.detection.morphology.taxicab_erosion`).
     """
+    if iterations > _SHIFT_ITERATIONS:
+        from ..kernels.detection.morphology import taxicab_erosion
+
+        return taxicab_erosion(np.ascontiguousarray(mask, dtype=bool), int(iterations))
     out = np.array(mask, dtype=bool)
     for _ in range(iterations):
         src = out.copy()

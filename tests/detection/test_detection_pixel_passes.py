@@ -218,6 +218,20 @@ def test_taxicab_erosion_equals_scipy(iterations):
     assert np.array_equal(kmorph.taxicab_erosion(image.astype(np.float32), iterations), expected)
 
 
+@pytest.mark.parametrize("iterations", [1, 2, 7, 11, 254])
+def test_taxicab_dilation_equals_scipy(iterations):
+    """Separable city-block distances to the nearest set pixel == SciPy's repeated cross
+    dilation (pixels beyond the edges never set); an empty image stays empty."""
+    rng = np.random.default_rng(iterations)
+    image = rng.random((300, 530)) > 0.999
+    image[120:180, 0:40] = True                                # set along an edge
+    image[290:, 500:] = True                                   # and in a corner
+    expected = ndimage.binary_dilation(image, iterations=iterations)
+    assert np.array_equal(kmorph.taxicab_dilation(image, iterations), expected)
+    assert np.array_equal(kmorph.taxicab_dilation(image.astype(np.float32), iterations), expected)
+    assert not kmorph.taxicab_dilation(np.zeros((5, 7), bool), iterations).any()
+
+
 def test_box_dilate_erode_equals_scipy():
     """drizzlepac's make_mask_array recipe (pad, 25x25 dilation, 31x31 erosion) with rows and
     blocks of columns in parallel == the SciPy filters."""

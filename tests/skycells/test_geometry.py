@@ -166,7 +166,7 @@ def _test_masks(rng):
 def test_cross_morphology_equals_scipy():
     rng = np.random.default_rng(7)
     for mask in _test_masks(rng):
-        for n in (1, 2, 3, 11):
+        for n in (1, 2, 3, 4, 5, 11, 40):  # shifted ORs/ANDs up to 4, distance transforms beyond
             np.testing.assert_array_equal(dilate_cross(mask, n), ndimage.binary_dilation(mask, iterations=n))
             np.testing.assert_array_equal(erode_cross(mask, n), ndimage.binary_erosion(mask, iterations=n))
 
