@@ -8,6 +8,7 @@ partial file, nor a product without its companions, behind.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import os
 import shutil
@@ -562,8 +563,9 @@ def _product_layout(hdul, shape: tuple[int, int], n_planes: int):
     return pieces, offsets, position + len(tail)
 
 
-#: Bytes moved at a time when a product's data must shift (:func:`_move_data`).
-_MOVE_CHUNK = 64 * 2**20
+#: Bytes moved at a time when a product's data must shift (:func:`_move_data`); also the
+#: granularity at which the holes of a sparse product are skipped.
+_MOVE_CHUNK = 4 * 2**20
 
 
 def _move_data(fd: int, moves) -> None:
@@ -571,22 +573,58 @@ def _move_data(fd: int, moves) -> None:
 
     Ranges moving forward go first, last range first, each copied from its end; then those
     moving backward, first range first, each from its start (the ranges keep their order in
-    the file, so neither pass overwrites data still to be moved).
+    the file, so neither pass overwrites data still to be moved). A chunk that lies in a hole
+    of a sparse file (all zeros, :func:`_is_hole`) is written only where its destination
+    holds data, so the unwritten parts of a large frame stay holes and cost no copy.
     """
+    def move(src: int, dst: int, n: int) -> None:
+        if _is_hole(fd, src, n):
+            if not _is_hole(fd, dst, n):
+                os.pwrite(fd, bytes(n), dst)
+            return
+        os.pwrite(fd, os.pread(fd, n, src), dst)
+
     forward = [m for m in moves if m[1] > m[0]]
     backward = [m for m in moves if m[1] < m[0]]
     for old, new, size in sorted(forward, reverse=True):
         end = size
         while end > 0:
             start = max(0, end - _MOVE_CHUNK)
-            os.pwrite(fd, os.pread(fd, end - start, old + start), new + start)
+            move(old + start, new + start, end - start)
             end = start
     for old, new, size in sorted(backward):
         start = 0
         while start < size:
             n = min(_MOVE_CHUNK, size - start)
-            os.pwrite(fd, os.pread(fd, n, old + start), new + start)
+            move(old + start, new + start, n)
             start += n
+
+
+def _is_hole(fd: int, start: int, size: int) -> bool:
+    """Whether bytes ``start:start + size`` of an open file lie in a hole (read as zeros):
+    ``lseek(SEEK_DATA)`` finds no data before their end. False wherever the system cannot
+    tell (no ``SEEK_DATA``, or a file system that reports everything as data)."""
+    seek_data = getattr(os, "SEEK_DATA", None)
+    if seek_data is None:
+        return False
+    try:
+        return os.lseek(fd, start, seek_data) >= start + size
+    except OSError as exc:  # ENXIO: no data at or after ``start``
+        return exc.errno == errno.ENXIO
+
+
+def _write_rows(handle, start: int, rows: np.ndarray, dtype: str) -> None:
+    """Write the runs of ``rows`` (2-D) holding a non-zero value, as ``dtype``, at byte
+    ``start`` of the row block in an open file (all-zero rows are skipped: they stay zeros,
+    holes of a sparse file)."""
+    busy = rows.any(axis=1)
+    if not busy.any():
+        return
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], busy, [False]]).astype(np.int8)))
+    row_bytes = rows.shape[1] * np.dtype(dtype).itemsize
+    for a, b in zip(edges[::2], edges[1::2]):
+        handle.seek(start + int(a) * row_bytes)
+        handle.write(np.ascontiguousarray(rows[a:b], dtype=dtype))  # a buffer: no bytes copy
 
 
 def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, bands, finish=None) -> Path:
@@ -643,14 +681,11 @@ def write_product_in_bands(hdul, path, shape: tuple[int, int], n_planes: int, ba
             # are left as they are, uncovered parts of a big frame cost no write
             for row0, row1, sci, wht, ctx in bands:
                 for name, rows in (("SCI", sci), ("WHT", wht)):
-                    if rows.any():
-                        handle.seek(offsets[name][0] + row0 * nx * 4)
-                        handle.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
+                    _write_rows(handle, offsets[name][0] + row0 * nx * 4, rows, ">f4")
                 if offsets["CTX"][0] is not None:
                     for plane in range(n_planes):
-                        if ctx[plane].any():
-                            handle.seek(offsets["CTX"][0] + plane * plane_bytes + row0 * nx * 4)
-                            handle.write(np.ascontiguousarray(ctx[plane], dtype=">i4").tobytes())
+                        _write_rows(handle, offsets["CTX"][0] + plane * plane_bytes + row0 * nx * 4,
+                                    ctx[plane], ">i4")
             if finish is not None:
                 handle.flush()
                 fd = handle.fileno()

@@ -132,6 +132,65 @@ def test_final_headers_written_in_place_or_data_moved(tmp_path, monkeypatch, tex
     assert streamed.read_bytes() == expected.read_bytes()
 
 
+def _supports_holes(folder) -> bool:
+    """Whether files in ``folder`` can be sparse and report their holes (``SEEK_DATA``)."""
+    import os
+
+    from hapgpu.astrodrizzle._product import _is_hole
+
+    probe = folder / "sparse-probe"
+    with open(probe, "wb") as handle:
+        handle.truncate(1 << 22)
+        handle.seek((1 << 22) - 4096)
+        handle.write(b"x" * 4096)
+    with open(probe, "rb") as handle:
+        supported = _is_hole(handle.fileno(), 0, 1 << 20) and not _is_hole(
+            handle.fileno(), (1 << 22) - 4096, 4096)
+    os.unlink(probe)
+    return supported
+
+
+@pytest.mark.parametrize("provisional_length, final_length", [(0, 9000), (9000, 0)])
+def test_data_moved_in_a_sparse_product(tmp_path, monkeypatch, provisional_length, final_length):
+    """A frame whose uncovered rows were never written (holes of a sparse file): moving its
+    data for headers of another size copies only the chunks holding data and leaves the same
+    bytes as writing the final product whole."""
+    import os
+
+    from hapgpu.astrodrizzle import _product as product_module
+
+    monkeypatch.setattr(product_module, "_MOVE_CHUNK", 1 << 16)
+    ny, nx = 700, 512
+    rng = np.random.default_rng(3)
+    sci = np.zeros((ny, nx), np.float32)
+    wht = np.zeros((ny, nx), np.float32)
+    sci[40:90] = rng.random((50, nx))          # the covered rows; the rest stay zero
+    wht[40:90] = rng.random((50, nx))
+    wht[600:610, :7] = 1.0
+
+    def text(length):
+        return "POLYGON ICRS " + "1.25 " * (length // 5) if length else None
+
+    expected = tmp_path / "whole.fits"
+    _make_product(sci, wht, text(final_length)).writeto(expected)
+    tiny = np.zeros((1, 1), np.float32)
+    read = []
+    real_pread = os.pread
+
+    def counted_pread(fd, n, offset):
+        read.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counted_pread)
+    streamed = tmp_path / "bands.fits"
+    bands = [(r0, r1, sci[r0:r1], wht[r0:r1], None) for r0, r1 in _bands(ny, 64)]
+    write_product_in_bands(_make_product(tiny, tiny, text(provisional_length)), streamed, (ny, nx), 1,
+                           bands, finish=lambda read_rows: _make_product(tiny, tiny, text(final_length)))
+    assert streamed.read_bytes() == expected.read_bytes()
+    if _supports_holes(tmp_path):  # only the chunks with data were read to be moved
+        assert 0 < sum(read) < 2 * ny * nx * 4 / 2
+
+
 @pytest.mark.slow
 def test_streamed_layers_equal_the_whole_frame_layers(tmp_path, monkeypatch):
     """``run_mvm`` with every layer streamed writes the same files as with whole frames in memory
