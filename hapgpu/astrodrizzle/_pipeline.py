@@ -360,20 +360,12 @@ def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, ban
     drizzled on its own. ``release``: drop the chips' pixels once drizzled
     (:func:`~hapgpu.astrodrizzle._stages.final_accumulator`) when the frame is drizzled once."""
     ny = frame.shape[0]
-    scale = np.float32(sum({e.path: e.exptime for e in exposures}.values()))
-    # without context the product has no CTX data: its planes are never assembled (ctx None)
-    products = ("sci", "wht", "ctx") if params.context else ("sci", "wht")
-    if stream_rows is not None and (band_rows is None or band_rows >= ny):
+    if stream_rows is not None and _accumulates_whole_frame(ny, band_rows):
         drz = final_accumulator(exposures, frame, pmaps, params, statics, crmasks, backend,
                                 tile_shape=STREAM_TILE, release=release)
-        for core0, core1, _, _ in row_bands(ny, stream_rows):
-            out = drz.band(core0, core1, products=products)
-            sci = backend.to_host(out["sci"])
-            if params.final_units == "counts":
-                sci *= scale
-            ctx = backend.to_host(out["ctx"]) if params.context else None
-            yield core0, core1, sci, backend.to_host(out["wht"]), ctx
+        yield from _accumulator_bands(drz, exposures, params, backend, stream_rows)
         return
+    scale = _counts_scale(exposures)
     for core0, core1, _, _ in row_bands(ny, band_rows):
         band = frame if band_rows is None or band_rows >= ny else frame.band(core0, core1)
         sci, wht, ctx = drizzle_final(exposures, band, pmaps, params, statics, crmasks, backend,
@@ -384,6 +376,39 @@ def _final_bands(exposures, frame, pmaps, params, statics, crmasks, backend, ban
         yield core0, core1, sci, backend.to_host(wht), None if ctx is None else backend.to_host(ctx)
         if band is not frame:
             pmaps.forget(band)
+
+
+def _accumulates_whole_frame(ny: int, band_rows: int | None) -> bool:
+    """Whether a streamed final drizzle fills one accumulator with the whole frame before its
+    bands are read (no device bands), rather than drizzling band by band."""
+    return band_rows is None or band_rows >= ny
+
+
+def _counts_scale(exposures):
+    """float32 total exposure time (each input once): SCI times it is in counts."""
+    return np.float32(sum({e.path: e.exptime for e in exposures}.values()))
+
+
+def _accumulator_bands(drz, exposures, params, backend, stream_rows: int, products=None):
+    """Host bands ``(row0, row1, sci, wht, ctx)`` of ``stream_rows`` rows at a time read out of
+    a finished final-drizzle accumulator (:func:`_accumulator_band`)."""
+    scale = _counts_scale(exposures)
+    for core0, core1, _, _ in row_bands(drz.output_shape[0], stream_rows):
+        yield _accumulator_band(drz, scale, params, backend, core0, core1, products)
+
+
+def _accumulator_band(drz, scale, params, backend, row0: int, row1: int, products=None):
+    """Rows ``row0:row1`` of a finished final-drizzle accumulator on the host, ``(row0, row1,
+    sci, wht, ctx)``: SCI times ``scale`` when ``final_units`` is counts, ``ctx`` None without
+    context. ``products``: read only these of ``("sci", "wht", "ctx")`` (the others None)."""
+    # without context the product has no CTX data: its planes are never assembled (ctx None)
+    if products is None:
+        products = ("sci", "wht", "ctx") if params.context else ("sci", "wht")
+    out = {name: backend.to_host(array) for name, array in drz.band(row0, row1, products=products).items()}
+    sci = out.get("sci")
+    if sci is not None and params.final_units == "counts":
+        sci *= scale
+    return row0, row1, sci, out.get("wht"), out.get("ctx")
 
 
 def _final(exposures, frame, pmaps, params, statics, crmasks, backend, plan: MemoryPlan,
@@ -839,20 +864,22 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
                     finalize_headers=None) -> Path:
     """Drizzle the final frame band by band straight into the product (its temporary name).
 
-    A :func:`banded_hook` ``finalize_headers`` sees every band as it is written; its
-    provisional headers set the file's layout and its final ones are written in place at the
-    end (:func:`write_product_in_bands`).
+    A :func:`banded_hook` ``finalize_headers`` sees every band. When the whole frame is
+    drizzled into one accumulator before its bands are read (no device bands), the hook sees
+    them in a first read-out and sets the final headers before anything is written, so the
+    file is written once, every header at its place (:func:`_write_accumulated`). Otherwise
+    its provisional headers set the file's layout and its final ones are written in place at
+    the end (:func:`write_product_in_bands`, which moves the data when a header changed size).
     """
+    hook = finalize_headers if banded_hook(finalize_headers) else None
+    if hook is not None and _accumulates_whole_frame(chain.final_frame.shape[0], chain.plan.band_rows):
+        return _write_accumulated(chain, stage, product, backend, version, hook)
     bands = _final_bands(chain.exposures, chain.final_frame, chain.pmaps, chain.params, chain.statics,
                          chain.crmasks, backend, chain.plan.band_rows, chain.stream_rows,
                          release=chain.release_pixels)
     first = next(bands)
     n_planes = 1 if first[4] is None else first[4].shape[0]  # no CTX data without context
-    tiny = np.zeros((1, 1), np.float32)
-
-    hdul = build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame,
-                         chain.exposures, chain.params, product, version)
-    hook = finalize_headers if banded_hook(finalize_headers) else None
+    hdul = _placeholder_product(chain, product, version, n_planes)
     pristine = None
     if hook is not None:
         # The product as built, for the final headers: copies of the image HDUs (the hook
@@ -877,6 +904,47 @@ def _write_streamed(chain: _Chain, stage: StagedOutputs, product: Path, backend,
     log.info("final drizzle streamed into %s in bands of %d rows", product.name, chain.stream_rows)
     write_product_in_bands(hdul, stage.reserve(product), chain.final_frame.shape, n_planes, all_bands(),
                            finish=None if hook is None else finish)
+    return product
+
+
+def _placeholder_product(chain: _Chain, product: Path, version: str, n_planes: int):
+    """:func:`build_product` of 1 x 1 placeholder arrays (the headers of a streamed product)."""
+    tiny = np.zeros((1, 1), np.float32)
+    return build_product(tiny, tiny, np.zeros((n_planes, 1, 1), np.int32), chain.final_frame,
+                         chain.exposures, chain.params, product, version)
+
+
+def _write_accumulated(chain: _Chain, stage: StagedOutputs, product: Path, backend, version: str,
+                       hook) -> Path:
+    """The streamed product of a frame drizzled whole into one accumulator, written once.
+
+    The banded ``hook`` sees the SCI and WHT bands (``ctx`` None) of a first read-out of the
+    accumulator and sets the final headers (its ``read_rows`` reads the accumulator again);
+    the bands are then read out a second time and written under those headers: the same file
+    as :func:`write_product_in_bands` with provisional headers, without data moved when the
+    final headers (S_REGION) take more or fewer 2880-byte blocks.
+    """
+    params = chain.params
+    frame = chain.final_frame
+    drz = final_accumulator(chain.exposures, frame, chain.pmaps, params, chain.statics, chain.crmasks,
+                            backend, tile_shape=STREAM_TILE, release=chain.release_pixels)
+    n_planes = drz.n_planes if params.context else 1  # no CTX data without context
+    hdul = _placeholder_product(chain, product, version, n_planes)
+    hook.start(frame.shape)
+    for band in _accumulator_bands(drz, chain.exposures, params, backend, chain.stream_rows,
+                                   products=("sci", "wht")):
+        hook.add_band(*band)
+
+    scale = _counts_scale(chain.exposures)
+
+    def read_rows(name, row0, row1):
+        _, _, sci, wht, _ = _accumulator_band(drz, scale, params, backend, row0, row1, (name.lower(),))
+        return sci if sci is not None else wht
+
+    hook.finish(hdul, product, read_rows)
+    log.info("final drizzle streamed into %s in bands of %d rows", product.name, chain.stream_rows)
+    write_product_in_bands(hdul, stage.reserve(product), frame.shape, n_planes,
+                           _accumulator_bands(drz, chain.exposures, params, backend, chain.stream_rows))
     return product
 
 

@@ -279,6 +279,12 @@ class Drizzle:
         return len(self._tiles)
 
     @property
+    def n_planes(self) -> int:
+        """Number of context planes (``ctx`` and ``band(..., products=("ctx",))`` hold this
+        many: one per 32 context ids)."""
+        return self._n_planes
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by the allocated tiles' accumulators."""
         return sum(int(arr.nbytes) for tile in self._tiles.values() for arr in tile.arrays())

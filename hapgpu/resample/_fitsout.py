@@ -81,7 +81,7 @@ class _Layout:
     def __init__(self, drz, header):
         ny, nx = drz.output_shape
         self.ny, self.nx = ny, nx
-        self.planes = drz._n_planes
+        self.planes = drz.n_planes
         self.tile_rows, tile_cols = drz.grid.tile
         keys = set(drz._tiles) | set(drz._finished)
         self.occupied = {key[0] for key in keys}
