@@ -64,11 +64,7 @@ def taxicab_erosion(image, iterations):
     """Erosion of ``image != 0`` by the 3x3 cross ``iterations`` times, zero border.
 
     A pixel survives when its city-block distance to the nearest unset pixel (the pixels
-    beyond the edges are unset) exceeds ``iterations``. That distance is separable: the
-    distance along the row to the nearest unset pixel (two sweeps per row, rows in
-    parallel), then ``min_k(row distance at k + |j - k|)`` down each column (two sweeps over
-    the rows, blocks of columns in parallel). Distances are capped at ``iterations + 1``,
-    which keeps them in uint8 and leaves every decision unchanged.
+    beyond the edges are unset) exceeds ``iterations`` (:func:`_capped_distance`).
 
     Parameters
     ----------
@@ -81,44 +77,12 @@ def taxicab_erosion(image, iterations):
     -------
     ndarray of bool, shape (ny, nx)
     """
+    dist = _capped_distance(image, iterations + 1, False, 0)
     ny, nx = image.shape
-    cap = np.int64(iterations + 1)
-    dist = np.empty((ny, nx), dtype=np.uint8)
-    for j in prange(ny):
-        d = np.int64(0)
-        for i in range(nx):
-            if image[j, i] == 0:
-                d = 0
-            else:
-                d = min(d + 1, cap)
-            dist[j, i] = d
-        d = 0
-        for i in range(nx - 1, -1, -1):
-            if image[j, i] == 0:
-                d = 0
-            else:
-                d = min(d + 1, cap)
-                if d < dist[j, i]:
-                    dist[j, i] = d
     out = np.empty((ny, nx), dtype=np.bool_)
-    width = 256
-    nblocks = (nx + width - 1) // width
-    for b in prange(nblocks):
-        i0 = b * width
-        i1 = min(nx, i0 + width)
-        for j in range(ny):                # down: the nearest unset pixel at or above
-            for i in range(i0, i1):
-                above = np.int64(dist[j - 1, i]) if j > 0 else 0
-                if above + 1 < dist[j, i]:
-                    dist[j, i] = above + 1
-        for j in range(ny - 1, -1, -1):    # up: at or below
-            for i in range(i0, i1):
-                d = np.int64(dist[j, i])
-                below = np.int64(dist[j + 1, i]) if j < ny - 1 else 0
-                if below + 1 < d:
-                    d = below + 1
-                    dist[j, i] = d
-                out[j, i] = d > iterations
+    for j in prange(ny):
+        for i in range(nx):
+            out[j, i] = dist[j, i] > iterations
     return out
 
 
@@ -127,9 +91,8 @@ def taxicab_dilation(image, iterations):
     """Dilation of ``image != 0`` by the 3x3 cross ``iterations`` times, zero border.
 
     A pixel is set when its city-block distance to the nearest set pixel (the pixels beyond
-    the edges are unset, so they never count) is at most ``iterations``: the mirror of
-    :func:`taxicab_erosion`, with the same separable distance (row sweeps, then column sweeps)
-    capped at ``iterations + 1``.
+    the edges are unset, so they never count) is at most ``iterations``
+    (:func:`_capped_distance`): the mirror of :func:`taxicab_erosion`.
 
     Parameters
     ----------
@@ -143,46 +106,62 @@ def taxicab_dilation(image, iterations):
     ndarray of bool, shape (ny, nx)
         ``scipy.ndimage.binary_dilation(image, iterations=iterations)``.
     """
+    dist = _capped_distance(image, iterations + 1, True, iterations + 1)
     ny, nx = image.shape
-    cap = np.int64(iterations + 1)
+    out = np.empty((ny, nx), dtype=np.bool_)
+    for j in prange(ny):
+        for i in range(nx):
+            out[j, i] = dist[j, i] <= iterations
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def _capped_distance(image, cap, to_set, outside):
+    """uint8 city-block distance of every pixel to the nearest target pixel (set pixels when
+    ``to_set``, else unset ones), capped at ``cap`` (<= 255); ``outside`` is the distance
+    of the pixels beyond the edges (0: they are targets; ``cap``: they never count).
+
+    The distance is separable: the distance along the row (two sweeps per row, rows in
+    parallel), then ``min_k(row distance at k + |j - k|)`` down each column (two sweeps over
+    the rows, blocks of columns in parallel). The cap keeps it in uint8 and leaves every
+    comparison with a smaller threshold unchanged.
+    """
+    ny, nx = image.shape
+    cap = np.int64(cap)
+    edge = np.int64(outside)
     dist = np.empty((ny, nx), dtype=np.uint8)
     for j in prange(ny):
-        d = cap
+        d = edge
         for i in range(nx):
-            if image[j, i] != 0:
+            if (image[j, i] != 0) == to_set:
                 d = 0
             else:
                 d = min(d + 1, cap)
             dist[j, i] = d
-        d = cap
+        d = edge
         for i in range(nx - 1, -1, -1):
-            if image[j, i] != 0:
+            if (image[j, i] != 0) == to_set:
                 d = 0
             else:
                 d = min(d + 1, cap)
                 if d < dist[j, i]:
                     dist[j, i] = d
-    out = np.empty((ny, nx), dtype=np.bool_)
     width = 256
     nblocks = (nx + width - 1) // width
     for b in prange(nblocks):
         i0 = b * width
         i1 = min(nx, i0 + width)
-        for j in range(1, ny):             # down: the nearest set pixel at or above
+        for j in range(ny):                # down: the nearest target at or above
             for i in range(i0, i1):
-                above = np.int64(dist[j - 1, i])
+                above = np.int64(dist[j - 1, i]) if j > 0 else edge
                 if above + 1 < dist[j, i]:
                     dist[j, i] = above + 1
         for j in range(ny - 1, -1, -1):    # up: at or below
             for i in range(i0, i1):
-                d = np.int64(dist[j, i])
-                if j < ny - 1:
-                    below = np.int64(dist[j + 1, i])
-                    if below + 1 < d:
-                        d = below + 1
-                        dist[j, i] = d
-                out[j, i] = d <= iterations
-    return out
+                below = np.int64(dist[j + 1, i]) if j < ny - 1 else edge
+                if below + 1 < dist[j, i]:
+                    dist[j, i] = below + 1
+    return dist
 
 
 @numba.njit(parallel=True, **_JIT)
