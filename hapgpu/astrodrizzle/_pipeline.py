@@ -589,13 +589,16 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         arrays; an exception it raises stops the run with nothing written, as any failure.
         A hook that also has ``start(shape)``, ``add_band(row0, row1, sci, wht, ctx)``,
         ``provisional(hdul, path)`` and ``finish(hdul, path, read_rows)`` (:func:`banded_hook`)
-        lets the product be streamed: ``start`` gets the frame's ``(ny, nx)``, ``provisional``
-        sets the headers on the placeholder product before any band (every card the final
-        headers will hold, with any values: they fix the file's layout), ``add_band`` sees each
-        band of host rows as it is written, in row order, and ``finish`` sets the final headers
-        on a fresh placeholder product once all are written (``read_rows(name, row0, row1)``
-        reads ``SCI`` or ``WHT`` rows back from the file). Unstreamed, such a hook is called as
-        any other. A hook with a ``begin(sci, wht)`` method gets the final host SCI and WHT
+        lets the product be streamed: ``start`` gets the frame's ``(ny, nx)``, ``add_band``
+        sees every band of host rows, in row order, and ``finish`` sets the final headers on a
+        fresh placeholder product once every band was seen (``read_rows(name, row0, row1)``
+        reads ``SCI`` or ``WHT`` rows again, float32). When the whole frame is drizzled before
+        it is read (no device bands), the bands are seen before anything is written (``ctx``
+        None) and the file is written once under the final headers. Otherwise ``provisional``
+        first sets the headers on the placeholder product (every card the final headers will
+        hold, with any values: they fix the file's layout), each band is seen as it is
+        written, and the final headers replace them at the end. Unstreamed, such a hook is
+        called as any other. A hook with a ``begin(sci, wht)`` method gets the final host SCI and WHT
         arrays of an unstreamed product before its headers are built (it may start reading
         them on a worker thread, never change them), then is called as above.
     stream : bool, optional

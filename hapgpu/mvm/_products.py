@@ -879,7 +879,7 @@ class LayerHeaders:
         self.done, self.error = False, None
 
     def add_band(self, row0: int, row1: int, sci, wht, ctx) -> None:
-        """Rows ``row0:row1`` of the product as written (host float32 SCI and WHT)."""
+        """Rows ``row0:row1`` of the product (host float32 SCI and WHT; ``ctx`` is not used)."""
         self._weights.add(row0, row1, wht)
         self._sregion.add(row0, row1, sci)
 
@@ -893,7 +893,7 @@ class LayerHeaders:
         self.done, self.error = False, None
 
     def finish(self, hdul, path, read_rows) -> None:
-        """The final keywords from the bands seen (WHT rows read back for MEDWHT)."""
+        """The final keywords from the bands seen (WHT rows read again for MEDWHT)."""
         try:
             weights = self._weights.keywords(lambda row0, row1: read_rows("WHT", row0, row1))
             s_region = self._sregion.values(hdul, path=path)
