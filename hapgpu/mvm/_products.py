@@ -723,31 +723,16 @@ def write_layer_keywords(path, footprint: LayerFootprint, scellid: str, runfile:
     update_in_copy(Path(path), lambda hdul: _layer_keywords(hdul, footprint, scellid, runfile))
 
 
-def _written_weight_keywords(wht) -> dict:
-    """MEANWHT/MEDWHT of ``wht`` in the file's byte order (big-endian), as when read back from
-    the written product (numpy's buffered sum of a non-native array can differ in the last bit
-    of the float32 mean)."""
-    from ..svm._footprint import weight_keywords
-
-    return weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), None)
-
-
-def _measure_layer(sci, wht):
-    """``(weights, traced)``: :func:`_written_weight_keywords` of ``wht`` and the S_REGION
-    polygons of ``sci`` (safe on a worker thread: reads its arrays, no headers, no logging)."""
-    from ..svm._headers import trace_sregion
-
-    return _written_weight_keywords(wht), trace_sregion(sci)
-
-
 def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str | None,
                     weights: dict | None = None) -> None:
     """The header work of :func:`write_layer_keywords` on an open (or in-memory) product.
 
-    MEANWHT/MEDWHT are :func:`_written_weight_keywords` of WHT; ``weights`` gives them instead
+    MEANWHT/MEDWHT are :func:`hapgpu.svm._footprint.written_weight_keywords` of WHT over
+    ``WHT > 0``; ``weights`` gives them instead
     (measured earlier, or a streamed product's :class:`hapgpu.svm._footprint.WeightStatistics`).
     """
     from ..astrodrizzle._product import fit_comments
+    from ..svm._footprint import written_weight_keywords
 
     header = hdul[0].header
     for key, (value, comment) in footprint.keywords.items():
@@ -756,7 +741,7 @@ def _layer_keywords(hdul, footprint: LayerFootprint, scellid: str, runfile: str 
         header["DRIZPARS"] = (runfile, "Logfile for processing")
     header["SCELLID"] = scellid
     if weights is None:
-        weights = _written_weight_keywords(np.asarray(hdul["WHT", 1].data))
+        weights = written_weight_keywords(hdul["WHT", 1].data)
     for key, (value, comment) in weights.items():
         header[key] = (float(value), comment)
     fit_comments(header)  # DRIZPARS with a long layer name
@@ -831,16 +816,13 @@ class LayerHeaders:
         return f"LayerHeaders({self.layer.drizzle_filename!r}, runfile={self.runfile!r})"
 
     def begin(self, sci, wht) -> None:
-        """Start measuring the product's final arrays on a worker thread: the S_REGION polygons
-        of ``sci`` (:func:`hapgpu.svm._headers.trace_sregion`) and MEANWHT/MEDWHT of ``wht``,
-        while AstroDrizzle builds the product's headers (the array work releases the GIL).
-        The call that follows (:meth:`__call__`) takes the results: the same keywords as
-        measured there."""
-        from concurrent.futures import ThreadPoolExecutor
+        """Start measuring the product's final arrays on a worker thread while AstroDrizzle
+        builds its headers (:func:`hapgpu.svm._headers.measure_in_background`: S_REGION
+        polygons and MEANWHT/MEDWHT); the call that follows (:meth:`__call__`) takes the
+        results, the same keywords as measured there."""
+        from ..svm._headers import measure_in_background
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-headers")
-        self._measured = pool.submit(_measure_layer, sci, wht)
-        pool.shutdown(wait=False)  # the thread ends with the task
+        self._measured = measure_in_background(sci, wht)
 
     def __call__(self, hdul, path) -> None:
         measured, self._measured = self._measured, None

@@ -728,6 +728,14 @@ def _few_valued_median(values: np.ndarray):
     return np.median(candidates[np.searchsorted(cumulative, np.asarray(middle) + 1)])
 
 
+def written_weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """:func:`weight_keywords` of ``wht`` in the file's byte order (big-endian), as when read
+    back from the written product (numpy sums a non-native array in buffered chunks, so the
+    float32 mean can differ in its last bit from the native array's)."""
+    wht = np.asarray(wht)
+    return weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), mask)
+
+
 def weight_keywords(wht: np.ndarray, mask: np.ndarray | None = None) -> dict:
     """``MEANWHT`` and ``MEDWHT`` of a drizzled weight image over the pixels with data.
 

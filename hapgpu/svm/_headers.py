@@ -32,7 +32,7 @@ from scipy import ndimage
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
 __all__ = ["refine_product_headers", "refine_product_hdulist", "compute_sregion", "sregion_values", "SRegionValues",
-           "trace_sregion", "TracedRegions",
+           "trace_sregion", "TracedRegions", "measure_in_background",
            "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
            "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH", "SRegionBands", "SREGION_BAND_ROWS"]
 
@@ -536,6 +536,29 @@ def trace_sregion(data) -> TracedRegions:
         return TracedRegions(None)
     polygons, n_degenerate = _traced_polygons(data)
     return TracedRegions(polygons, n_degenerate)
+
+
+def measure_in_background(sci, wht, mask=None, *, weights: bool = True):
+    """Start measuring a drizzled product's final arrays on a worker thread, while its headers
+    are built: ``Future`` of ``(weights, traced)``.
+
+    ``weights``: MEANWHT/MEDWHT (:func:`hapgpu.svm._footprint.written_weight_keywords` of
+    ``wht`` over ``mask``, or over ``wht > 0`` without one), None when not asked for;
+    ``traced``: :func:`trace_sregion` of ``sci``. The arrays are only read; the array work
+    releases the GIL. The future raises what the measurement raised.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-headers")
+    future = pool.submit(_measure_product, sci, wht, mask, weights)
+    pool.shutdown(wait=False)  # the thread ends with the task
+    return future
+
+
+def _measure_product(sci, wht, mask, weights: bool):
+    from ._footprint import written_weight_keywords
+
+    return (written_weight_keywords(wht, mask) if weights else None), trace_sregion(sci)
 
 
 def _input_files(primary) -> list[str]:

@@ -160,22 +160,21 @@ def _drizzle(product, inputs, config, overrides: dict, folder: Path, *, backend,
     return result
 
 
-def _footprint_header(hdul, mask_kws: dict, mask) -> None:
+def _footprint_header(hdul, mask_kws: dict, mask, weights: dict | None = None) -> None:
     """NPIXFRAC ... MEDNEXP and MEANWHT/MEDWHT into the product's primary header (in memory).
 
-    The weight statistics are taken over the WHT array in the byte order of the file
-    (big-endian), as when they were read back from the written product: numpy sums a
-    non-native array in buffered chunks, so the float32 mean can differ in its last bit.
+    The weight statistics are :func:`~hapgpu.svm._footprint.written_weight_keywords` of the
+    WHT array over ``mask`` (as when they were read back from the written product), unless
+    ``weights`` gives them (measured earlier from the same arrays).
     """
-    import numpy as np
-
-    from ._footprint import weight_keywords
+    from ._footprint import written_weight_keywords
 
     header = hdul[0].header
     for key, (value, comment) in mask_kws.items():
         header[key] = (float(value), comment)
-    wht = np.asarray(hdul["WHT", 1].data)
-    for key, (value, comment) in weight_keywords(wht.astype(wht.dtype.newbyteorder(">")), mask).items():
+    if weights is None:
+        weights = written_weight_keywords(hdul["WHT", 1].data, mask)
+    for key, (value, comment) in weights.items():
         header[key] = (float(value), comment)
 
 
@@ -184,6 +183,8 @@ class _FinalHeaders:
     (filter and total products) and the keywords of
     :func:`~hapgpu.svm._headers.refine_product_headers`, on the HDU list before its one write.
 
+    :meth:`begin` starts measuring the product's arrays (S_REGION polygons, MEANWHT/MEDWHT)
+    on a worker thread while AstroDrizzle builds the headers; the call takes the results.
     A refinement that fails (a keyword-update problem: drizzlepac's exit status 15) does not
     stop the product from being written; the error is kept in :attr:`error` for
     :func:`refine_headers` to raise, as when the refinement followed the write.
@@ -197,18 +198,34 @@ class _FinalHeaders:
         self.footprint = footprint  # (mask keywords, total mask) or None
         self.done = False
         self.error = None
+        self._measured = None
+
+    def begin(self, sci, wht) -> None:
+        """Start :func:`~hapgpu.svm._headers.measure_in_background` of the final arrays."""
+        from ._headers import measure_in_background
+
+        mask = None if self.footprint is None else self.footprint[1]
+        self._measured = measure_in_background(sci, wht, mask, weights=self.footprint is not None)
 
     def __call__(self, hdul, path) -> None:
-        from ._headers import refine_product_hdulist
+        from ._headers import refine_product_hdulist, sregion_values
 
+        measured, self._measured = self._measured, None
+        weights = traced = None
+        if measured is not None:
+            try:
+                weights, traced = measured.result()
+            except HapGpuError:  # measured again below, where the error is met as without begin
+                weights = traced = None
         if self.footprint is not None:
             keywords, mask = self.footprint
-            _footprint_header(hdul, keywords, mask)
+            _footprint_header(hdul, keywords, mask, weights)
         log.info("refining the header of %s", Path(path).name)
         try:
+            s_region = None if traced is None else sregion_values(hdul, path=path, traced={1: traced})
             refine_product_hdulist(hdul, path, hap_level=self.hap_level, hap_exposure_names=self.names,
                                    poller_aperture=getattr(self.product, "aperture", None),
-                                   input_dir=self.folder)
+                                   input_dir=self.folder, s_region=s_region)
         except (HapGpuError, OSError) as exc:
             self.error = exc
             return
