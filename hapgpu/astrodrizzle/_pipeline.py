@@ -598,9 +598,9 @@ def astrodrizzle(inputs, output, *, backend=None, pars=None, band_rows: int | No
         first sets the headers on the placeholder product (every card the final headers will
         hold, with any values: they fix the file's layout), each band is seen as it is
         written, and the final headers replace them at the end. Unstreamed, such a hook is
-        called as any other. A hook with a ``begin(sci, wht)`` method gets the final host SCI and WHT
-        arrays of an unstreamed product before its headers are built (it may start reading
-        them on a worker thread, never change them), then is called as above.
+        called as any other. A hook with a ``begin(sci, wht)`` method gets the final host SCI
+        and WHT arrays of an unstreamed product before its headers are built (it may start
+        reading them on a worker thread, never change them), then is called as above.
     stream : bool, optional
         Drizzle the final frame band by band straight into the product file, never holding
         the whole SCI/WHT/CTX (same file as without). None (default): when those arrays would

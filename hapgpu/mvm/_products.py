@@ -825,15 +825,10 @@ class LayerHeaders:
         self._measured = measure_in_background(sci, wht)
 
     def __call__(self, hdul, path) -> None:
-        measured, self._measured = self._measured, None
-        if measured is None:
-            self._finalize(hdul, path)
-            return
-        try:
-            weights, traced = measured.result()
-        except HapGpuError as exc:
-            self.error = exc
-            return
+        from ..svm._headers import measured_results
+
+        weights, traced = measured_results(self._measured)
+        self._measured = None
         self._finalize(hdul, path, weights, traced=traced)
 
     def _finalize(self, hdul, path, weights=None, s_region=None, traced=None) -> None:

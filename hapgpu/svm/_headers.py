@@ -32,7 +32,7 @@ from scipy import ndimage
 from ..errors import InvalidInputError, InvalidParameterError, OutputWriteError
 
 __all__ = ["refine_product_headers", "refine_product_hdulist", "compute_sregion", "sregion_values", "SRegionValues",
-           "trace_sregion", "TracedRegions", "measure_in_background",
+           "trace_sregion", "TracedRegions", "measure_in_background", "measured_results",
            "footprint_from_data", "trace_region_border", "simplify_polygon", "sregion_polygons",
            "PHOT_KEYWORDS", "HAPEXPNAME_MIN_WIDTH", "SRegionBands", "SREGION_BAND_ROWS"]
 
@@ -553,6 +553,21 @@ def measure_in_background(sci, wht, mask=None, *, weights: bool = True):
     future = pool.submit(_measure_product, sci, wht, mask, weights)
     pool.shutdown(wait=False)  # the thread ends with the task
     return future
+
+
+def measured_results(future) -> tuple:
+    """``(weights, traced)`` of a :func:`measure_in_background` future; ``(None, None)`` when
+    there is none or the measurement raised a :class:`~hapgpu.errors.HapGpuError` (the caller
+    then measures again where it would without the background measurement, and meets the
+    error there)."""
+    from ..errors import HapGpuError
+
+    if future is None:
+        return None, None
+    try:
+        return future.result()
+    except HapGpuError:
+        return None, None
 
 
 def _measure_product(sci, wht, mask, weights: bool):

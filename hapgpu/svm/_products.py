@@ -208,15 +208,10 @@ class _FinalHeaders:
         self._measured = measure_in_background(sci, wht, mask, weights=self.footprint is not None)
 
     def __call__(self, hdul, path) -> None:
-        from ._headers import refine_product_hdulist, sregion_values
+        from ._headers import measured_results, refine_product_hdulist, sregion_values
 
-        measured, self._measured = self._measured, None
-        weights = traced = None
-        if measured is not None:
-            try:
-                weights, traced = measured.result()
-            except HapGpuError:  # measured again below, where the error is met as without begin
-                weights = traced = None
+        weights, traced = measured_results(self._measured)
+        self._measured = None
         if self.footprint is not None:
             keywords, mask = self.footprint
             _footprint_header(hdul, keywords, mask, weights)
