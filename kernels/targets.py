@@ -9,22 +9,64 @@ simulator.
 
 from __future__ import annotations
 
+import hashlib
 import types
 
-__all__ = ["TARGETS", "cached_driver", "compile_namespace", "cuda_module_for", "device_function",
-           "rebind"]
+__all__ = ["TARGETS", "binding_tag", "cached_driver", "compile_namespace", "cuda_module_for",
+           "device_function", "rebind"]
 
 TARGETS = ("cpu", "cuda", "cudasim")
 
 
 def rebind(fn, namespace: dict):
-    """Return a copy of ``fn`` whose global names resolve in ``namespace`` first."""
+    """Return a copy of ``fn`` whose global names resolve in ``namespace`` first.
+
+    The copy's ``__qualname__`` carries a tag of what those names are bound to
+    (:func:`binding_tag`), so that two bindings of one source never share a symbol name.
+    Numba names a compiled function after its module, qualified name, argument types and a
+    per-process counter; a process that loads from the on-disk cache two bindings compiled in
+    two processes after the same steps would otherwise link both callers to one body.
+    """
     glb = dict(fn.__globals__)
     glb.update(namespace)
     new = types.FunctionType(fn.__code__, glb, fn.__name__, fn.__defaults__, fn.__closure__)
-    new.__qualname__ = fn.__qualname__
+    tag = binding_tag(fn.__code__, namespace)
+    new.__qualname__ = fn.__qualname__ if tag is None else f"{fn.__qualname__}__{tag}"
     new.__doc__ = fn.__doc__
     return new
+
+
+def _global_names(code) -> set:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _bound_name(value) -> str:
+    """What a rebound global refers to, the same in every process: a compiled function by its
+    module and qualified name (which carries its own binding tag), a number or string by its
+    value, an array by its contents, anything else by its type."""
+    func = getattr(value, "py_func", value)
+    if callable(func) and hasattr(func, "__qualname__"):
+        return f"{getattr(func, '__module__', '')}.{func.__qualname__}"
+    if isinstance(value, (bool, int, float, str, bytes)):
+        return repr(value)
+    if hasattr(value, "dtype") and hasattr(value, "tobytes"):  # an array frozen into the code
+        digest = hashlib.sha256(value.tobytes()).hexdigest()[:16]
+        return f"{value.dtype}{getattr(value, 'shape', ())}:{digest}"
+    return type(value).__qualname__
+
+
+def binding_tag(code, namespace: dict) -> str | None:
+    """Eight hex digits naming the binding of the globals ``code`` uses from ``namespace``
+    (``None`` when it uses none): equal tags, equal code."""
+    used = sorted(_global_names(code) & namespace.keys())
+    if not used:
+        return None
+    text = ";".join(f"{name}={_bound_name(namespace[name])}" for name in used)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def cuda_module_for(target: str):
@@ -125,7 +167,8 @@ def cached_driver(fn, variant: str | None = None, **options):
     ``variant`` names one binding of a function compiled several times from the same source
     (e.g. ``"square"`` for the drizzle driver whose span function is the square kernel's); it
     becomes part of the cache file name (see :mod:`hapgpu.kernels._cache`), so the variants
-    never read each other's machine code.
+    never read each other's index. Their symbols are told apart by the binding tag that
+    :func:`rebind` puts in each rebound function's name.
     """
     import numba
 

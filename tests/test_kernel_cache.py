@@ -44,6 +44,21 @@ np.savez(sys.argv[1], **out)
 """
 
 
+# Only the kernels named in $PROBE ("point,turbo,blot:poly5"): a process that compiles one
+# driver and nothing before it.
+_ONLY = _SCRIPT.split("out = {}")[0] + """import os
+out = {}
+for name in os.environ["PROBE"].split(","):
+    if name.startswith("blot:"):
+        out[name] = blot(data, pmap, interp=name[5:], backend="cpu")
+    else:
+        d = Drizzle((n, n), kernel=name, pixfrac=0.8, backend="cpu")
+        d.add_image(data, pmap)
+        out[name] = d.sci
+np.savez(sys.argv[1], **out)
+"""
+
+
 def _run(tmp_path, env_extra, name, script=None):
     env = {k: v for k, v in os.environ.items()
            if k not in ("HAPGPU_CACHE_DIR", "NUMBA_CACHE_DIR")}
@@ -106,6 +121,24 @@ def test_kernels_are_cached_outside_the_package(tmp_path):
     for key in ("square", "turbo", "blot"):
         np.testing.assert_array_equal(warm[key], cold[key])
     assert not np.array_equal(cold["square"], cold["turbo"])
+
+
+def test_variants_compiled_in_separate_processes_keep_their_own_code(tmp_path):
+    """Two drivers from one source, each compiled in its own process after the same cached
+    helpers, get the same per-process symbol numbers from Numba; a process that loads both
+    from the cache must still run each one's own code (the rebound functions' names carry
+    their binding)."""
+    cache = {"HAPGPU_CACHE_DIR": str(tmp_path / "cache")}
+    _run(tmp_path, {**cache, "PROBE": "square,blot:nearest"}, "helpers", script=_ONLY)
+    alone = {}
+    for probe in ("point", "turbo", "blot:poly5", "blot:lanczos3"):
+        alone.update(_run(tmp_path, {**cache, "PROBE": probe}, probe[-5:], script=_ONLY)[0])
+    both, log = _run(tmp_path, {**cache, "PROBE": ",".join(alone)}, "all", script=_ONLY)
+    assert "compiling kernels" not in log
+    for key, value in alone.items():
+        np.testing.assert_array_equal(both[key], value, err_msg=key)
+    assert not np.array_equal(alone["point"], alone["turbo"])
+    assert not np.array_equal(alone["blot:poly5"], alone["blot:lanczos3"])
 
 
 def test_numba_cache_dir_is_respected(tmp_path):
