@@ -3,8 +3,9 @@
 # A CPU-only image for running the tests: `docker build --target cpu-test -t hapgpu-test .`
 FROM nvidia/cuda:12.6.3-runtime-ubuntu24.04 AS gpu
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HAPGPU_BACKEND=auto
+# libgomp1: Numba's OpenMP threading layer, which takes parallel kernels from several threads
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
-    && rm -rf /var/lib/apt/lists/*
+    libgomp1 && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/hapgpu
 ENV PATH=/opt/hapgpu/bin:$PATH
 WORKDIR /src
@@ -22,6 +23,8 @@ CMD ["--help"]
 FROM python:3.12-slim AS cpu-test
 # CI=true: a skipped test fails the run unless its reason is "no CUDA device" (tests/conftest.py)
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HAPGPU_BACKEND=cpu CI=true
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN pip install -e '.[test,reference]'

@@ -80,7 +80,11 @@ class Task:
     kwargs: Mapping = field(default_factory=dict)
 
     def __call__(self):
-        return self.func(*self.args, **dict(self.kwargs))
+        from ._threads import one_launcher
+
+        # a worker of an existing cluster may run several tasks on threads at once
+        with one_launcher():
+            return self.func(*self.args, **dict(self.kwargs))
 
 
 def _as_task(item, index: int) -> Task:

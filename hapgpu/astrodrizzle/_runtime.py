@@ -187,9 +187,12 @@ class StepTimer:
 
 def host_map(fn, items, xp) -> list:
     """``[fn(x) for x in items]``, on host threads for host arrays (FITS decoding and the
-    statistics kernels release the GIL); in order on a device."""
+    statistics kernels release the GIL); in order on a device, or where threads may not launch
+    kernels at once (:func:`hapgpu._threads.concurrent_kernels`)."""
+    from .._threads import concurrent_kernels
+
     items = list(items)
-    if xp is not np or len(items) < 2:
+    if xp is not np or len(items) < 2 or not concurrent_kernels():
         return [fn(item) for item in items]
     import numba
 

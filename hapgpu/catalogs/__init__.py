@@ -29,6 +29,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
+from .._threads import concurrent_kernels
 from ..backend import resolve_backend
 from ..errors import InvalidInputError, InvalidParameterError
 from ._flags import flag_inputs, flag_sources
@@ -233,9 +234,10 @@ def make_hap_catalogs(total, filters, *, config=None, backend=None, diagnostic=F
     # On the host, the work that does not depend on the total's sources -- the total's
     # drizzled library PSF, each filter image's preparation and flag inputs -- runs in a
     # worker thread beside the total's source identification (the compiled passes release the
-    # GIL); the results are the same objects the serial order makes.
+    # GIL); the results are the same objects the serial order makes. (Not where threads may
+    # not launch kernels at once: hapgpu._threads.)
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="hapgpu-catalogs")
-            if bk.name == "cpu" else None)
+            if bk.name == "cpu" and concurrent_kernels() else None)
     try:
         psf_future = None
         if (pool is not None and "point" in wanted

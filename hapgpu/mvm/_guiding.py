@@ -45,6 +45,8 @@ import numpy as np
 from astropy.io import fits
 
 from .._fileid import file_identity
+from .._threads import concurrent_kernels
+from ..backend import Backend, resolve_backend
 from ..errors import InvalidInputError
 
 __all__ = ["ACCEPTED_DQ_FLAGS", "MIN_LINES", "GuidingCache", "lines_in_image", "verify_guiding"]
@@ -66,7 +68,7 @@ _TRIM = 2
 _WARNINGS_LOCK = threading.Lock()
 
 
-def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
+def verify_guiding(path, *, min_length: int = _MIN_LENGTH, backend=None) -> bool:
     """Whether an exposure was affected by bad guiding (True = bad; see the module notes).
 
     Parameters
@@ -75,6 +77,8 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
         Calibrated exposure (FLT/FLC) with a ``SCI,1`` extension.
     min_length : int, keyword-only
         Shortest line, pixels (33 as drizzlepac calls it).
+    backend : {"cpu", "gpu", "cudasim", "auto"} or Backend, optional, keyword-only
+        Where the statistics, source detection and measurement run (default: ``auto``).
 
     Returns
     -------
@@ -122,7 +126,7 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
                        if h.header.get("EXTNAME") == "DQ" and h.data is not None), None)
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the exposure ({exc})") from None
-    _, median, std = sigma_clipped_stats(data, maxiters=2)
+    _, median, std = sigma_clipped_stats(data, maxiters=2, backend=backend)
     # data - (median + std), clipped at 0, in place (the same float32 values as new arrays)
     image = data
     image -= np.float32(median + std)
@@ -133,11 +137,11 @@ def verify_guiding(path, *, min_length: int = _MIN_LENGTH) -> bool:
         del dq
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        segm = detect_sources(image, 0.0, _N_PIXELS)
+        segm = detect_sources(image, 0.0, _N_PIXELS, backend=backend)
     if segm is None or segm.n_labels < 2:
         log.debug("%s: too few sources for the guiding check", path)
         return False
-    stars = classify_sources(SourceCatalog(image, segm), _CR_FWHM)
+    stars = classify_sources(SourceCatalog(image, segm, backend=backend), _CR_FWHM)
     segm.remove_labels(segm.labels[~stars])
     if segm.n_labels == 0:
         log.warning("%s: no sources left after removing likely cosmic rays; guiding not "
@@ -181,7 +185,11 @@ class GuidingCache:
         Shortest line, pixels, passed to :func:`verify_guiding`.
     n_workers : int, optional, keyword-only
         Most checks run at once by :meth:`check` (each holds ~10 float32 copies of a chip,
-        ~0.4 GB for a UVIS chip). Default: the number of CPUs, at most 4.
+        ~0.4 GB for a UVIS chip). Default: the number of CPUs, at most 4. One where Numba's
+        threading layer takes kernel launches from one thread at a time
+        (:func:`hapgpu._threads.concurrent_kernels`).
+    backend : {"cpu", "gpu", "cudasim", "auto"} or Backend, optional, keyword-only
+        Passed to :func:`verify_guiding` (default: ``auto``, resolved once).
 
     Raises
     ------
@@ -195,7 +203,8 @@ class GuidingCache:
     [False, False, True]
     """
 
-    def __init__(self, *, min_length: int = _MIN_LENGTH, n_workers: int | None = None):
+    def __init__(self, *, min_length: int = _MIN_LENGTH, n_workers: int | None = None,
+                 backend=None):
         from ..errors import InvalidParameterError
 
         if n_workers is None:
@@ -204,6 +213,7 @@ class GuidingCache:
             raise InvalidParameterError(f"n_workers must be a positive integer, got {n_workers!r}")
         self.min_length = int(min_length)
         self.n_workers = int(n_workers)
+        self.backend = backend
         self._verdicts: dict = {}
 
     def __repr__(self) -> str:
@@ -255,12 +265,16 @@ class GuidingCache:
         def run(item):
             key, path = item
             try:
-                self._verdicts[key] = verify_guiding(path, min_length=self.min_length)
+                self._verdicts[key] = verify_guiding(path, min_length=self.min_length,
+                                                     backend=backend)
             except InvalidInputError as exc:
                 return exc
             return None
 
-        n_threads = min(self.n_workers, len(new))
+        if new and not isinstance(self.backend, Backend):
+            self.backend = resolve_backend(self.backend)  # once, not on every thread
+        backend = self.backend
+        n_threads = min(self.n_workers, len(new)) if concurrent_kernels() else 1
         if n_threads > 1:
             with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="guiding") as pool:
                 errors = list(pool.map(run, new.items()))  # every file checked, in path order

@@ -460,7 +460,8 @@ def _run_cells(paths, output_dir: Path, level: int, *, custom_pars, output_custo
     from ._guiding import GuidingCache
 
     started = time.perf_counter()
-    guiding = GuidingCache()  # each exposure's guiding is checked once, whatever lists it
+    # each exposure's guiding is checked once, whatever lists it
+    guiding = GuidingCache(backend=backend)
     runs: list[_CellRun] = [_CellRun(output_dir, path, level) for path in paths]
     codes: dict = {}
     photflam: dict = {}  # PHOTFLAM by file, for the layer order: each file read once

@@ -545,9 +545,16 @@ def measure_in_background(sci, wht, mask=None, *, weights: bool = True):
     ``weights``: MEANWHT/MEDWHT (:func:`hapgpu.svm._footprint.written_weight_keywords` of
     ``wht`` over ``mask``, or over ``wht > 0`` without one), None when not asked for;
     ``traced``: :func:`trace_sregion` of ``sci``. The arrays are only read; the array work
-    releases the GIL. The future raises what the measurement raised.
+    releases the GIL. The future raises what the measurement raised. None where threads may
+    not launch kernels at once (:func:`hapgpu._threads.concurrent_kernels`): the caller then
+    measures in order.
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from .._threads import concurrent_kernels
+
+    if not concurrent_kernels():
+        return None
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-headers")
     future = pool.submit(_measure_product, sci, wht, mask, weights)

@@ -16,6 +16,7 @@ the names the MVM pollers list.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def sample_rows(folder, keys=("uvis", "ir"), *, new=True):
             shutil.copyfileobj(packed, out)
         rows.append((name, folder / name, visit, det, filt, exptime, new))
     return rows
+
+
+#: A layer task's staging folder, ``...-<process id>-<random>/``, named in its trailer.
+_STAGING = re.compile(r"-\d+-[0-9a-f]{8}/")
+
+
+def assert_same_layer_products(made: Path, serial: Path) -> None:
+    """Same files; FITS headers equal but for DATE and data identical; manifests identical;
+    trailers identical but for times, folders and staging-folder names."""
+    from tests.test_scaleout import assert_same_fits, trailer_text
+
+    names = sorted(p.name for p in serial.iterdir())
+    assert sorted(p.name for p in made.iterdir()) == names  # and no staging folder left
+    for name in names:
+        a, b = made / name, serial / name
+        if name.endswith(".fits"):
+            assert_same_fits(a, b)
+        elif name.endswith("_trl.txt"):
+            assert (_STAGING.sub("-/", trailer_text(a, made))
+                    == _STAGING.sub("-/", trailer_text(b, serial))), name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name

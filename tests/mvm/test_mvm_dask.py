@@ -8,9 +8,7 @@ where four sky cells overlap; one poller per cell (the cells ``get_sky_cells`` f
 
 from __future__ import annotations
 
-import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from hapgpu.mvm import run_mvm
 from hapgpu.simulate import simulate_visit
 from hapgpu.skycells import SkyCell, get_sky_cells
 
-from ._cell_inputs import CELL, write_mvm_poller
+from ._cell_inputs import CELL, assert_same_layer_products, write_mvm_poller
 
 pytest.importorskip("distributed")
 
@@ -45,28 +43,6 @@ def four_cells(tmp_path_factory):
     cells = get_sky_cells([str(path) for _, path, *_ in rows])
     pollers = [write_mvm_poller(root / f"{cell}_input.out", rows, skycell=cell) for cell in cells]
     return pollers, root
-
-
-#: A layer task's staging folder, ``...-<process id>-<random>/``, named in its trailer.
-_STAGING = re.compile(r"-\d+-[0-9a-f]{8}/")
-
-
-def assert_same_layer_products(made: Path, serial: Path) -> None:
-    """Same files; FITS headers equal but for DATE and data identical; manifests identical;
-    trailers identical but for times, folders and staging-folder names."""
-    from tests.test_scaleout import assert_same_fits, trailer_text
-
-    names = sorted(p.name for p in serial.iterdir())
-    assert sorted(p.name for p in made.iterdir()) == names  # and no staging folder left
-    for name in names:
-        a, b = made / name, serial / name
-        if name.endswith(".fits"):
-            assert_same_fits(a, b)
-        elif name.endswith("_trl.txt"):
-            assert (_STAGING.sub("-/", trailer_text(a, made))
-                    == _STAGING.sub("-/", trailer_text(b, serial))), name
-        else:
-            assert a.read_bytes() == b.read_bytes(), name
 
 
 @pytest.mark.slow

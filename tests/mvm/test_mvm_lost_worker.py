@@ -29,8 +29,8 @@ from hapgpu.mvm import run_mvm
 from hapgpu.simulate import simulate_visit
 from hapgpu.skycells import get_sky_cells
 
-from ._cell_inputs import write_mvm_poller
-from .test_mvm_dask import _corner_target, assert_same_layer_products
+from ._cell_inputs import assert_same_layer_products, write_mvm_poller
+from .test_mvm_dask import _corner_target
 
 pytest.importorskip("distributed")
 

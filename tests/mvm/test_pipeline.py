@@ -30,7 +30,13 @@ from hapgpu.mvm._products import (
 )
 from hapgpu.skycells import SkyCell
 
-from ._cell_inputs import CELL, make_exposures, sample_rows, write_mvm_poller
+from ._cell_inputs import (
+    CELL,
+    assert_same_layer_products,
+    make_exposures,
+    sample_rows,
+    write_mvm_poller,
+)
 
 PREFIX = f"hst_{CELL}_wfc3_"
 MASK_KEYS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP")
@@ -338,6 +344,25 @@ def test_cell_run_layers(cell_run):
     assert (out / f"{CELL}_manifest.txt").read_text().splitlines() == CELL_LAYERS
     assert sorted(p.name for p in out.iterdir()) == sorted(CELL_LAYERS + [f"{CELL}_manifest.txt"])
     assert cell_run["before"] == cell_run["after"]
+
+
+@pytest.mark.slow
+def test_cell_run_without_a_thread_safe_numba_layer(cell_run, tmp_path):
+    """Where Numba has only its workqueue threading layer (no TBB, no OpenMP runtime), two
+    threads launching parallel kernels at once end the process; the overlapping work then runs
+    in order, and the products are the threaded run's."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "HAPGPU_BACKEND": "cpu"}
+    poller = cell_run["out"].parent / f"{CELL}_input.out"
+    proc = subprocess.run([sys.executable, "-m", "hapgpu.cli", "mvm", str(poller),
+                           "--output-dir", str(out)], env=env, capture_output=True, text=True,
+                          check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_layer_products(out, cell_run["out"])
 
 
 @pytest.mark.slow
